@@ -1,0 +1,33 @@
+# sv-lite: build, run, test, lint, bench. `make test` is what CI runs (.ci/run).
+CARGO ?= cargo
+STATIC_TARGET := x86_64-unknown-linux-gnu
+STATIC_BIN := target/$(STATIC_TARGET)/release/sv-lite
+
+.PHONY: build run test lint static bench clean
+
+build:
+	$(CARGO) build --release
+
+run: build
+	./target/release/sv-lite -c examples/demo.yaml -s /tmp/sv-lite-demo.sock
+
+# Unit tests, then the integration tests against the real binary (debug and static release).
+test: static
+	$(CARGO) build
+	SV_LITE_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) $(CARGO) test --no-fail-fast -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# A statically linked release binary (glibc with crt-static; no NSS use in our code).
+static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(STATIC_TARGET)
+	@file $(STATIC_BIN) 2>/dev/null || true
+	@ls -l $(STATIC_BIN)
+
+bench: static
+	$(CARGO) run --release --example bench -- $(CURDIR)/$(STATIC_BIN)
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,164 @@
+//! The control protocol: one JSON object per line each way (see docs/protocol.md).
+//!
+//! Pure: turns request lines into [`ControlRequest`]s and core [`Reply`]s into reply lines, and
+//! back for the client. No sockets here; `driver.rs` and `ctl.rs` do the I/O.
+
+use serde::{Deserialize, Serialize};
+
+use crate::core::{ExitStatus, InstanceStatus, Reply, Request, TargetResult};
+use crate::spec::Signal;
+
+/// Longest request line the daemon accepts, newline included.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A request as the daemon routes it: most go to the core, reload and shutdown to the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlRequest {
+    Core(Request),
+    Reload,
+    Shutdown,
+}
+
+/// A request on the wire.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WireRequest {
+    pub op: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait: bool,
+}
+
+/// A reply on the wire. Exactly one of `status`, `results`, `error`, `message` is present.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireReply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<WireStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<WireResult>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireStatus {
+    pub name: String,
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Milliseconds in the current state.
+    pub since_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireResult {
+    pub name: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Parses one request line (without its newline).
+pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
+    let wire: WireRequest = serde_json::from_slice(line).map_err(|error| format!("malformed request: {error}"))?;
+    let WireRequest { op, targets, wait } = wire;
+    let request = match op.as_str() {
+        "status" => Request::Status { targets },
+        "start" => Request::Start { targets, wait },
+        "stop" => Request::Stop { targets, wait },
+        "restart" => Request::Restart { targets, wait },
+        "reload" => return Ok(ControlRequest::Reload),
+        "shutdown" => return Ok(ControlRequest::Shutdown),
+        other => {
+            return Err(format!(
+                "unknown request op {other:?} (expected status, start, stop, restart, reload or shutdown)"
+            ))
+        }
+    };
+    Ok(ControlRequest::Core(request))
+}
+
+/// One reply line, newline included.
+#[must_use]
+pub fn encode_reply(reply: &Reply) -> Vec<u8> {
+    let ok = reply.is_ok();
+    let wire = match reply {
+        Reply::Status(rows) => WireReply { ok, status: Some(rows.iter().map(wire_status).collect()), ..WireReply::default() },
+        Reply::Results(results) => WireReply { ok, results: Some(results.iter().map(wire_result).collect()), ..WireReply::default() },
+        Reply::Error(error) => WireReply { ok, error: Some(error.clone()), ..WireReply::default() },
+        Reply::Done(message) => WireReply { ok, message: Some(message.clone()), ..WireReply::default() },
+    };
+    encode_line(&wire)
+}
+
+/// A protocol-level error reply line (malformed, oversize, refused).
+#[must_use]
+pub fn encode_error(error: &str) -> Vec<u8> {
+    encode_line(&WireReply { ok: false, error: Some(error.to_string()), ..WireReply::default() })
+}
+
+fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail; fall back to a fixed error line regardless.
+    let mut line = serde_json::to_vec(value).unwrap_or_else(|_| br#"{"ok":false,"error":"internal encoding error"}"#.to_vec());
+    line.push(b'\n');
+    line
+}
+
+fn wire_status(row: &InstanceStatus) -> WireStatus {
+    let (exit_code, exit_signal) = match row.last_exit {
+        Some(ExitStatus::Exited(code)) => (Some(code), None),
+        Some(ExitStatus::Signaled { signal, .. }) => (None, Some(Signal(signal).name())),
+        None => (None, None),
+    };
+    WireStatus {
+        name: row.name.clone(),
+        state: row.state.as_str().to_string(),
+        pid: row.pid,
+        since_ms: u64::try_from(row.since.as_millis()).unwrap_or(u64::MAX),
+        exit_code,
+        exit_signal,
+        detail: row.detail.clone(),
+        error: row.error.clone(),
+    }
+}
+
+fn wire_result(result: &TargetResult) -> WireResult {
+    WireResult { name: result.name.clone(), ok: result.ok, message: result.message.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_request(br#"{"op":"start","targets":["web:0"],"wait":true}"#),
+            Ok(ControlRequest::Core(Request::Start { targets: vec!["web:0".into()], wait: true }))
+        );
+        assert_eq!(parse_request(br#"{"op":"reload"}"#), Ok(ControlRequest::Reload));
+        assert!(parse_request(b"garbage").unwrap_err().contains("malformed request"));
+        assert!(parse_request(br#"{"op":"explode"}"#).unwrap_err().contains("unknown request op"));
+        assert!(parse_request(br#"{"op":"status","evil":1}"#).unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        let line = encode_reply(&Reply::Results(vec![TargetResult { name: "web:0".into(), ok: false, message: "x".into() }]));
+        let wire: WireReply = serde_json::from_slice(&line).unwrap();
+        assert!(!wire.ok);
+        assert_eq!(wire.results.unwrap()[0].name, "web:0");
+        assert_eq!(line.last(), Some(&b'\n'));
+    }
+}

@@ -1,0 +1,515 @@
+//! One instance of a program and its state machine.
+//!
+//! Every (state, event) pair is spelled out in [`Instance::on_event`]; there is no `_ =>` arm,
+//! so a new state or event makes the compiler list every place to decide. States carry their
+//! own deadlines ([`State::deadline`]), so a stale timer finds nothing due and does nothing.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::types::{Action, ExitStatus, InstanceId, Pid, StateName};
+use super::Rng;
+use crate::spec::{AutoRestart, ProgramSpec, Signal};
+
+/// Base of the exponential backoff between failed starts and between crashes in a loop.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// Cap of that backoff.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// Each backoff delay is shortened by up to this fraction, at random, so that many instances
+/// failing together do not retry in lock step.
+pub const BACKOFF_JITTER: f64 = 0.2;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum State {
+    Stopped,
+    /// `Action::Spawn` is queued; `Spawned` or `SpawnFailed` comes next.
+    Spawning,
+    /// Up, but not yet for `starttime`; an exit now is a failed start.
+    Starting { pid: Pid, up_at: Instant },
+    Running { pid: Pid, since: Instant },
+    /// Waiting to spawn again.
+    Backoff { retry_at: Instant, reason: String },
+    /// Stop signal sent; SIGKILL at `kill_at` (None once it was sent).
+    Stopping { pid: Pid, kill_at: Option<Instant> },
+    /// Exited on its own and not restarted.
+    Exited { status: ExitStatus, expected: bool },
+    /// Gave up: too many failed starts, or the command cannot be started at all.
+    Fatal { reason: String },
+}
+
+impl State {
+    /// The one deadline this state waits for, if any.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self {
+            State::Starting { up_at, .. } => Some(*up_at),
+            State::Backoff { retry_at, .. } => Some(*retry_at),
+            State::Stopping { kill_at, .. } => *kill_at,
+            State::Stopped
+            | State::Spawning
+            | State::Running { .. }
+            | State::Exited { .. }
+            | State::Fatal { .. } => None,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> Option<Pid> {
+        match self {
+            State::Starting { pid, .. } | State::Running { pid, .. } | State::Stopping { pid, .. } => {
+                Some(*pid)
+            }
+            State::Stopped
+            | State::Spawning
+            | State::Backoff { .. }
+            | State::Exited { .. }
+            | State::Fatal { .. } => None,
+        }
+    }
+
+    pub(crate) fn name(&self) -> StateName {
+        match self {
+            State::Stopped => StateName::Stopped,
+            State::Spawning | State::Starting { .. } => StateName::Starting,
+            State::Running { .. } => StateName::Running,
+            State::Backoff { .. } => StateName::Backoff,
+            State::Stopping { .. } => StateName::Stopping,
+            State::Exited { .. } => StateName::Exited,
+            State::Fatal { .. } => StateName::Fatal,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Event {
+    /// Start if not already up (ctl start, autostart).
+    Start,
+    /// Stop and stay down.
+    Stop,
+    /// Stop if up, then start.
+    Restart,
+    /// Stop if up, then forget the instance (reload removed it).
+    Remove,
+    Spawned(Pid),
+    SpawnFailed(String),
+    Exited(ExitStatus),
+    /// The state's deadline passed.
+    Timeout,
+}
+
+/// What happens once a stopping instance is down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AfterStop {
+    Stay,
+    Start,
+    Remove,
+}
+
+/// What the supervisor must do after a transition, beyond the actions already queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Nothing,
+    /// Forget this instance.
+    Removed,
+    /// A critical program failed for good: shut down and exit with this code.
+    CriticalFailure(u8),
+}
+
+/// What a transition may touch besides the instance.
+pub(crate) struct Ctx<'a> {
+    pub now: Instant,
+    pub actions: &'a mut std::collections::VecDeque<Action>,
+    pub rng: &'a mut Rng,
+    /// No restarts while shutting down.
+    pub shutting_down: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub id: InstanceId,
+    /// `web:0`.
+    pub name: String,
+    pub index: u32,
+    pub spec: Rc<ProgramSpec>,
+    pub state: State,
+    /// When the current state was entered.
+    pub since: Instant,
+    /// Failed starts in a row (reset on RUNNING).
+    failures: u32,
+    /// Runs in a row shorter than the stability window (reset by a longer run).
+    crashes: u32,
+    after_stop: AfterStop,
+    pub last_exit: Option<ExitStatus>,
+}
+
+impl Instance {
+    pub(crate) fn new(id: InstanceId, spec: Rc<ProgramSpec>, index: u32, now: Instant) -> Self {
+        Instance {
+            id,
+            name: format!("{}:{}", spec.name, index),
+            index,
+            spec,
+            state: State::Stopped,
+            since: now,
+            failures: 0,
+            crashes: 0,
+            after_stop: AfterStop::Stay,
+            last_exit: None,
+        }
+    }
+
+    /// Whether a process exists or is about to (so a reload must restart it).
+    pub(crate) fn is_live(&self) -> bool {
+        match self.state {
+            State::Spawning
+            | State::Starting { .. }
+            | State::Running { .. }
+            | State::Backoff { .. }
+            | State::Stopping { .. } => true,
+            State::Stopped | State::Exited { .. } | State::Fatal { .. } => false,
+        }
+    }
+
+    /// Applies one event. Every pair is decided here.
+    pub(crate) fn on_event(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
+        let now = ctx.now;
+        match (&self.state, event) {
+            // ---- start ----
+            (State::Stopped | State::Exited { .. } | State::Fatal { .. } | State::Backoff { .. }, Event::Start) => {
+                self.failures = 0;
+                self.crashes = 0;
+                self.spawn(ctx);
+                Outcome::Nothing
+            }
+            (State::Spawning | State::Starting { .. } | State::Running { .. }, Event::Start) => Outcome::Nothing,
+            (State::Stopping { .. }, Event::Start) => {
+                if self.after_stop != AfterStop::Remove {
+                    self.after_stop = AfterStop::Start;
+                }
+                Outcome::Nothing
+            }
+
+            // ---- stop, restart, remove ----
+            (State::Starting { pid, .. } | State::Running { pid, .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
+                let pid = *pid;
+                self.after_stop = after_stop_for(&event);
+                self.begin_stop(ctx, pid);
+                Outcome::Nothing
+            }
+            (State::Stopping { .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
+                if self.after_stop != AfterStop::Remove {
+                    self.after_stop = after_stop_for(&event);
+                }
+                Outcome::Nothing
+            }
+            (
+                State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
+                event @ (Event::Stop | Event::Restart | Event::Remove),
+            ) => match after_stop_for(&event) {
+                AfterStop::Stay => {
+                    if self.state != State::Stopped {
+                        self.log(ctx, log::Level::Info, "stopped".to_string());
+                        self.enter(now, State::Stopped);
+                    }
+                    Outcome::Nothing
+                }
+                AfterStop::Start => {
+                    self.failures = 0;
+                    self.crashes = 0;
+                    self.spawn(ctx);
+                    Outcome::Nothing
+                }
+                AfterStop::Remove => Outcome::Removed,
+            },
+
+            // ---- spawn results ----
+            (State::Spawning, Event::Spawned(pid)) => {
+                self.log(ctx, log::Level::Info, format!("spawned with pid {pid}"));
+                if self.spec.starttime.is_zero() {
+                    self.become_running(ctx, pid);
+                } else {
+                    self.enter(now, State::Starting { pid, up_at: now + self.spec.starttime });
+                }
+                Outcome::Nothing
+            }
+            (State::Spawning, Event::SpawnFailed(error)) => {
+                self.log(ctx, log::Level::Error, format!("cannot start: {error}; FATAL"));
+                self.enter(now, State::Fatal { reason: error });
+                self.critical_outcome(1)
+            }
+            (
+                State::Stopped
+                | State::Starting { .. }
+                | State::Running { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Spawned(pid),
+            ) => {
+                crate::never!("{}: spawned pid {pid} while {}; killing it", self.name, self.state.name());
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                Outcome::Nothing
+            }
+            (
+                State::Stopped
+                | State::Starting { .. }
+                | State::Running { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::SpawnFailed(error),
+            ) => {
+                crate::never!("{}: spawn failure while {}: {error}", self.name, self.state.name());
+                Outcome::Nothing
+            }
+
+            // ---- exits ----
+            (State::Starting { .. }, Event::Exited(status)) => {
+                self.last_exit = Some(status);
+                self.failures += 1;
+                if ctx.shutting_down {
+                    self.log(ctx, log::Level::Info, format!("exited with {status} while starting"));
+                    self.enter(now, State::Stopped);
+                    return Outcome::Nothing;
+                }
+                if self.failures > self.spec.startretries {
+                    let reason = format!(
+                        "exited with {status} before starttime ({:?}), {} failed starts in a row",
+                        self.spec.starttime, self.failures
+                    );
+                    self.log(ctx, log::Level::Error, format!("{reason}; FATAL"));
+                    self.enter(now, State::Fatal { reason });
+                    return self.critical_outcome(status.shell_code());
+                }
+                let delay = backoff_delay(self.failures, ctx.rng);
+                let reason = format!("exited with {status} before starttime");
+                self.log(
+                    ctx,
+                    log::Level::Warn,
+                    format!(
+                        "{reason}; BACKOFF, retry {} of {} in {}",
+                        self.failures,
+                        self.spec.startretries,
+                        human_duration(delay)
+                    ),
+                );
+                self.enter_backoff(now, now + delay, reason);
+                Outcome::Nothing
+            }
+            (State::Running { since, .. }, Event::Exited(status)) => {
+                let ran_for = now.saturating_duration_since(*since);
+                self.last_exit = Some(status);
+                let expected = match status {
+                    ExitStatus::Exited(code) => self.spec.exitcodes.contains(&code),
+                    ExitStatus::Signaled { .. } => false,
+                };
+                let restart = !ctx.shutting_down
+                    && match self.spec.autorestart {
+                        AutoRestart::Always => true,
+                        AutoRestart::Never => false,
+                        AutoRestart::Unexpected => !expected,
+                    };
+                let kind = if expected { "expected" } else { "unexpected" };
+                if !restart {
+                    self.log(ctx, log::Level::Info, format!("exited with {status} ({kind}); EXITED"));
+                    self.enter(now, State::Exited { status, expected });
+                    // A critical program that will not come back takes the container down.
+                    return if self.spec.critical && !ctx.shutting_down {
+                        Outcome::CriticalFailure(status.shell_code())
+                    } else {
+                        Outcome::Nothing
+                    };
+                }
+                if ran_for < self.spec.stability_window {
+                    self.crashes += 1;
+                } else {
+                    self.crashes = 0;
+                }
+                let mut delay = self.spec.restart_delay;
+                if self.crashes >= 2 {
+                    delay += backoff_delay(self.crashes - 1, ctx.rng);
+                }
+                if delay.is_zero() {
+                    self.log(ctx, log::Level::Warn, format!("exited with {status} ({kind}); restarting"));
+                    self.spawn(ctx);
+                } else {
+                    let reason = format!("exited with {status} ({kind})");
+                    let crash_note = if self.crashes >= 2 {
+                        format!(", crash {} in a row within {}", self.crashes, human_duration(self.spec.stability_window))
+                    } else {
+                        String::new()
+                    };
+                    self.log(
+                        ctx,
+                        log::Level::Warn,
+                        format!("{reason}; BACKOFF, restarting in {}{crash_note}", human_duration(delay)),
+                    );
+                    self.enter_backoff(now, now + delay, reason);
+                }
+                Outcome::Nothing
+            }
+            (State::Stopping { .. }, Event::Exited(status)) => {
+                self.last_exit = Some(status);
+                self.log(ctx, log::Level::Info, format!("stopped ({status})"));
+                self.enter(now, State::Stopped);
+                match self.after_stop {
+                    AfterStop::Stay => Outcome::Nothing,
+                    AfterStop::Start if ctx.shutting_down => Outcome::Nothing,
+                    AfterStop::Start => {
+                        self.failures = 0;
+                        self.crashes = 0;
+                        self.spawn(ctx);
+                        Outcome::Nothing
+                    }
+                    AfterStop::Remove => Outcome::Removed,
+                }
+            }
+            (
+                State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
+                Event::Exited(status),
+            ) => {
+                crate::never!("{}: exit ({status}) while {} with no pid", self.name, self.state.name());
+                Outcome::Nothing
+            }
+
+            // ---- deadlines ----
+            (State::Starting { pid, up_at }, Event::Timeout) => {
+                if *up_at <= now {
+                    let pid = *pid;
+                    self.become_running(ctx, pid);
+                }
+                Outcome::Nothing
+            }
+            (State::Backoff { retry_at, .. }, Event::Timeout) => {
+                if *retry_at <= now && !ctx.shutting_down {
+                    self.spawn(ctx);
+                }
+                Outcome::Nothing
+            }
+            (State::Stopping { pid, kill_at: Some(kill_at) }, Event::Timeout) => {
+                if *kill_at <= now {
+                    let pid = *pid;
+                    self.log(
+                        ctx,
+                        log::Level::Warn,
+                        format!("still running {} after {}; sending SIGKILL", human_duration(self.spec.stoptime), self.spec.stopsignal),
+                    );
+                    ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                    self.state = State::Stopping { pid, kill_at: None };
+                }
+                Outcome::Nothing
+            }
+            (
+                State::Stopped
+                | State::Spawning
+                | State::Running { .. }
+                | State::Stopping { kill_at: None, .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Timeout,
+            ) => Outcome::Nothing,
+        }
+    }
+
+    /// Kills the process now (second shutdown request).
+    pub(crate) fn kill_now(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(pid) = self.state.pid() {
+            ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+            self.state = State::Stopping { pid, kill_at: None };
+            self.after_stop = AfterStop::Stay;
+        }
+    }
+
+    fn spawn(&mut self, ctx: &mut Ctx<'_>) {
+        self.after_stop = AfterStop::Stay;
+        self.enter(ctx.now, State::Spawning);
+        ctx.actions.push_back(Action::Spawn {
+            id: self.id,
+            name: self.name.clone(),
+            launch: self.spec.launch(self.index),
+            prefix: self.spec.prefix,
+        });
+    }
+
+    fn begin_stop(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
+        let signal = self.spec.stopsignal;
+        let verb = match self.after_stop {
+            AfterStop::Stay => "stopping",
+            AfterStop::Start => "restarting",
+            AfterStop::Remove => "removing",
+        };
+        self.log(ctx, log::Level::Info, format!("{verb}: sending {signal} to process group {pid}"));
+        ctx.actions.push_back(Action::Kill { pid, signal, group: true });
+        self.enter(ctx.now, State::Stopping { pid, kill_at: Some(ctx.now + self.spec.stoptime) });
+    }
+
+    fn become_running(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
+        self.failures = 0;
+        self.enter(ctx.now, State::Running { pid, since: ctx.now });
+        self.log(ctx, log::Level::Info, format!("RUNNING (pid {pid})"));
+    }
+
+    fn enter_backoff(&mut self, now: Instant, retry_at: Instant, reason: String) {
+        self.enter(now, State::Backoff { retry_at, reason });
+    }
+
+    fn enter(&mut self, now: Instant, state: State) {
+        self.state = state;
+        self.since = now;
+    }
+
+    fn critical_outcome(&self, code: u8) -> Outcome {
+        if self.spec.critical {
+            Outcome::CriticalFailure(code)
+        } else {
+            Outcome::Nothing
+        }
+    }
+
+    fn log(&self, ctx: &mut Ctx<'_>, level: log::Level, text: String) {
+        ctx.actions.push_back(Action::Log { level, message: format!("{}: {text}", self.name) });
+    }
+}
+
+fn after_stop_for(event: &Event) -> AfterStop {
+    match event {
+        Event::Restart => AfterStop::Start,
+        Event::Remove => AfterStop::Remove,
+        Event::Stop
+        | Event::Start
+        | Event::Spawned(_)
+        | Event::SpawnFailed(_)
+        | Event::Exited(_)
+        | Event::Timeout => AfterStop::Stay,
+    }
+}
+
+/// The n-th (1-based) backoff delay: `BACKOFF_BASE * 2^(n-1)`, capped, minus jitter.
+pub(crate) fn backoff_delay(n: u32, rng: &mut Rng) -> Duration {
+    let exponent = n.saturating_sub(1).min(16);
+    let nominal = BACKOFF_BASE.saturating_mul(1u32 << exponent).min(BACKOFF_CAP);
+    nominal.mul_f64(1.0 - BACKOFF_JITTER * rng.next_unit())
+}
+
+/// `1.5s`, `250ms`, `2m30s`: short, for messages.
+pub fn human_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis < 1000 {
+        format!("{millis}ms")
+    } else if millis < 60_000 {
+        let tenths = millis / 100;
+        if tenths % 10 == 0 {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+    } else {
+        let seconds = duration.as_secs();
+        let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+        match (hours, seconds) {
+            (0, 0) => format!("{minutes}m"),
+            (0, _) => format!("{minutes}m{seconds}s"),
+            _ => format!("{hours}h{minutes}m"),
+        }
+    }
+}

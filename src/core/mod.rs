@@ -1,0 +1,564 @@
+//! The supervision core: a deterministic state machine over programs and their instances.
+//!
+//! Feed it [`Input`]s and clock values with [`Supervisor::handle_input`] and
+//! [`Supervisor::handle_timeout`]; after each call, drain [`Supervisor::poll_action`] and sleep
+//! until [`Supervisor::poll_timeout`].
+//!
+//! Architecture invariant: the core never reads the clock, never touches a file, socket,
+//! process or signal, and has no `unsafe`. `tests/core_is_pure.rs` checks this.
+
+mod instance;
+mod timers;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Instant;
+
+pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER};
+pub use types::*;
+
+use instance::{Ctx, Event, Instance, Outcome, State};
+use timers::{TimerKey, Timers};
+
+use crate::spec::{Config, ProgramSpec};
+
+/// The supervisor: every program and instance, and what is waiting on them.
+#[derive(Debug)]
+pub struct Supervisor {
+    programs: BTreeMap<String, Program>,
+    instances: HashMap<InstanceId, Instance>,
+    by_pid: HashMap<Pid, InstanceId>,
+    timers: Timers,
+    actions: VecDeque<Action>,
+    waiters: Vec<Waiter>,
+    next_id: u64,
+    rng: Rng,
+    shutdown: Option<Shutdown>,
+}
+
+#[derive(Debug)]
+struct Program {
+    spec: Rc<ProgramSpec>,
+    /// Position is the instance number.
+    instances: Vec<InstanceId>,
+}
+
+#[derive(Debug)]
+struct Shutdown {
+    exit_code: u8,
+    conns: Vec<ConnId>,
+    exited: bool,
+}
+
+/// A control request that answers once its instances reach a goal.
+#[derive(Debug)]
+struct Waiter {
+    conn: ConnId,
+    goal: Goal,
+    instances: Vec<(String, InstanceId)>,
+    /// Results decided up front (unknown targets).
+    early: Vec<TargetResult>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Goal {
+    Up,
+    Down,
+}
+
+impl Supervisor {
+    /// Builds the programs of `config` and starts those with `autostart`. `seed` feeds the
+    /// backoff jitter.
+    pub fn new(config: &Config, now: Instant, seed: u64) -> Supervisor {
+        let mut supervisor = Supervisor {
+            programs: BTreeMap::new(),
+            instances: HashMap::new(),
+            by_pid: HashMap::new(),
+            timers: Timers::default(),
+            actions: VecDeque::new(),
+            waiters: Vec::new(),
+            next_id: 0,
+            rng: Rng::new(seed),
+            shutdown: None,
+        };
+        let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
+        supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
+        for spec in &config.programs {
+            supervisor.add_program(now, Rc::new(spec.clone()));
+        }
+        supervisor.after_mutation();
+        supervisor
+    }
+
+    /// Applies one input.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Spawned { id, pid } => self.apply(now, id, Event::Spawned(pid)),
+            Input::SpawnFailed { id, error } => self.apply(now, id, Event::SpawnFailed(error)),
+            Input::Exited { pid, status } => match self.by_pid.get(&pid) {
+                Some(&id) => self.apply(now, id, Event::Exited(status)),
+                None => self.log(log::Level::Debug, format!("reaped pid {pid} ({status}), an adopted orphan")),
+            },
+            Input::Request { conn, request } => self.handle_request(now, conn, request),
+            Input::ConnClosed { conn } => {
+                self.waiters.retain(|waiter| waiter.conn != conn);
+                if let Some(shutdown) = &mut self.shutdown {
+                    shutdown.conns.retain(|&waiting| waiting != conn);
+                }
+            }
+            Input::Reload { conn, result } => self.reload(now, conn, result),
+            Input::Shutdown { conn } => self.begin_shutdown(now, 0, conn),
+        }
+        self.after_mutation();
+    }
+
+    /// Fires every deadline at or before `now`. Spurious calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for key in self.timers.pop_due(now) {
+            match key {
+                TimerKey::Instance(id) => {
+                    let due = self
+                        .instances
+                        .get(&id)
+                        .and_then(|instance| instance.state.deadline())
+                        .is_some_and(|deadline| deadline <= now);
+                    if due {
+                        self.apply(now, id, Event::Timeout);
+                    }
+                }
+            }
+        }
+        self.after_mutation();
+    }
+
+    /// When to call [`Supervisor::handle_timeout`] next; `None` means only input can wake us.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// The next action to carry out, in order.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Status rows for `targets` (all instances when empty), as `ctl status` shows them.
+    #[must_use]
+    pub fn status(&self, now: Instant, targets: &[String]) -> Vec<InstanceStatus> {
+        let (ids, unknown) = self.resolve(targets);
+        let mut rows: Vec<InstanceStatus> = ids.iter().filter_map(|id| self.instances.get(id)).map(|instance| status_row(now, instance)).collect();
+        rows.extend(unknown.into_iter().map(|result| InstanceStatus {
+            name: result.name,
+            state: StateName::Unknown,
+            pid: None,
+            since: std::time::Duration::ZERO,
+            last_exit: None,
+            detail: None,
+            error: Some(result.message),
+        }));
+        rows
+    }
+
+    /// The instance a pid belongs to, as `name:N`.
+    #[must_use]
+    pub fn instance_of_pid(&self, pid: Pid) -> Option<&str> {
+        self.by_pid.get(&pid).and_then(|id| self.instances.get(id)).map(|instance| instance.name.as_str())
+    }
+
+    /// Number of instances (including ones being removed).
+    #[must_use]
+    pub fn n_instances(&self) -> usize {
+        self.instances.len()
+    }
+
+    /// Armed timer entries, stale ones included (for tests of timer growth).
+    #[must_use]
+    pub fn n_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    // ---- internals ----
+
+    fn add_program(&mut self, now: Instant, spec: Rc<ProgramSpec>) {
+        let mut program = Program { spec: Rc::clone(&spec), instances: Vec::new() };
+        for index in 0..spec.numprocs {
+            program.instances.push(self.new_instance(now, &spec, index));
+        }
+        let ids = program.instances.clone();
+        self.programs.insert(spec.name.clone(), program);
+        if spec.autostart {
+            for id in ids {
+                self.apply(now, id, Event::Start);
+            }
+        }
+    }
+
+    fn new_instance(&mut self, now: Instant, spec: &Rc<ProgramSpec>, index: u32) -> InstanceId {
+        let id = InstanceId(self.next_id);
+        self.next_id += 1;
+        self.instances.insert(id, Instance::new(id, Rc::clone(spec), index, now));
+        id
+    }
+
+    /// Runs one event through an instance and keeps the pid map, timers and shutdown in step.
+    fn apply(&mut self, now: Instant, id: InstanceId, event: Event) {
+        let shutting_down = self.shutdown.is_some();
+        let Some(instance) = self.instances.get_mut(&id) else {
+            return;
+        };
+        let pid_before = instance.state.pid();
+        let deadline_before = instance.state.deadline();
+        let mut ctx = Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down };
+        let outcome = instance.on_event(&mut ctx, event);
+        let pid_after = instance.state.pid();
+        if pid_before != pid_after {
+            if let Some(pid) = pid_before {
+                self.by_pid.remove(&pid);
+            }
+            if let Some(pid) = pid_after {
+                self.by_pid.insert(pid, id);
+            }
+        }
+        if let Some(deadline) = instance.state.deadline() {
+            if Some(deadline) != deadline_before {
+                self.timers.arm(deadline, TimerKey::Instance(id));
+            }
+        }
+        match outcome {
+            Outcome::Nothing => {}
+            Outcome::Removed => {
+                if let Some(instance) = self.instances.remove(&id) {
+                    if let Some(pid) = instance.state.pid() {
+                        self.by_pid.remove(&pid);
+                    }
+                    self.log(log::Level::Info, format!("{}: removed", instance.name));
+                }
+            }
+            Outcome::CriticalFailure(code) => {
+                let name = self.instances.get(&id).map(|instance| instance.name.clone()).unwrap_or_default();
+                self.log(log::Level::Error, format!("{name}: critical program failed; shutting down with exit code {code}"));
+                self.begin_shutdown(now, code, None);
+            }
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, conn: ConnId, request: Request) {
+        if self.shutdown.is_some() && !matches!(request, Request::Status { .. }) {
+            self.reply(conn, Reply::Error("sv-lite is shutting down".to_string()));
+            return;
+        }
+        match request {
+            Request::Status { targets } => {
+                let rows = self.status(now, &targets);
+                self.reply(conn, Reply::Status(rows));
+            }
+            Request::Start { targets, wait } => self.act_on(now, conn, &targets, Event::Start, Goal::Up, wait),
+            Request::Stop { targets, wait } => self.act_on(now, conn, &targets, Event::Stop, Goal::Down, wait),
+            Request::Restart { targets, wait } => self.act_on(now, conn, &targets, Event::Restart, Goal::Up, wait),
+        }
+    }
+
+    fn act_on(&mut self, now: Instant, conn: ConnId, targets: &[String], event: Event, goal: Goal, wait: bool) {
+        let (ids, early) = self.resolve(targets);
+        if ids.is_empty() && early.is_empty() {
+            self.reply(conn, Reply::Error("no target given (name, name:N or all)".to_string()));
+            return;
+        }
+        let instances: Vec<(String, InstanceId)> =
+            ids.iter().filter_map(|id| self.instances.get(id).map(|instance| (instance.name.clone(), *id))).collect();
+        for &(_, id) in &instances {
+            self.apply(now, id, event.clone());
+        }
+        if wait {
+            self.waiters.push(Waiter { conn, goal, instances, early });
+        } else {
+            let verb = match event {
+                Event::Start => "starting",
+                Event::Restart => "restarting",
+                _ => "stopping",
+            };
+            let mut results = early;
+            results.extend(instances.into_iter().map(|(name, _)| TargetResult { name, ok: true, message: verb.to_string() }));
+            self.reply(conn, Reply::Results(results));
+        }
+    }
+
+    /// Instances named by `targets` (every one when empty), and a failed result per unknown
+    /// target.
+    fn resolve(&self, targets: &[String]) -> (Vec<InstanceId>, Vec<TargetResult>) {
+        let mut ids = Vec::new();
+        let mut unknown = Vec::new();
+        let everything = targets.is_empty() || targets.iter().any(|target| target == "all");
+        if everything {
+            ids.extend(self.programs.values().flat_map(|program| program.instances.iter().copied()));
+            // Instances of removed programs that are still stopping.
+            let mut leftovers: Vec<InstanceId> = self.instances.keys().filter(|id| !ids.contains(id)).copied().collect();
+            leftovers.sort();
+            ids.extend(leftovers);
+        }
+        for target in targets.iter().filter(|target| *target != "all") {
+            let (name, index) = match target.split_once(':') {
+                Some((name, index)) => (name, Some(index)),
+                None => (target.as_str(), None),
+            };
+            let Some(program) = self.programs.get(name) else {
+                unknown.push(TargetResult { name: target.clone(), ok: false, message: format!("no such program `{name}`") });
+                continue;
+            };
+            match index {
+                None => ids.extend(program.instances.iter().copied()),
+                Some(index) => match index.parse::<usize>().ok().and_then(|index| program.instances.get(index)) {
+                    Some(id) => ids.push(*id),
+                    None => unknown.push(TargetResult {
+                        name: target.clone(),
+                        ok: false,
+                        message: format!(
+                            "no such instance `{target}` ({name} has {} instances, {name}:0 to {name}:{})",
+                            program.instances.len(),
+                            program.instances.len().saturating_sub(1)
+                        ),
+                    }),
+                },
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(*id));
+        (ids, unknown)
+    }
+
+    fn reload(&mut self, now: Instant, conn: Option<ConnId>, result: Result<Config, String>) {
+        let config = match result {
+            Ok(config) => config,
+            Err(error) => {
+                self.log(log::Level::Error, format!("reload failed, nothing changed:\n{error}"));
+                if let Some(conn) = conn {
+                    self.reply(conn, Reply::Error(format!("reload failed, nothing changed:\n{error}")));
+                }
+                return;
+            }
+        };
+        if self.shutdown.is_some() {
+            if let Some(conn) = conn {
+                self.reply(conn, Reply::Error("sv-lite is shutting down".to_string()));
+            }
+            return;
+        }
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        let mut resized = Vec::new();
+        let mut removed = Vec::new();
+        let new_names: std::collections::BTreeSet<&str> = config.programs.iter().map(|spec| spec.name.as_str()).collect();
+        let old_names: Vec<String> = self.programs.keys().cloned().collect();
+        for name in old_names.iter().filter(|name| !new_names.contains(name.as_str())) {
+            if let Some(program) = self.programs.remove(name) {
+                for id in program.instances {
+                    self.apply(now, id, Event::Remove);
+                }
+                removed.push(name.clone());
+            }
+        }
+        for spec in &config.programs {
+            let Some(program) = self.programs.get(&spec.name) else {
+                added.push(spec.name.clone());
+                self.add_program(now, Rc::new(spec.clone()));
+                continue;
+            };
+            if *program.spec == *spec {
+                continue;
+            }
+            let spec = Rc::new(spec.clone());
+            let options_changed = !program.spec.same_except_numprocs(&spec);
+            if options_changed {
+                changed.push(spec.name.clone());
+            } else {
+                resized.push(format!("{} ({} -> {})", spec.name, program.spec.numprocs, spec.numprocs));
+            }
+            self.resize_program(now, &spec);
+            let kept: Vec<InstanceId> = self.programs.get(&spec.name).map(|program| program.instances.clone()).unwrap_or_default();
+            for id in kept {
+                let Some(instance) = self.instances.get_mut(&id) else { continue };
+                let was_live = instance.is_live();
+                instance.spec = Rc::clone(&spec);
+                if options_changed && was_live {
+                    self.apply(now, id, Event::Restart);
+                } else if options_changed && spec.autostart {
+                    self.apply(now, id, Event::Start);
+                }
+            }
+        }
+        let summary = reload_summary(&added, &changed, &resized, &removed);
+        self.log(log::Level::Info, format!("reloaded config: {summary}"));
+        if let Some(conn) = conn {
+            self.reply(conn, Reply::Done(format!("reloaded: {summary}")));
+        }
+    }
+
+    /// Brings a program's instance count to `spec.numprocs` and installs `spec`: surplus
+    /// instances are removed (stopped first), new ones are added and started if autostart.
+    fn resize_program(&mut self, now: Instant, spec: &Rc<ProgramSpec>) {
+        let Some(program) = self.programs.get_mut(&spec.name) else { return };
+        program.spec = Rc::clone(spec);
+        let wanted = spec.numprocs as usize;
+        let surplus: Vec<InstanceId> = program.instances.drain(wanted.min(program.instances.len())..).collect();
+        let missing = wanted.saturating_sub(program.instances.len());
+        let first_new = program.instances.len() as u32;
+        for id in surplus {
+            self.apply(now, id, Event::Remove);
+        }
+        let mut new_ids = Vec::new();
+        for offset in 0..missing as u32 {
+            new_ids.push(self.new_instance(now, spec, first_new + offset));
+        }
+        if let Some(program) = self.programs.get_mut(&spec.name) {
+            program.instances.extend(new_ids.iter().copied());
+        }
+        if spec.autostart {
+            for id in new_ids {
+                self.apply(now, id, Event::Start);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, now: Instant, exit_code: u8, conn: Option<ConnId>) {
+        if let Some(shutdown) = &mut self.shutdown {
+            match conn {
+                Some(conn) => shutdown.conns.push(conn),
+                None => {
+                    self.log(log::Level::Warn, "shutdown requested again: killing every remaining process now".to_string());
+                    let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+                    for id in ids {
+                        if let Some(instance) = self.instances.get_mut(&id) {
+                            let mut ctx = Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down: true };
+                            instance.kill_now(&mut ctx);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        self.log(log::Level::Info, format!("shutting down: stopping {} instances", self.instances.values().filter(|instance| instance.is_live()).count()));
+        self.shutdown = Some(Shutdown { exit_code, conns: conn.into_iter().collect(), exited: false });
+        let mut ids: Vec<InstanceId> = self.instances.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            self.apply(now, id, Event::Stop);
+        }
+    }
+
+    /// Answers waiters whose goal is reached, and exits once a shutdown is complete.
+    fn after_mutation(&mut self) {
+        let mut index = 0;
+        while index < self.waiters.len() {
+            match self.waiter_results(&self.waiters[index]) {
+                Some(results) => {
+                    let waiter = self.waiters.swap_remove(index);
+                    self.reply(waiter.conn, Reply::Results(results));
+                }
+                None => index += 1,
+            }
+        }
+        let all_down = self.instances.values().all(|instance| !instance.is_live());
+        if let Some(shutdown) = &mut self.shutdown {
+            if all_down && !shutdown.exited {
+                shutdown.exited = true;
+                let exit_code = shutdown.exit_code;
+                let conns = std::mem::take(&mut shutdown.conns);
+                for conn in conns {
+                    self.reply(conn, Reply::Done("shut down".to_string()));
+                }
+                self.log(log::Level::Info, format!("every instance is down; exiting with code {exit_code}"));
+                self.actions.push_back(Action::Exit(exit_code));
+            }
+        }
+    }
+
+    fn waiter_results(&self, waiter: &Waiter) -> Option<Vec<TargetResult>> {
+        let mut results = waiter.early.clone();
+        for (name, id) in &waiter.instances {
+            let Some(instance) = self.instances.get(id) else {
+                results.push(TargetResult { name: name.clone(), ok: waiter.goal == Goal::Down, message: "removed".to_string() });
+                continue;
+            };
+            let (ok, message) = match (waiter.goal, &instance.state) {
+                (Goal::Up, State::Running { pid, .. }) => (true, format!("started (pid {pid})")),
+                (Goal::Up, State::Fatal { reason }) => (false, format!("FATAL: {reason}")),
+                (Goal::Up, State::Exited { status, .. }) => (false, format!("exited with {status}")),
+                (Goal::Up, State::Stopped) => (false, "stopped before it was up".to_string()),
+                (Goal::Up, State::Spawning | State::Starting { .. } | State::Backoff { .. } | State::Stopping { .. }) => return None,
+                (Goal::Down, State::Stopped | State::Exited { .. } | State::Fatal { .. }) => (true, "stopped".to_string()),
+                (Goal::Down, State::Spawning | State::Starting { .. } | State::Running { .. } | State::Backoff { .. } | State::Stopping { .. }) => {
+                    return None
+                }
+            };
+            results.push(TargetResult { name: name.clone(), ok, message });
+        }
+        Some(results)
+    }
+
+    fn reply(&mut self, conn: ConnId, reply: Reply) {
+        self.actions.push_back(Action::Reply { conn, reply });
+    }
+
+    fn log(&mut self, level: log::Level, message: String) {
+        self.actions.push_back(Action::Log { level, message });
+    }
+}
+
+fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
+    let detail = match &instance.state {
+        State::Fatal { reason } => Some(reason.clone()),
+        State::Backoff { retry_at, reason } => {
+            Some(format!("{reason}; retry in {}", human_duration(retry_at.saturating_duration_since(now))))
+        }
+        State::Exited { expected, .. } => Some(if *expected { "expected" } else { "unexpected" }.to_string()),
+        State::Stopped
+        | State::Spawning
+        | State::Starting { .. }
+        | State::Running { .. }
+        | State::Stopping { .. } => None,
+    };
+    InstanceStatus {
+        name: instance.name.clone(),
+        state: instance.state.name(),
+        pid: instance.state.pid(),
+        since: now.saturating_duration_since(instance.since),
+        last_exit: instance.last_exit,
+        detail,
+        error: None,
+    }
+}
+
+fn reload_summary(added: &[String], changed: &[String], resized: &[String], removed: &[String]) -> String {
+    let parts: Vec<String> = [("added", added), ("changed", changed), ("resized", resized), ("removed", removed)]
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(label, names)| format!("{label} {}", names.join(", ")))
+        .collect();
+    if parts.is_empty() {
+        "no changes".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// A small deterministic generator (xorshift64*) for backoff jitter.
+#[derive(Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    #[must_use]
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// A value in [0, 1).
+    pub fn next_unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let value = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        (value >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -1,0 +1,81 @@
+//! One timer structure for every kind of deadline.
+//!
+//! A min-heap of `(deadline, key)`. Owners never cancel: an entry is a hint that `key` may have
+//! something due at `deadline`, and the owner re-checks its own state when the entry pops. A
+//! stale entry costs one spurious wake-up at most. Cost is O(log n) per armed deadline and
+//! nothing at all for idle instances, which arm none.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use super::types::InstanceId;
+
+/// Who owns a deadline. New kinds of deadline (health checks, schedules, monitor intervals) are
+/// new variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKey {
+    /// An instance's state deadline (starttime, stoptime, backoff).
+    Instance(InstanceId),
+}
+
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, TimerKey)>>,
+}
+
+impl Timers {
+    /// Arms `key` at `deadline`. Arming the same key twice is harmless.
+    pub fn arm(&mut self, deadline: Instant, key: TimerKey) {
+        self.heap.push(Reverse((deadline, key)));
+    }
+
+    /// The earliest armed deadline, possibly stale.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((deadline, _))| *deadline)
+    }
+
+    /// Removes and returns the keys whose deadline is at or before `now`, earliest first,
+    /// without duplicates.
+    pub fn pop_due(&mut self, now: Instant) -> Vec<TimerKey> {
+        let mut due = Vec::new();
+        while let Some(Reverse((deadline, key))) = self.heap.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.heap.pop();
+            if !due.contains(&key) {
+                due.push(key);
+            }
+        }
+        due
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pops_due_keys_in_order_once() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let a = TimerKey::Instance(InstanceId(1));
+        let b = TimerKey::Instance(InstanceId(2));
+        timers.arm(t0 + Duration::from_secs(2), b);
+        timers.arm(t0 + Duration::from_secs(1), a);
+        timers.arm(t0 + Duration::from_secs(1), a);
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(timers.pop_due(t0), vec![]);
+        assert_eq!(timers.pop_due(t0 + Duration::from_secs(1)), vec![a]);
+        assert_eq!(timers.pop_due(t0 + Duration::from_secs(5)), vec![b]);
+        assert_eq!(timers.len(), 0);
+    }
+}

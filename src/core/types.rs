@@ -1,0 +1,179 @@
+//! The closed vocabulary between the core and its driver: what goes in ([`Input`]), what comes
+//! out ([`Action`]), and the control requests and replies the core answers.
+//!
+//! Architecture invariant: none of these types is serde; the wire format lives in `control.rs`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::spec::{Config, Launch, Signal};
+
+/// A process id as the kernel gives it.
+pub type Pid = i32;
+
+/// Identifies a control connection; chosen by the driver, opaque to the core.
+pub type ConnId = u64;
+
+/// Identifies one instance for its whole life; never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(pub u64);
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(u8),
+    Signaled { signal: i32, core_dumped: bool },
+}
+
+impl ExitStatus {
+    /// The shell's convention: the code, or 128 + the signal.
+    #[must_use]
+    pub fn shell_code(self) -> u8 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled { signal, .. } => 128u8.saturating_add(signal.clamp(0, 127) as u8),
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ExitStatus::Exited(code) => write!(f, "exit status {code}"),
+            ExitStatus::Signaled { signal, core_dumped } => {
+                write!(f, "signal {}", Signal(signal))?;
+                if core_dumped {
+                    write!(f, " (core dumped)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Everything the outside world tells the core.
+#[derive(Debug)]
+pub enum Input {
+    /// The driver started the process asked for by [`Action::Spawn`].
+    Spawned { id: InstanceId, pid: Pid },
+    /// The driver could not start it; `error` says which step failed and why.
+    SpawnFailed { id: InstanceId, error: String },
+    /// A child was reaped (ours or an adopted orphan).
+    Exited { pid: Pid, status: ExitStatus },
+    /// A control request.
+    Request { conn: ConnId, request: Request },
+    /// A connection went away: forget what it was waiting for.
+    ConnClosed { conn: ConnId },
+    /// The config was re-read (SIGHUP or `ctl reload`); `Err` carries the load error text.
+    Reload { conn: Option<ConnId>, result: Result<Config, String> },
+    /// Stop everything and exit (SIGTERM, SIGINT, SIGQUIT, `ctl shutdown`). A second one while
+    /// already shutting down kills what is left at once.
+    Shutdown { conn: Option<ConnId> },
+}
+
+/// Everything the core asks the outside world to do.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Start a process for this instance and answer with `Spawned` or `SpawnFailed`.
+    Spawn { id: InstanceId, name: String, launch: Launch, prefix: bool },
+    /// Send a signal to a process, or to its whole process group.
+    Kill { pid: Pid, signal: Signal, group: bool },
+    Reply { conn: ConnId, reply: Reply },
+    /// One line of the event log.
+    Log { level: log::Level, message: String },
+    /// Everything is down: exit the daemon with this code.
+    Exit(u8),
+}
+
+/// A control request, already parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Status { targets: Vec<String> },
+    Start { targets: Vec<String>, wait: bool },
+    Stop { targets: Vec<String>, wait: bool },
+    Restart { targets: Vec<String>, wait: bool },
+}
+
+/// The core's answer to a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Status(Vec<InstanceStatus>),
+    /// One line per target or instance; the request succeeded when every one is ok.
+    Results(Vec<TargetResult>),
+    /// The request as a whole failed (bad reload, shutdown in progress...).
+    Error(String),
+    /// The request as a whole succeeded.
+    Done(String),
+}
+
+impl Reply {
+    /// Whether the client should exit 0.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        match self {
+            Reply::Status(rows) => rows.iter().all(|row| row.error.is_none()),
+            Reply::Results(results) => results.iter().all(|result| result.ok),
+            Reply::Error(_) => false,
+            Reply::Done(_) => true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetResult {
+    pub name: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// One row of `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// `web:0`, or the target as asked when it names nothing.
+    pub name: String,
+    pub state: StateName,
+    pub pid: Option<Pid>,
+    /// Time in the current state.
+    pub since: Duration,
+    /// The last exit, if any.
+    pub last_exit: Option<ExitStatus>,
+    /// Why the instance is FATAL or BACKOFF, or other detail.
+    pub detail: Option<String>,
+    /// Set when the row is an unknown target.
+    pub error: Option<String>,
+}
+
+/// The state names users see (supervisord's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateName {
+    Stopped,
+    Starting,
+    Running,
+    Backoff,
+    Stopping,
+    Exited,
+    Fatal,
+    Unknown,
+}
+
+impl StateName {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Stopped => "STOPPED",
+            StateName::Starting => "STARTING",
+            StateName::Running => "RUNNING",
+            StateName::Backoff => "BACKOFF",
+            StateName::Stopping => "STOPPING",
+            StateName::Exited => "EXITED",
+            StateName::Fatal => "FATAL",
+            StateName::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl fmt::Display for StateName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

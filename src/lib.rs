@@ -1,0 +1,26 @@
+//! sv-lite: a process supervisor for Linux in one static binary.
+//!
+//! The crate is a library plus the `sv-lite` binary so that integration tests and benchmarks can
+//! reach the pure parts (config, core) directly. See ARCHITECTURE.md for the codemap.
+
+pub mod config;
+pub mod control;
+pub mod core;
+pub mod ctl;
+pub mod driver;
+pub mod output;
+pub mod spec;
+pub mod sys;
+
+/// Marks a state the code believes impossible: panics in debug builds and tests, logs an error
+/// and carries on in release builds (the daemon must not die over a bookkeeping bug).
+#[macro_export]
+macro_rules! never {
+    ($($arg:tt)*) => {{
+        if cfg!(debug_assertions) {
+            panic!($($arg)*);
+        } else {
+            log::error!("internal error (please report): {}", format!($($arg)*));
+        }
+    }};
+}

@@ -1,0 +1,186 @@
+//! Child output: where each stream's bytes go, and line framing for forwarded output.
+//!
+//! Forwarded lines are written to the daemon's stdout/stderr whole, one `write` per batch of
+//! complete lines, so lines of different children never interleave or tear. File sinks get the
+//! bytes as they come, unframed. The framing ([`LineFramer`]) is pure and unit-tested.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::sys;
+
+/// Longest line forwarded as one; longer ones are split at this length.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Which stream of the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+}
+
+impl StreamKind {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        }
+    }
+}
+
+/// Where a child's stream goes once the daemon has read it.
+#[derive(Debug)]
+pub enum OutputSink {
+    /// The daemon's own fd 1 or 2, with an optional `name | ` prefix on each line.
+    Forward { fd: i32, prefix: Option<Vec<u8>> },
+    File(File),
+}
+
+impl OutputSink {
+    /// A forwarding sink for `stream`, prefixed with `name` when `prefix` is set.
+    #[must_use]
+    pub fn forward(stream: StreamKind, name: &str, prefix: bool) -> OutputSink {
+        let fd = match stream {
+            StreamKind::Stdout => libc::STDOUT_FILENO,
+            StreamKind::Stderr => libc::STDERR_FILENO,
+        };
+        OutputSink::Forward { fd, prefix: prefix.then(|| format!("{name} | ").into_bytes()) }
+    }
+
+    /// Opens `path` for appending, creating it if needed.
+    pub fn file(path: &Path) -> io::Result<OutputSink> {
+        OpenOptions::new().create(true).append(true).open(path).map(OutputSink::File)
+    }
+}
+
+/// Splits a byte stream into lines, keeping the unfinished tail between reads.
+#[derive(Debug, Default)]
+pub struct LineFramer {
+    partial: Vec<u8>,
+}
+
+impl LineFramer {
+    /// Appends every complete line in `chunk` (each with `prefix` and a newline) to `out`, and
+    /// keeps the rest. A line longer than [`MAX_LINE_BYTES`] is emitted in pieces.
+    pub fn push(&mut self, chunk: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+        let mut rest = chunk;
+        while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
+            let (line, tail) = rest.split_at(newline);
+            self.emit(line, prefix, out);
+            rest = &tail[1..];
+        }
+        self.partial.extend_from_slice(rest);
+        while self.partial.len() >= MAX_LINE_BYTES {
+            let piece: Vec<u8> = self.partial.drain(..MAX_LINE_BYTES).collect();
+            push_line(&piece, prefix, out);
+        }
+    }
+
+    /// Emits the unfinished tail, if any, as a last line (at EOF).
+    pub fn finish(&mut self, prefix: &[u8], out: &mut Vec<u8>) {
+        if !self.partial.is_empty() {
+            let partial = std::mem::take(&mut self.partial);
+            push_line(&partial, prefix, out);
+        }
+    }
+
+    fn emit(&mut self, line: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+        if self.partial.is_empty() {
+            push_line(line, prefix, out);
+        } else {
+            self.partial.extend_from_slice(line);
+            let whole = std::mem::take(&mut self.partial);
+            push_line(&whole, prefix, out);
+            // Keep the allocation for the next partial line.
+            self.partial = whole;
+            self.partial.clear();
+        }
+    }
+}
+
+fn push_line(line: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(line);
+    out.push(b'\n');
+}
+
+/// One child stream being read by the daemon.
+#[derive(Debug)]
+pub struct ChildOutput {
+    pub name: String,
+    pub stream: StreamKind,
+    pub sink: OutputSink,
+    framer: LineFramer,
+}
+
+impl ChildOutput {
+    #[must_use]
+    pub fn new(name: String, stream: StreamKind, sink: OutputSink) -> ChildOutput {
+        ChildOutput { name, stream, sink, framer: LineFramer::default() }
+    }
+
+    /// Delivers bytes just read. `scratch` is a reused buffer.
+    pub fn deliver(&mut self, chunk: &[u8], scratch: &mut Vec<u8>) {
+        let result = match &mut self.sink {
+            OutputSink::File(file) => file.write_all(chunk),
+            OutputSink::Forward { fd, prefix } => {
+                scratch.clear();
+                self.framer.push(chunk, prefix.as_deref().unwrap_or_default(), scratch);
+                if scratch.is_empty() {
+                    Ok(())
+                } else {
+                    sys::write_all_fd(*fd, scratch)
+                }
+            }
+        };
+        if let Err(error) = result {
+            log::warn!("{}: cannot write {} output: {error}; dropping it", self.name, self.stream.as_str());
+        }
+    }
+
+    /// The stream ended: flush an unfinished last line.
+    pub fn finish(&mut self, scratch: &mut Vec<u8>) {
+        if let OutputSink::Forward { fd, prefix } = &self.sink {
+            scratch.clear();
+            self.framer.finish(prefix.as_deref().unwrap_or_default(), scratch);
+            if !scratch.is_empty() {
+                if let Err(error) = sys::write_all_fd(*fd, scratch) {
+                    log::warn!("{}: cannot write {} output: {error}", self.name, self.stream.as_str());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(chunks: &[&[u8]]) -> String {
+        let mut framer = LineFramer::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            framer.push(chunk, b"p | ", &mut out);
+        }
+        framer.finish(b"p | ", &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn lines_are_whole_across_reads() {
+        assert_eq!(frame(&[b"ab", b"c\nde", b"f\n"]), "p | abc\np | def\n");
+        assert_eq!(frame(&[b"no newline"]), "p | no newline\n");
+        assert_eq!(frame(&[b"\n\n"]), "p | \np | \n");
+    }
+
+    #[test]
+    fn very_long_lines_are_split() {
+        let long = vec![b'x'; MAX_LINE_BYTES + 10];
+        let text = frame(&[&long]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), 4 + MAX_LINE_BYTES);
+    }
+}

@@ -1,0 +1,371 @@
+//! The normalised program model: what to run and how to supervise it.
+//!
+//! Every input format (the YAML `programs:` map, Tron's `services:` list, later a config
+//! directory) produces these types; the core and the driver consume nothing else.
+//!
+//! Architecture invariant: nothing here is `Deserialize` and nothing here does I/O. Parsing lives
+//! in `config.rs`; these are the validated results.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Config {
+    /// Control socket path from the file, if given (the CLI and environment may override it).
+    pub socket: Option<PathBuf>,
+    /// Event log path, if any.
+    pub logfile: Option<PathBuf>,
+    /// Group whose members may use the control socket besides root and the daemon's uid.
+    pub socket_group: Option<String>,
+    /// Directory for persistent stop/pause flags (default: beside the socket).
+    pub state_dir: Option<PathBuf>,
+    /// Programs, sorted by name, names unique.
+    pub programs: Vec<ProgramSpec>,
+}
+
+/// One program: a command and the policy that keeps `numprocs` instances of it alive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramSpec {
+    pub name: String,
+    /// argv[0] is looked up in PATH when it contains no slash. Never empty.
+    pub argv: Vec<String>,
+    /// Instances `name:0` .. `name:numprocs-1`; at least 1.
+    pub numprocs: u32,
+    pub autostart: bool,
+    pub autorestart: AutoRestart,
+    /// Exit codes that count as expected.
+    pub exitcodes: Vec<u8>,
+    /// Failed starts retried in a row before FATAL.
+    pub startretries: u32,
+    /// How long an instance must stay up to count as RUNNING.
+    pub starttime: Duration,
+    /// Wait before restarting an instance that exited after it was RUNNING.
+    pub restart_delay: Duration,
+    /// A run shorter than this counts as a crash for the crash-loop backoff.
+    pub stability_window: Duration,
+    pub stopsignal: Signal,
+    /// Wait after stopsignal before SIGKILL.
+    pub stoptime: Duration,
+    pub stdout: Sink,
+    pub stderr: Sink,
+    /// Variables added to the inherited environment, sorted by name.
+    pub env: Vec<(String, String)>,
+    pub workingdir: Option<PathBuf>,
+    pub umask: Option<u32>,
+    /// A FATAL or final exit of this program shuts the supervisor down with its exit code.
+    pub critical: bool,
+    /// Prefix forwarded output lines with the instance name.
+    pub prefix: bool,
+    /// Bytes of recent output kept in memory per stream per instance for `ctl tail`.
+    pub tail_buffer: usize,
+    /// When set, the command starts a daemon that writes its pid here; the instance is up
+    /// while that pid lives. A template: see [`ProgramSpec::launch`].
+    pub pid_file: Option<String>,
+    /// How often a pid-file daemon is checked.
+    pub monitor_interval: Duration,
+}
+
+impl ProgramSpec {
+    /// Whether two specs differ only in `numprocs`, so a reload may keep the surviving
+    /// instances running.
+    #[must_use]
+    pub fn same_except_numprocs(&self, other: &ProgramSpec) -> bool {
+        let mut other = other.clone();
+        other.numprocs = self.numprocs;
+        *self == other
+    }
+
+    /// What instance `index` runs: every template expanded with `name`, `instance_number` and
+    /// (when set) `pid_file`. Config validation expanded instance 0 of every field, so this
+    /// cannot fail for a loaded spec; if it somehow does, the text is kept unexpanded.
+    #[must_use]
+    pub fn launch(&self, index: u32) -> Launch {
+        let mut vars = vec![("name", self.name.clone()), ("instance_number", index.to_string())];
+        let pid_file = self.pid_file.as_deref().map(|template| self.expand_or_keep(template, &vars));
+        if let Some(pid_file) = &pid_file {
+            vars.push(("pid_file", pid_file.clone()));
+        }
+        let expand = |text: &str| self.expand_or_keep(text, &vars);
+        let expand_path = |path: &PathBuf| path.to_str().map_or_else(|| path.clone(), |text| PathBuf::from(expand(text)));
+        let expand_sink = |sink: &Sink| match sink {
+            Sink::File(path) => Sink::File(expand_path(path)),
+            other => other.clone(),
+        };
+        Launch {
+            argv: self.argv.iter().map(|word| expand(word)).collect(),
+            env: self.env.iter().map(|(key, value)| (key.clone(), expand(value))).collect(),
+            workingdir: self.workingdir.as_ref().map(expand_path),
+            umask: self.umask,
+            stdout: expand_sink(&self.stdout),
+            stderr: expand_sink(&self.stderr),
+            pid_file: pid_file.map(PathBuf::from),
+        }
+    }
+
+    fn expand_or_keep(&self, template: &str, vars: &[(&str, String)]) -> String {
+        expand_template(template, vars).unwrap_or_else(|error| {
+            log::error!("{}: {error}; using {template:?} unexpanded", self.name);
+            template.to_string()
+        })
+    }
+}
+
+/// Expands Tron/Python-style templates: `%(key)s` is the value of `key` in `vars`, `%(key)d`
+/// the same value when it is a number, and `%%` a literal `%`. A `%` that starts neither is
+/// kept as it is, so commands such as `date +%s` need no escaping.
+pub fn expand_template(template: &str, vars: &[(&str, String)]) -> Result<String, String> {
+    let mut expanded = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(percent) = rest.find('%') {
+        expanded.push_str(&rest[..percent]);
+        let after = &rest[percent + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            expanded.push('%');
+            rest = tail;
+            continue;
+        }
+        let Some(inner) = after.strip_prefix('(') else {
+            expanded.push('%');
+            rest = after;
+            continue;
+        };
+        let Some(close) = inner.find(')') else {
+            return Err(format!("unterminated template `%({inner}` (expected e.g. `%(name)s`)"));
+        };
+        let key = &inner[..close];
+        let tail = &inner[close + 1..];
+        let conversion = match tail.chars().next() {
+            Some(conversion @ ('s' | 'd')) => conversion,
+            _ => return Err(format!("template `%({key})` must end in `s` or `d`, as in `%({key})s`")),
+        };
+        let Some((_, value)) = vars.iter().find(|(name, _)| *name == key) else {
+            let known: Vec<&str> = vars.iter().map(|(name, _)| *name).collect();
+            return Err(format!("unknown template variable `%({key}){conversion}` (known: {})", known.join(", ")));
+        };
+        if conversion == 'd' && value.parse::<i64>().is_err() {
+            return Err(format!("`%({key})d` needs a number, but {key} is {value:?}; use `%({key})s`"));
+        }
+        expanded.push_str(value);
+        rest = &tail[1..];
+    }
+    expanded.push_str(rest);
+    Ok(expanded)
+}
+
+/// What one instance runs, with every template (`%(name)s`, `%(instance_number)s`,
+/// `%(pid_file)s`, `%(key)d`) expanded. Built by [`ProgramSpec::launch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub workingdir: Option<PathBuf>,
+    pub umask: Option<u32>,
+    pub stdout: Sink,
+    pub stderr: Sink,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Defaults, shared by every input format.
+pub mod defaults {
+    use std::time::Duration;
+    pub const NUMPROCS: u32 = 1;
+    pub const STARTRETRIES: u32 = 3;
+    pub const STARTTIME: Duration = Duration::from_secs(1);
+    pub const RESTART_DELAY: Duration = Duration::ZERO;
+    pub const STABILITY_WINDOW: Duration = Duration::from_secs(10);
+    pub const STOPTIME: Duration = Duration::from_secs(10);
+    pub const TAIL_BUFFER: usize = 64 * 1024;
+    pub const MONITOR_INTERVAL: Duration = Duration::from_secs(5);
+}
+
+/// When an instance that exited on its own is started again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoRestart {
+    Always,
+    Never,
+    /// Only when the exit code is not in `exitcodes`, or a signal we did not send killed it.
+    Unexpected,
+}
+
+/// Where one output stream of an instance goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// Lines go to the daemon's own stdout/stderr (prefixed unless `prefix: false`).
+    Forward,
+    Discard,
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+/// A signal number, valid on this platform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Signal(pub i32);
+
+/// Signal names accepted in configs and on the command line, without the `SIG` prefix.
+pub const SIGNAL_NAMES: &[(&str, i32)] = &[
+    ("HUP", libc::SIGHUP),
+    ("INT", libc::SIGINT),
+    ("QUIT", libc::SIGQUIT),
+    ("ILL", libc::SIGILL),
+    ("TRAP", libc::SIGTRAP),
+    ("ABRT", libc::SIGABRT),
+    ("BUS", libc::SIGBUS),
+    ("FPE", libc::SIGFPE),
+    ("KILL", libc::SIGKILL),
+    ("USR1", libc::SIGUSR1),
+    ("SEGV", libc::SIGSEGV),
+    ("USR2", libc::SIGUSR2),
+    ("PIPE", libc::SIGPIPE),
+    ("ALRM", libc::SIGALRM),
+    ("TERM", libc::SIGTERM),
+    ("CHLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("STOP", libc::SIGSTOP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+    ("VTALRM", libc::SIGVTALRM),
+    ("PROF", libc::SIGPROF),
+    ("WINCH", libc::SIGWINCH),
+    ("IO", libc::SIGIO),
+    ("PWR", libc::SIGPWR),
+    ("SYS", libc::SIGSYS),
+];
+
+impl Signal {
+    pub const TERM: Signal = Signal(libc::SIGTERM);
+    pub const KILL: Signal = Signal(libc::SIGKILL);
+    pub const STOP: Signal = Signal(libc::SIGSTOP);
+    pub const CONT: Signal = Signal(libc::SIGCONT);
+
+    /// Parses `TERM`, `SIGTERM`, `term` or a number between 1 and 64.
+    pub fn parse(text: &str) -> Result<Signal, String> {
+        let trimmed = text.trim();
+        if let Ok(number) = trimmed.parse::<i32>() {
+            return Signal::from_number(number);
+        }
+        let upper = trimmed.to_ascii_uppercase();
+        let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+        SIGNAL_NAMES
+            .iter()
+            .find(|(name, _)| *name == bare)
+            .map(|&(_, number)| Signal(number))
+            .ok_or_else(|| {
+                format!(
+                    "unknown signal {text:?} (expected a number or one of: {})",
+                    SIGNAL_NAMES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+                )
+            })
+    }
+
+    /// A signal number in the range the kernel accepts.
+    pub fn from_number(number: i32) -> Result<Signal, String> {
+        if (1..=64).contains(&number) {
+            Ok(Signal(number))
+        } else {
+            Err(format!("signal number {number} is out of range (1 to 64)"))
+        }
+    }
+
+    /// `TERM`, or the number for signals without a name here (real-time signals).
+    #[must_use]
+    pub fn name(self) -> String {
+        SIGNAL_NAMES
+            .iter()
+            .find(|&&(_, number)| number == self.0)
+            .map(|(name, _)| (*name).to_string())
+            .unwrap_or_else(|| self.0.to_string())
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIG{}", self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names_numbers_and_errors() {
+        assert_eq!(Signal::parse("TERM"), Ok(Signal(libc::SIGTERM)));
+        assert_eq!(Signal::parse("sigusr1"), Ok(Signal(libc::SIGUSR1)));
+        assert_eq!(Signal::parse("9"), Ok(Signal(9)));
+        assert!(Signal::parse("0").is_err());
+        let error = Signal::parse("TERMINATE").unwrap_err();
+        assert!(error.contains("USR1"), "{error}");
+        assert_eq!(Signal(libc::SIGKILL).to_string(), "SIGKILL");
+    }
+
+    fn vars() -> Vec<(&'static str, String)> {
+        vec![("name", "web".to_string()), ("instance_number", "3".to_string())]
+    }
+
+    #[test]
+    fn templates_expand_names_numbers_and_percent() {
+        let expanded = expand_template("%(name)s-%(instance_number)s.%(instance_number)d 100%% %s", &vars());
+        assert_eq!(expanded, Ok("web-3.3 100% %s".to_string()));
+        assert_eq!(expand_template("", &vars()), Ok(String::new()));
+        assert_eq!(expand_template("50%", &vars()), Ok("50%".to_string()));
+    }
+
+    #[test]
+    fn template_errors_name_the_problem() {
+        let error = expand_template("/run/%(nmae)s.pid", &vars()).unwrap_err();
+        assert_eq!(error, "unknown template variable `%(nmae)s` (known: name, instance_number)");
+        let error = expand_template("%(name)d", &vars()).unwrap_err();
+        assert!(error.contains("needs a number"), "{error}");
+        let error = expand_template("%(name", &vars()).unwrap_err();
+        assert!(error.starts_with("unterminated template"), "{error}");
+        let error = expand_template("%(name)x", &vars()).unwrap_err();
+        assert!(error.contains("must end in `s` or `d`"), "{error}");
+        assert!(expand_template("%(name)", &vars()).is_err());
+    }
+
+    #[test]
+    fn launch_expands_every_template_field() {
+        let spec = ProgramSpec {
+            name: "worker".to_string(),
+            argv: vec!["run".to_string(), "--pid=%(pid_file)s".to_string(), "-n%(instance_number)d".to_string()],
+            numprocs: 3,
+            autostart: true,
+            autorestart: AutoRestart::Always,
+            exitcodes: vec![0],
+            startretries: defaults::STARTRETRIES,
+            starttime: defaults::STARTTIME,
+            restart_delay: defaults::RESTART_DELAY,
+            stability_window: defaults::STABILITY_WINDOW,
+            stopsignal: Signal::TERM,
+            stoptime: defaults::STOPTIME,
+            stdout: Sink::File(PathBuf::from("/log/%(name)s-%(instance_number)s.out")),
+            stderr: Sink::Discard,
+            env: vec![("ID".to_string(), "%(name)s:%(instance_number)s".to_string())],
+            workingdir: Some(PathBuf::from("/srv/%(name)s")),
+            umask: Some(0o22),
+            critical: false,
+            prefix: true,
+            tail_buffer: defaults::TAIL_BUFFER,
+            pid_file: Some("/run/%(name)s-%(instance_number)s.pid".to_string()),
+            monitor_interval: defaults::MONITOR_INTERVAL,
+        };
+        let launch = spec.launch(2);
+        assert_eq!(launch.argv, ["run", "--pid=/run/worker-2.pid", "-n2"]);
+        assert_eq!(launch.pid_file, Some(PathBuf::from("/run/worker-2.pid")));
+        assert_eq!(launch.stdout, Sink::File(PathBuf::from("/log/worker-2.out")));
+        assert_eq!(launch.stderr, Sink::Discard);
+        assert_eq!(launch.env, [("ID".to_string(), "worker:2".to_string())]);
+        assert_eq!(launch.workingdir, Some(PathBuf::from("/srv/worker")));
+        assert_eq!(launch.umask, Some(0o22));
+
+        // A template validation should have rejected stays as written.
+        let broken = ProgramSpec { pid_file: None, ..spec };
+        assert_eq!(broken.launch(0).argv[1], "--pid=%(pid_file)s");
+    }
+}
