@@ -562,3 +562,6 @@ impl Rng {
         (value >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -57,25 +57,3 @@ impl Timers {
         self.heap.len()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn pops_due_keys_in_order_once() {
-        let t0 = Instant::now();
-        let mut timers = Timers::default();
-        let a = TimerKey::Instance(InstanceId(1));
-        let b = TimerKey::Instance(InstanceId(2));
-        timers.arm(t0 + Duration::from_secs(2), b);
-        timers.arm(t0 + Duration::from_secs(1), a);
-        timers.arm(t0 + Duration::from_secs(1), a);
-        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
-        assert_eq!(timers.pop_due(t0), vec![]);
-        assert_eq!(timers.pop_due(t0 + Duration::from_secs(1)), vec![a]);
-        assert_eq!(timers.pop_due(t0 + Duration::from_secs(5)), vec![b]);
-        assert_eq!(timers.len(), 0);
-    }
-}

@@ -1,0 +1,543 @@
+//! Executable specs for the state machine, on a fake clock. Each test feeds inputs and reads the
+//! actions back as text through one [`Harness`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::spec::{defaults, AutoRestart, Config, ProgramSpec, Signal, Sink};
+
+fn program(name: &str, tweak: impl FnOnce(&mut ProgramSpec)) -> ProgramSpec {
+    let mut spec = ProgramSpec {
+        name: name.to_string(),
+        argv: vec!["/bin/true".to_string()],
+        numprocs: 1,
+        autostart: true,
+        autorestart: AutoRestart::Unexpected,
+        exitcodes: vec![0],
+        startretries: defaults::STARTRETRIES,
+        starttime: defaults::STARTTIME,
+        restart_delay: defaults::RESTART_DELAY,
+        stability_window: defaults::STABILITY_WINDOW,
+        stopsignal: Signal::TERM,
+        stoptime: defaults::STOPTIME,
+        stdout: Sink::Forward,
+        stderr: Sink::Forward,
+        env: Vec::new(),
+        workingdir: None::<PathBuf>,
+        umask: None,
+        critical: false,
+        prefix: true,
+        tail_buffer: defaults::TAIL_BUFFER,
+        pid_file: None,
+        monitor_interval: defaults::MONITOR_INTERVAL,
+    };
+    tweak(&mut spec);
+    spec
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+struct Harness {
+    supervisor: Supervisor,
+    now: Instant,
+    /// Instance name -> id of its last `Spawn` action.
+    spawn_ids: HashMap<String, InstanceId>,
+    /// Actions drained but not yet checked by `expect`.
+    rendered: Vec<String>,
+    log: Vec<String>,
+}
+
+impl Harness {
+    fn new(programs: Vec<ProgramSpec>) -> Harness {
+        let now = Instant::now();
+        let config = Config { programs, ..Config::default() };
+        let supervisor = Supervisor::new(&config, now, 7);
+        Harness { supervisor, now, spawn_ids: HashMap::new(), rendered: Vec::new(), log: Vec::new() }
+    }
+
+    /// Actions since the last call, all but log lines, as text, one per line.
+    fn actions(&mut self) -> String {
+        self.drain();
+        std::mem::take(&mut self.rendered).join("\n")
+    }
+
+    fn drain(&mut self) {
+        let out = &mut self.rendered;
+        while let Some(action) = self.supervisor.poll_action() {
+            match action {
+                Action::Spawn { id, name, .. } => {
+                    out.push(format!("spawn {name}"));
+                    self.spawn_ids.insert(name, id);
+                }
+                Action::Kill { pid, signal, group } => {
+                    out.push(format!("kill {}{pid} {}", if group { "-" } else { "" }, signal.name()))
+                }
+                Action::Reply { conn, reply } => out.push(format!("reply {conn} {}", render_reply(&reply))),
+                Action::Log { message, .. } => self.log.push(message),
+                Action::Exit(code) => out.push(format!("exit {code}")),
+            }
+        }
+    }
+
+    #[track_caller]
+    fn expect(&mut self, expected: &str) {
+        assert_eq!(self.actions(), expected.trim());
+    }
+
+    fn input(&mut self, input: Input) {
+        self.supervisor.handle_input(self.now, input);
+    }
+
+    fn spawned(&mut self, name: &str, pid: Pid) {
+        let id = self.spawn_ids[name];
+        self.input(Input::Spawned { id, pid });
+    }
+
+    fn spawn_failed(&mut self, name: &str, error: &str) {
+        let id = self.spawn_ids[name];
+        self.input(Input::SpawnFailed { id, error: error.to_string() });
+    }
+
+    fn exited(&mut self, pid: Pid, status: ExitStatus) {
+        self.input(Input::Exited { pid, status });
+    }
+
+    fn request(&mut self, conn: ConnId, request: Request) {
+        self.input(Input::Request { conn, request });
+    }
+
+    /// Moves the clock, then fires what is due, as the driver does after `poll` returns.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.supervisor.handle_timeout(self.now);
+    }
+
+    /// Jumps from deadline to deadline (the driver's poll timeout) until one does something;
+    /// stale entries wake the driver spuriously and do nothing.
+    fn step(&mut self) {
+        for _ in 0..100 {
+            let next = self.supervisor.poll_timeout().expect("a deadline is armed");
+            self.now = self.now.max(next);
+            self.supervisor.handle_timeout(self.now);
+            let n_log = self.log.len();
+            self.drain();
+            if !self.rendered.is_empty() || self.log.len() > n_log {
+                return;
+            }
+        }
+        panic!("100 deadlines fired and did nothing");
+    }
+
+    fn state(&self, name: &str) -> String {
+        let rows = self.supervisor.status(self.now, &[name.to_string()]);
+        rows.first().map(|row| row.state.to_string()).unwrap_or_default()
+    }
+
+    fn logged(&mut self, needle: &str) -> bool {
+        self.drain();
+        self.log.iter().any(|line| line.contains(needle))
+    }
+}
+
+fn render_reply(reply: &Reply) -> String {
+    match reply {
+        Reply::Status(rows) => rows.iter().map(|row| format!("{}={}", row.name, row.state)).collect::<Vec<_>>().join(","),
+        Reply::Results(results) => results
+            .iter()
+            .map(|result| format!("{}:{}:{}", result.name, if result.ok { "ok" } else { "FAIL" }, result.message))
+            .collect::<Vec<_>>()
+            .join(","),
+        Reply::Error(error) => format!("error {error}"),
+        Reply::Done(message) => format!("done {message}"),
+    }
+}
+
+fn targets(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+const KILLED: ExitStatus = ExitStatus::Signaled { signal: libc_sigkill(), core_dumped: false };
+
+/// SIGKILL's number, without touching libc in the core's tests.
+const fn libc_sigkill() -> i32 {
+    9
+}
+
+#[test]
+fn autostart_spawns_and_starttime_leads_to_running() {
+    let mut h = Harness::new(vec![program("web", |p| p.starttime = secs(2))]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    assert_eq!(h.state("web:0"), "STARTING");
+    h.advance(ms(1999));
+    assert_eq!(h.state("web:0"), "STARTING");
+    h.advance(ms(1));
+    assert_eq!(h.state("web:0"), "RUNNING");
+    assert!(h.logged("web:0: RUNNING (pid 100)"));
+    assert_eq!(h.supervisor.poll_timeout(), None, "nothing is due once running");
+}
+
+#[test]
+fn exit_before_starttime_backs_off_exponentially_then_goes_fatal() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.starttime = secs(1);
+        p.startretries = 2;
+    })]);
+    h.expect("spawn web:0");
+    let mut pid = 100;
+    let mut delays = Vec::new();
+    for _ in 0..2 {
+        h.spawned("web:0", pid);
+        h.exited(pid, ExitStatus::Exited(1));
+        assert_eq!(h.state("web:0"), "BACKOFF");
+        h.expect("");
+        let before = h.now;
+        h.step();
+        delays.push(h.now - before);
+        h.expect("spawn web:0");
+        pid += 1;
+    }
+    // Base 1 s then 2 s, each shortened by at most the jitter.
+    assert!(delays[0] <= secs(1) && delays[0] >= secs(1).mul_f64(1.0 - BACKOFF_JITTER), "{delays:?}");
+    assert!(delays[1] <= secs(2) && delays[1] >= secs(2).mul_f64(1.0 - BACKOFF_JITTER), "{delays:?}");
+    h.spawned("web:0", pid);
+    h.exited(pid, ExitStatus::Exited(1));
+    assert_eq!(h.state("web:0"), "FATAL");
+    h.expect("");
+    assert!(h.logged("3 failed starts in a row"));
+}
+
+#[test]
+fn spawn_failure_is_fatal_with_the_reason() {
+    let mut h = Harness::new(vec![program("web", |_| {})]);
+    h.expect("spawn web:0");
+    h.spawn_failed("web:0", "exec /nope: No such file or directory (os error 2)");
+    assert_eq!(h.state("web:0"), "FATAL");
+    let rows = h.supervisor.status(h.now, &[]);
+    assert_eq!(rows[0].detail.as_deref(), Some("exec /nope: No such file or directory (os error 2)"));
+}
+
+fn running(h: &mut Harness, name: &str, pid: Pid) {
+    h.spawned(name, pid);
+    h.advance(secs(1));
+    assert_eq!(h.state(name), "RUNNING");
+}
+
+#[test]
+fn autorestart_unexpected_restarts_only_unexpected_exits() {
+    let mut h = Harness::new(vec![program("web", |p| p.exitcodes = vec![0, 2])]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.advance(secs(60));
+    h.exited(100, ExitStatus::Exited(3));
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 101);
+    h.advance(secs(60));
+    h.exited(101, ExitStatus::Exited(2));
+    h.expect("");
+    assert_eq!(h.state("web:0"), "EXITED");
+    assert!(h.logged("exited with exit status 2 (expected); EXITED"));
+}
+
+#[test]
+fn autorestart_always_and_never() {
+    let mut h = Harness::new(vec![
+        program("always", |p| p.autorestart = AutoRestart::Always),
+        program("never", |p| p.autorestart = AutoRestart::Never),
+    ]);
+    h.expect("spawn always:0\nspawn never:0");
+    running(&mut h, "always:0", 100);
+    h.spawned("never:0", 200);
+    h.advance(secs(30));
+    h.exited(100, ExitStatus::Exited(0));
+    h.expect("spawn always:0");
+    h.exited(200, KILLED);
+    h.expect("");
+    assert_eq!(h.state("never:0"), "EXITED");
+}
+
+#[test]
+fn restart_delay_then_crash_loop_backoff_and_reset_after_a_stable_run() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.autorestart = AutoRestart::Always;
+        p.restart_delay = secs(3);
+        p.stability_window = secs(10);
+    })]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.advance(secs(20));
+    // A crash after a stable run: only restart_delay.
+    h.exited(100, ExitStatus::Exited(1));
+    h.expect("");
+    h.advance(ms(2999));
+    h.expect("");
+    h.advance(ms(1));
+    h.expect("spawn web:0");
+    // Two quick crashes in a row: restart_delay plus backoff.
+    running(&mut h, "web:0", 101);
+    h.exited(101, ExitStatus::Exited(1));
+    h.advance(secs(3));
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 102);
+    h.exited(102, ExitStatus::Exited(1));
+    h.advance(secs(3));
+    h.expect("");
+    h.step();
+    h.expect("spawn web:0");
+    assert!(h.logged("crash 2 in a row"));
+    // A run past the window resets the count.
+    running(&mut h, "web:0", 103);
+    h.advance(secs(11));
+    h.exited(103, ExitStatus::Exited(1));
+    h.advance(secs(3));
+    h.expect("spawn web:0");
+}
+
+#[test]
+fn zero_restart_delay_respawns_in_the_same_step() {
+    let mut h = Harness::new(vec![program("web", |p| p.autorestart = AutoRestart::Always)]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.advance(secs(30));
+    h.exited(100, KILLED);
+    h.expect("spawn web:0");
+}
+
+#[test]
+fn stop_sends_stopsignal_then_sigkill_after_stoptime_and_waiters_answer() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.stopsignal = Signal(10);
+        p.stoptime = secs(5);
+    })]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.request(1, Request::Stop { targets: targets(&["web"]), wait: true });
+    h.expect("kill -100 USR1");
+    assert_eq!(h.state("web:0"), "STOPPING");
+    h.advance(ms(4999));
+    h.expect("");
+    h.advance(ms(1));
+    h.expect("kill -100 KILL");
+    h.exited(100, KILLED);
+    h.expect("reply 1 web:0:ok:stopped");
+    assert_eq!(h.state("web:0"), "STOPPED");
+    // A stopped instance is not restarted.
+    h.advance(secs(100));
+    h.expect("");
+}
+
+#[test]
+fn start_waits_for_running_or_fatal() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.autostart = false;
+        p.startretries = 0;
+    })]);
+    h.expect("");
+    assert_eq!(h.state("web:0"), "STOPPED");
+    h.request(1, Request::Start { targets: targets(&["web:0"]), wait: true });
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    h.expect("");
+    h.advance(secs(1));
+    h.expect("reply 1 web:0:ok:started (pid 100)");
+    h.request(2, Request::Stop { targets: targets(&["all"]), wait: false });
+    h.expect("kill -100 TERM\nreply 2 web:0:ok:stopping");
+    h.exited(100, KILLED);
+    h.request(3, Request::Start { targets: targets(&["web"]), wait: true });
+    h.expect("spawn web:0");
+    h.spawned("web:0", 101);
+    h.exited(101, ExitStatus::Exited(1));
+    h.expect("reply 3 web:0:FAIL:FATAL: exited with exit status 1 before starttime (1s), 1 failed starts in a row");
+}
+
+#[test]
+fn unknown_targets_fail_and_name_the_problem() {
+    let mut h = Harness::new(vec![program("web", |p| p.numprocs = 2)]);
+    h.actions();
+    h.request(1, Request::Start { targets: targets(&["nope", "web:7"]), wait: true });
+    h.expect("reply 1 nope:FAIL:no such program `nope`,web:7:FAIL:no such instance `web:7` (web has 2 instances, web:0 to web:1)");
+}
+
+#[test]
+fn restart_stops_then_spawns_again() {
+    let mut h = Harness::new(vec![program("web", |_| {})]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.request(1, Request::Restart { targets: targets(&["web"]), wait: true });
+    h.expect("kill -100 TERM");
+    h.exited(100, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("spawn web:0");
+    h.spawned("web:0", 101);
+    h.advance(secs(1));
+    h.expect("reply 1 web:0:ok:started (pid 101)");
+}
+
+#[test]
+fn orphans_are_reaped_quietly() {
+    let mut h = Harness::new(vec![program("web", |_| {})]);
+    h.expect("spawn web:0");
+    h.exited(4242, ExitStatus::Exited(0));
+    h.expect("");
+    assert!(h.logged("reaped pid 4242"));
+}
+
+fn reload(h: &mut Harness, programs: Vec<ProgramSpec>) {
+    let config = Config { programs, ..Config::default() };
+    h.input(Input::Reload { conn: Some(9), result: Ok(config) });
+}
+
+#[test]
+fn reload_applies_only_the_difference() {
+    let mut h = Harness::new(vec![
+        program("same", |_| {}),
+        program("changed", |_| {}),
+        program("gone", |_| {}),
+        program("grow", |_| {}),
+        program("shrink", |p| p.numprocs = 3),
+    ]);
+    h.expect("spawn same:0\nspawn changed:0\nspawn gone:0\nspawn grow:0\nspawn shrink:0\nspawn shrink:1\nspawn shrink:2");
+    for (pid, name) in [(1, "changed:0"), (2, "gone:0"), (3, "grow:0"), (4, "same:0"), (5, "shrink:0"), (6, "shrink:1"), (7, "shrink:2")] {
+        h.spawned(name, pid);
+    }
+    h.advance(secs(1));
+    reload(
+        &mut h,
+        vec![
+            program("same", |_| {}),
+            program("changed", |p| p.argv = vec!["/bin/false".to_string()]),
+            program("grow", |p| p.numprocs = 2),
+            program("shrink", |p| p.numprocs = 1),
+            program("new", |_| {}),
+        ],
+    );
+    h.expect(
+        "kill -2 TERM\nkill -1 TERM\nspawn grow:1\nkill -6 TERM\nkill -7 TERM\nspawn new:0\nreply 9 done reloaded: added new; changed changed; resized grow (1 -> 2), shrink (3 -> 1); removed gone",
+    );
+    assert_eq!(h.supervisor.instance_of_pid(4), Some("same:0"));
+    assert_eq!(h.supervisor.instance_of_pid(5), Some("shrink:0"));
+    assert_eq!(h.supervisor.instance_of_pid(3), Some("grow:0"));
+    h.exited(1, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("spawn changed:0");
+    h.exited(2, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.exited(6, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.exited(7, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("");
+    let names: Vec<String> = h.supervisor.status(h.now, &[]).into_iter().map(|row| row.name).collect();
+    assert_eq!(names, ["changed:0", "grow:0", "grow:1", "new:0", "same:0", "shrink:0"]);
+}
+
+#[test]
+fn a_failed_reload_changes_nothing() {
+    let mut h = Harness::new(vec![program("web", |_| {})]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    h.input(Input::Reload { conn: Some(3), result: Err("sv.yaml:2:3: programs.web.numprocs: must be at least 1".to_string()) });
+    h.expect("reply 3 error reload failed, nothing changed:\nsv.yaml:2:3: programs.web.numprocs: must be at least 1");
+    assert_eq!(h.supervisor.instance_of_pid(100), Some("web:0"));
+}
+
+#[test]
+fn shutdown_stops_everything_then_exits_and_a_second_request_kills() {
+    let mut h = Harness::new(vec![program("a", |_| {}), program("b", |p| p.stoptime = secs(30))]);
+    h.expect("spawn a:0\nspawn b:0");
+    running(&mut h, "a:0", 1);
+    h.spawned("b:0", 2);
+    h.input(Input::Shutdown { conn: Some(5) });
+    h.expect("kill -1 TERM\nkill -2 TERM");
+    h.exited(1, ExitStatus::Exited(0));
+    h.expect("");
+    h.input(Input::Shutdown { conn: None });
+    h.expect("kill -2 KILL");
+    h.exited(2, KILLED);
+    h.expect("reply 5 done shut down\nexit 0");
+}
+
+#[test]
+fn a_critical_program_going_fatal_shuts_down_with_its_exit_code() {
+    let mut h = Harness::new(vec![
+        program("db", |p| {
+            p.critical = true;
+            p.startretries = 0;
+        }),
+        program("web", |_| {}),
+    ]);
+    h.expect("spawn db:0\nspawn web:0");
+    running(&mut h, "web:0", 2);
+    h.spawned("db:0", 1);
+    h.exited(1, ExitStatus::Exited(42));
+    h.expect("kill -2 TERM");
+    h.exited(2, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("exit 42");
+}
+
+#[test]
+fn a_critical_program_exiting_under_never_shuts_down_with_128_plus_signal() {
+    let mut h = Harness::new(vec![program("job", |p| {
+        p.critical = true;
+        p.autorestart = AutoRestart::Never;
+        p.starttime = Duration::ZERO;
+    })]);
+    h.expect("spawn job:0");
+    h.spawned("job:0", 1);
+    h.exited(1, KILLED);
+    h.expect("exit 137");
+}
+
+#[test]
+fn stale_timers_do_nothing_and_idle_instances_arm_none() {
+    let mut h = Harness::new(vec![program("web", |p| p.numprocs = 100)]);
+    h.actions();
+    for index in 0..100 {
+        h.spawned(&format!("web:{index}"), 1000 + index);
+    }
+    h.advance(secs(1));
+    assert_eq!(h.supervisor.n_timers(), 0, "running instances arm no timers");
+    assert_eq!(h.supervisor.poll_timeout(), None);
+    // A stop arms the kill deadline; an exit before it leaves a stale entry that fires as a no-op.
+    h.request(1, Request::Stop { targets: targets(&["web:0"]), wait: false });
+    h.exited(1000, ExitStatus::Exited(0));
+    h.actions();
+    assert_eq!(h.supervisor.n_timers(), 1, "the kill deadline is left behind, stale");
+    h.advance(secs(10));
+    h.expect("");
+    assert_eq!(h.supervisor.n_timers(), 0);
+    assert_eq!(h.state("web:0"), "STOPPED");
+}
+
+#[test]
+fn requests_during_shutdown_are_refused_but_status_answers() {
+    let mut h = Harness::new(vec![program("web", |_| {})]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 1);
+    h.input(Input::Shutdown { conn: None });
+    h.actions();
+    h.request(2, Request::Start { targets: targets(&["web"]), wait: true });
+    h.expect("reply 2 error sv-lite is shutting down");
+    h.request(3, Request::Status { targets: vec![] });
+    h.expect("reply 3 web:0=STOPPING");
+}
+
+#[test]
+fn timers_pop_due_keys_in_order_once() {
+    use super::timers::{TimerKey, Timers};
+    let t0 = Instant::now();
+    let mut timers = Timers::default();
+    let a = TimerKey::Instance(InstanceId(1));
+    let b = TimerKey::Instance(InstanceId(2));
+    timers.arm(t0 + secs(2), b);
+    timers.arm(t0 + secs(1), a);
+    timers.arm(t0 + secs(1), a);
+    assert_eq!(timers.next_deadline(), Some(t0 + secs(1)));
+    assert_eq!(timers.pop_due(t0), vec![]);
+    assert_eq!(timers.pop_due(t0 + secs(1)), vec![a]);
+    assert_eq!(timers.pop_due(t0 + secs(5)), vec![b]);
+    assert_eq!(timers.len(), 0);
+}
