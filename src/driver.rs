@@ -195,7 +195,7 @@ impl Driver {
             stderr: stream_for(&stderr_sink),
             foreground_tty: false,
         };
-        let child = sys::spawn(launch, options)?;
+        let child = sys::spawn(launch, options).map_err(|error| error.to_string())?;
         if let (Some(pipe), Some(sink)) = (child.stdout, stdout_sink) {
             self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stdout, sink));
         }

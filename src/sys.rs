@@ -36,6 +36,36 @@ pub struct SpawnOptions {
     pub foreground_tty: bool,
 }
 
+/// Why a spawn failed: the step, and the OS error when there is one.
+#[derive(Debug)]
+pub struct SpawnError {
+    pub step: String,
+    pub error: io::Error,
+}
+
+impl SpawnError {
+    /// The exit code a shell (and tini) uses for this failure: 127 not found, 126 not executable.
+    #[must_use]
+    pub fn shell_code(&self) -> u8 {
+        match self.error.raw_os_error() {
+            Some(libc::ENOENT) => 127,
+            _ => 126,
+        }
+    }
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step, self.error)
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 #[derive(Debug)]
 pub struct SpawnedChild {
     pub pid: Pid,
@@ -45,15 +75,16 @@ pub struct SpawnedChild {
 
 /// Starts `launch` as the leader of a new process group, with default signal dispositions and
 /// an empty signal mask. The error says which step failed.
-pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, String> {
+pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
     let Some((program, args)) = launch.argv.split_first() else {
-        return Err("empty command".to_string());
+        return Err(SpawnError { step: "spawn".to_string(), error: io::Error::new(io::ErrorKind::InvalidInput, "empty command") });
     };
     if let Some(dir) = &launch.workingdir {
+        let step = || format!("workingdir {}", dir.display());
         match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(format!("workingdir {}: not a directory", dir.display())),
-            Err(error) => return Err(format!("workingdir {}: {error}", dir.display())),
+            Ok(_) => return Err(SpawnError { step: step(), error: io::Error::from_raw_os_error(libc::ENOTDIR) }),
+            Err(error) => return Err(SpawnError { step: step(), error }),
         }
     }
     let mut command = Command::new(program);
@@ -99,7 +130,7 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Str
             let pid = child.id() as Pid;
             Ok(SpawnedChild { pid, stdout: child.stdout.take(), stderr: child.stderr.take() })
         }
-        Err(error) => Err(format!("exec {program}: {error}")),
+        Err(error) => Err(SpawnError { step: format!("exec {program}"), error }),
     }
 }
 

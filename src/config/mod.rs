@@ -1,0 +1,778 @@
+//! Reads the YAML config into the validated [`crate::spec::Config`].
+//!
+//! Two layers, as in STYLE.md rule 21: `serde_yaml` parses the text into a `Value` tree, then a
+//! hand-written validator walks it and reports *every* problem at once, each with its key path
+//! (`programs.web.stopsignal`) and, where the `locate` module can find it, line and column. The validator
+//! is hand-written rather than `#[derive(Deserialize)]` so that one bad value does not hide the
+//! rest, and so unknown keys can get a "did you mean" suggestion.
+//!
+//! Two input formats produce the same [`ProgramSpec`]s: the taskmaster-style `programs:` map and
+//! Tron's `services:` list (with its `nodes:` and `node_pools:`, which must all be this machine).
+//!
+//! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system.
+
+mod locate;
+mod scalars;
+#[cfg(test)]
+mod tests;
+mod tron;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::{Mapping, Value};
+
+use crate::spec::{self, defaults, AutoRestart, Config, ProgramSpec, Signal, Sink};
+use locate::{DisplayPath, Segment, Target};
+use scalars::{autorestart, describe, exit_code, is_dash_list, stopsignal, suggest};
+
+/// Every problem found in one config file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+}
+
+/// One problem, displayed as `{origin}:{line}:{column}: {path}: {message}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file name.
+    pub origin: String,
+    /// 1-based, when known.
+    pub line: Option<usize>,
+    /// 1-based, when known.
+    pub column: Option<usize>,
+    /// The key path, such as `programs.web.stopsignal` or `services[0].node`; empty for the file.
+    pub path: String,
+    /// Lowercase, no trailing period.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(column) = self.column {
+            write!(f, ":{column}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.errors.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Reads and validates the config file at `path`.
+///
+/// # Errors
+///
+/// `{path}: cannot read: {io error}` when the file cannot be read, else as [`from_yaml_str`].
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => from_yaml_str(&text, &origin),
+        Err(error) => Err(ConfigErrors {
+            errors: vec![ConfigError {
+                origin,
+                line: None,
+                column: None,
+                path: String::new(),
+                message: format!("cannot read: {error}"),
+            }],
+        }),
+    }
+}
+
+/// Parses and validates config text; `origin` names the file in messages. Pure.
+///
+/// # Errors
+///
+/// Every problem in the text, sorted by line: YAML syntax, unknown keys, wrong types, bad
+/// values and templates, duplicate names, remote Tron nodes.
+pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    let mut checker = Checker {
+        text,
+        origin,
+        errors: Vec::new(),
+    };
+    let parsed =
+        serde_yaml::from_str::<Value>(text).and_then(|mut root| root.apply_merge().map(|()| root));
+    let config = match parsed {
+        Ok(root) => checker.config(&root),
+        Err(error) => {
+            checker.yaml_error(&error);
+            Config::default()
+        }
+    };
+    let mut errors = checker.errors;
+    if errors.is_empty() {
+        return Ok(config);
+    }
+    errors.sort_by_key(|error| (error.line.unwrap_or(usize::MAX), error.column.unwrap_or(0)));
+    Err(ConfigErrors { errors })
+}
+
+const TOP_KEYS: &[&str] = &[
+    "socket",
+    "logfile",
+    "socket_group",
+    "state_dir",
+    "programs",
+    "services",
+    "nodes",
+    "node_pools",
+];
+
+const PROGRAM_KEYS: &[&str] = &[
+    "cmd",
+    "numprocs",
+    "autostart",
+    "autorestart",
+    "exitcodes",
+    "startretries",
+    "starttime",
+    "restart_delay",
+    "stoptime",
+    "stability_window",
+    "monitor_interval",
+    "stopsignal",
+    "stdout",
+    "stderr",
+    "env",
+    "workingdir",
+    "umask",
+    "critical",
+    "prefix",
+    "tail_buffer",
+    "pid_file",
+];
+
+/// Walks the parsed tree, collecting errors.
+struct Checker<'t> {
+    text: &'t str,
+    origin: &'t str,
+    errors: Vec<ConfigError>,
+}
+
+fn child(path: &[Segment], key: &str) -> Vec<Segment> {
+    let mut path = path.to_vec();
+    path.push(Segment::Key(key.to_string()));
+    path
+}
+
+fn item(path: &[Segment], index: usize) -> Vec<Segment> {
+    let mut path = path.to_vec();
+    path.push(Segment::Index(index));
+    path
+}
+
+fn new_program(name: &str) -> ProgramSpec {
+    ProgramSpec {
+        name: name.to_string(),
+        argv: Vec::new(),
+        numprocs: defaults::NUMPROCS,
+        autostart: true,
+        autorestart: AutoRestart::Unexpected,
+        exitcodes: vec![0],
+        startretries: defaults::STARTRETRIES,
+        starttime: defaults::STARTTIME,
+        restart_delay: defaults::RESTART_DELAY,
+        stability_window: defaults::STABILITY_WINDOW,
+        stopsignal: Signal::TERM,
+        stoptime: defaults::STOPTIME,
+        stdout: Sink::Forward,
+        stderr: Sink::Forward,
+        env: Vec::new(),
+        workingdir: None,
+        umask: None,
+        critical: false,
+        prefix: true,
+        tail_buffer: defaults::TAIL_BUFFER,
+        pid_file: None,
+        monitor_interval: defaults::MONITOR_INTERVAL,
+    }
+}
+
+/// Why `name` cannot name a program, if it cannot.
+fn name_problem(name: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    if name.is_empty() {
+        Some("program names must not be empty".to_string())
+    } else if let Some((base, _)) = name.split_once(':') {
+        Some(format!(
+            "invalid program name {name:?}: `:` is reserved for addressing one instance (as in `{base}:0`); \
+             use only letters, digits, `_`, `.` and `-`"
+        ))
+    } else if !name.chars().all(allowed) {
+        Some(format!(
+            "invalid program name {name:?}: use only letters, digits, `_`, `.` and `-`"
+        ))
+    } else if name == "." || name == ".." || name.starts_with('-') {
+        Some(format!(
+            "invalid program name {name:?}: it must not start with `-` or be `.` or `..`"
+        ))
+    } else {
+        None
+    }
+}
+
+impl Checker<'_> {
+    fn error(&mut self, path: &[Segment], target: Target, message: impl Into<String>) {
+        let position = locate::locate(self.text, path, target);
+        self.errors.push(ConfigError {
+            origin: self.origin.to_string(),
+            line: position.map(|(line, _)| line),
+            column: position.map(|(_, column)| column),
+            path: DisplayPath(path).to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn yaml_error(&mut self, error: &serde_yaml::Error) {
+        let location = error.location();
+        let mut message = error.to_string();
+        if let Some(location) = &location {
+            let suffix = format!(" at line {} column {}", location.line(), location.column());
+            message = message.replacen(&suffix, "", 1);
+        }
+        self.errors.push(ConfigError {
+            origin: self.origin.to_string(),
+            line: location.as_ref().map(serde_yaml::Location::line),
+            column: location.as_ref().map(serde_yaml::Location::column),
+            path: String::new(),
+            message: format!("invalid yaml: {message}"),
+        });
+    }
+
+    /// Runs `parse` on a value, reporting its error at the value.
+    fn value<T>(
+        &mut self,
+        path: &[Segment],
+        value: &Value,
+        parse: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Option<T> {
+        parse(value)
+            .map_err(|message| self.error(path, Target::Value, message))
+            .ok()
+    }
+
+    /// The map at `path`, or an error naming what was expected.
+    fn mapping<'v>(
+        &mut self,
+        path: &[Segment],
+        value: &'v Value,
+        what: &str,
+    ) -> Option<&'v Mapping> {
+        match value {
+            Value::Mapping(map) => Some(map),
+            other => {
+                self.error(
+                    path,
+                    Target::Value,
+                    format!("expected {what}, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// The list at `path` (null reads as empty), or an error.
+    fn list<'v>(&mut self, path: &[Segment], value: &'v Value, what: &str) -> &'v [Value] {
+        match value {
+            Value::Sequence(items) => items,
+            Value::Null => &[],
+            other => {
+                self.error(
+                    path,
+                    Target::Value,
+                    format!("expected {what}, found {}", describe(other)),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// Each entry of `map` whose key is in `known`, reporting the others.
+    fn entries<'v>(
+        &mut self,
+        path: &[Segment],
+        map: &'v Mapping,
+        known: &[&'static str],
+    ) -> Vec<(&'static str, &'v Value)> {
+        let mut entries = Vec::new();
+        for (key, value) in map {
+            let Value::String(key) = key else {
+                self.error(
+                    path,
+                    Target::Key,
+                    format!("expected a string key, found {}", describe(key)),
+                );
+                continue;
+            };
+            if let Some(&name) = known.iter().find(|name| **name == key) {
+                entries.push((name, value));
+                continue;
+            }
+            let message = match suggest(key, known) {
+                Some(near) => format!("unknown key `{key}`; did you mean `{near}`?"),
+                None => format!(
+                    "unknown key `{key}` (expected one of: {})",
+                    known.join(", ")
+                ),
+            };
+            self.error(&child(path, key), Target::Key, message);
+        }
+        entries
+    }
+
+    fn string(&mut self, path: &[Segment], value: &Value, what: &str) -> Option<String> {
+        self.value(path, value, |value| match value {
+            Value::String(text) if text.is_empty() => Err(format!("{what} must not be empty")),
+            Value::String(text) if text.contains('\0') => {
+                Err(format!("{what} must not contain a NUL byte"))
+            }
+            Value::String(text) => Ok(text.clone()),
+            other => Err(format!("expected {what}, found {}", describe(other))),
+        })
+    }
+
+    fn config(&mut self, root: &Value) -> Config {
+        let mut config = Config::default();
+        let map = match root {
+            Value::Null => return config,
+            other => match self.mapping(&[], other, "a mapping of settings at the top level") {
+                Some(map) => map,
+                None => return config,
+            },
+        };
+        let entries = self.entries(&[], map, TOP_KEYS);
+        let find = |key: &str| {
+            entries
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, value)| *value)
+        };
+        for (key, value) in &entries {
+            let path = child(&[], key);
+            match *key {
+                "socket" => config.socket = self.string(&path, value, "a path").map(PathBuf::from),
+                "logfile" => {
+                    config.logfile = self.string(&path, value, "a path").map(PathBuf::from)
+                }
+                "state_dir" => {
+                    config.state_dir = self.string(&path, value, "a path").map(PathBuf::from)
+                }
+                "socket_group" => config.socket_group = self.string(&path, value, "a group name"),
+                _ => {}
+            }
+        }
+        let nodes = self.nodes(find("nodes"), find("node_pools"));
+        // First path that defined each program name, to report duplicates.
+        let mut defined: BTreeMap<String, Vec<Segment>> = BTreeMap::new();
+        if let Some(programs) = find("programs") {
+            let path = child(&[], "programs");
+            let programs = match programs {
+                Value::Null => None,
+                other => self.mapping(&path, other, "a mapping of program names to settings"),
+            };
+            for (key, value) in programs.into_iter().flatten() {
+                let name = match key {
+                    Value::String(name) => name.clone(),
+                    Value::Number(number) => number.to_string(),
+                    other => {
+                        self.error(
+                            &path,
+                            Target::Key,
+                            format!("expected a program name, found {}", describe(other)),
+                        );
+                        continue;
+                    }
+                };
+                let program_path = child(&path, &name);
+                if let Some(problem) = name_problem(&name) {
+                    self.error(&program_path, Target::Key, problem);
+                    continue;
+                }
+                defined.insert(name.clone(), program_path.clone());
+                config
+                    .programs
+                    .extend(self.program(&name, &program_path, value));
+            }
+        }
+        if let Some(services) = find("services") {
+            let path = child(&[], "services");
+            for (index, value) in self
+                .list(&path, services, "a list of services")
+                .iter()
+                .enumerate()
+            {
+                let service_path = item(&path, index);
+                let Some((name, spec)) = self.service(&service_path, value, &nodes) else {
+                    continue;
+                };
+                if let Some(first) = defined.get(&name) {
+                    let first = DisplayPath(first).to_string();
+                    self.error(
+                        &child(&service_path, "name"),
+                        Target::Value,
+                        format!("duplicate program name {name:?} (already defined by {first})"),
+                    );
+                    continue;
+                }
+                defined.insert(name, child(&service_path, "name"));
+                config.programs.extend(spec);
+            }
+        }
+        config
+            .programs
+            .sort_by(|left, right| left.name.cmp(&right.name));
+        config
+    }
+
+    fn program(&mut self, name: &str, path: &[Segment], value: &Value) -> Option<ProgramSpec> {
+        let map = self.mapping(path, value, "a mapping of program settings")?;
+        let errors_before = self.errors.len();
+        let mut spec = new_program(name);
+        let mut has_cmd = false;
+        for (key, value) in self.entries(path, map, PROGRAM_KEYS) {
+            let path = child(path, key);
+            let path = path.as_slice();
+            macro_rules! set {
+                ($field:ident, $parsed:expr) => {
+                    if let Some(parsed) = $parsed {
+                        spec.$field = parsed;
+                    }
+                };
+            }
+            match key {
+                "cmd" => {
+                    has_cmd = true;
+                    set!(argv, self.argv(path, value));
+                }
+                "numprocs" => set!(
+                    numprocs,
+                    self.value(path, value, |v| scalars::bounded_u32(v, 1))
+                ),
+                "autostart" => set!(autostart, self.value(path, value, scalars::boolean)),
+                "autorestart" => set!(autorestart, self.value(path, value, autorestart)),
+                "exitcodes" => set!(exitcodes, self.exitcodes(path, value)),
+                "startretries" => set!(
+                    startretries,
+                    self.value(path, value, |v| scalars::bounded_u32(v, 0))
+                ),
+                "starttime" => set!(starttime, self.value(path, value, scalars::duration)),
+                "restart_delay" => set!(restart_delay, self.value(path, value, scalars::duration)),
+                "stoptime" => set!(stoptime, self.value(path, value, scalars::duration)),
+                "stability_window" => {
+                    set!(stability_window, self.value(path, value, scalars::duration))
+                }
+                "monitor_interval" => set!(monitor_interval, self.monitor_interval(path, value)),
+                "stopsignal" => set!(stopsignal, self.value(path, value, stopsignal)),
+                "stdout" => set!(stdout, self.sink(path, value)),
+                "stderr" => set!(stderr, self.sink(path, value)),
+                "env" => set!(env, self.env(path, value)),
+                "workingdir" => {
+                    spec.workingdir = self
+                        .string(path, value, "a directory path")
+                        .map(PathBuf::from)
+                }
+                "umask" => spec.umask = self.umask(path, value),
+                "critical" => set!(critical, self.value(path, value, scalars::boolean)),
+                "prefix" => set!(prefix, self.value(path, value, scalars::boolean)),
+                "tail_buffer" => set!(tail_buffer, self.value(path, value, scalars::size)),
+                "pid_file" => spec.pid_file = self.string(path, value, "a path"),
+                _ => {}
+            }
+        }
+        if !has_cmd {
+            self.error(
+                path,
+                Target::Key,
+                "missing required key `cmd` (the command to run)",
+            );
+        }
+        let cmd_is_list = matches!(map.get("cmd"), Some(Value::Sequence(_)));
+        self.check_templates(path, "cmd", cmd_is_list, &spec);
+        (self.errors.len() == errors_before).then_some(spec)
+    }
+
+    /// `cmd:` or `command:` as a shell-style string or an argv list.
+    fn argv(&mut self, path: &[Segment], value: &Value) -> Option<Vec<String>> {
+        let argv = match value {
+            Value::String(text) => {
+                let words = self.value(path, value, |_| scalars::split_words(text))?;
+                if let Some(first) = words.first().filter(|first| first.starts_with('-')) {
+                    let message = format!(
+                        "the command starts with {first:?}; if you meant a YAML list, put a space after each dash (`- {}`)",
+                        &first[1..]
+                    );
+                    self.error(path, Target::Value, message);
+                    return None;
+                }
+                words
+            }
+            Value::Sequence(items) => {
+                let mut argv = Vec::new();
+                for (index, word) in items.iter().enumerate() {
+                    let word_path = item(path, index);
+                    match scalars::scalar_text(word) {
+                        Some(word) => argv.push(word),
+                        None => self.error(
+                            &word_path,
+                            Target::Value,
+                            format!("expected a string, found {}", describe(word)),
+                        ),
+                    }
+                }
+                (argv.len() == items.len()).then_some(argv)?
+            }
+            other => {
+                self.error(
+                    path,
+                    Target::Value,
+                    format!(
+                        "expected a command string or a list of words, found {}",
+                        describe(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let problem = match argv.first() {
+            None => Some("the command is empty"),
+            Some(first) if first.is_empty() => Some("the program to run (the first word) is empty"),
+            Some(_) if argv.iter().any(|word| word.contains('\0')) => {
+                Some("the command must not contain a NUL byte")
+            }
+            Some(_) => None,
+        };
+        match problem {
+            Some(problem) => {
+                self.error(path, Target::Value, problem);
+                None
+            }
+            None => Some(argv),
+        }
+    }
+
+    fn exitcodes(&mut self, path: &[Segment], value: &Value) -> Option<Vec<u8>> {
+        const EXPECTED: &str = "expected an integer or a list of integers";
+        let mut codes = match value {
+            // `-2` alone on the next line is the number -2, not a one-item list.
+            Value::Number(number) if number.as_i64().is_some_and(|code| code < 0) => {
+                let message = format!(
+                    "exit code {number} is out of range (0 to 255); if you meant a YAML list, \
+                     put a space after the dash (`- {}`)",
+                    number.to_string().trim_start_matches('-')
+                );
+                self.error(path, Target::Value, message);
+                return None;
+            }
+            Value::Number(_) => vec![self.value(path, value, exit_code)?],
+            Value::Sequence(items) => {
+                let codes: Vec<u8> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, code)| self.value(&item(path, index), code, exit_code))
+                    .collect();
+                (codes.len() == items.len()).then_some(codes)?
+            }
+            // `exitcodes:` then `-0` and `-2` on their own lines is one plain scalar, "-0 -2".
+            Value::String(text) if is_dash_list(text) => {
+                let codes: Vec<&str> = text.split_whitespace().map(|word| &word[1..]).collect();
+                let message = format!(
+                    "{EXPECTED}, found the string {text:?}; a YAML list needs a space after each dash: \
+                     write `exitcodes: [{}]` or put a space after each dash (`- {}`)",
+                    codes.join(", "),
+                    codes[0]
+                );
+                self.error(path, Target::Value, message);
+                return None;
+            }
+            other => {
+                self.error(
+                    path,
+                    Target::Value,
+                    format!("{EXPECTED}, found {}", describe(other)),
+                );
+                return None;
+            }
+        };
+        codes.sort_unstable();
+        codes.dedup();
+        Some(codes)
+    }
+
+    fn monitor_interval(&mut self, path: &[Segment], value: &Value) -> Option<std::time::Duration> {
+        let interval = self.value(path, value, scalars::duration)?;
+        if interval.is_zero() {
+            self.error(path, Target::Value, "must be greater than zero");
+            return None;
+        }
+        Some(interval)
+    }
+
+    fn sink(&mut self, path: &[Segment], value: &Value) -> Option<Sink> {
+        match value {
+            Value::Null => Some(Sink::Discard),
+            Value::String(text) if matches!(text.as_str(), "null" | "discard" | "/dev/null") => {
+                Some(Sink::Discard)
+            }
+            Value::String(_) => self
+                .string(path, value, "a file path")
+                .map(|text| Sink::File(PathBuf::from(text))),
+            other => {
+                self.error(
+                    path,
+                    Target::Value,
+                    format!(
+                        "expected a file path, or null or `discard` to drop the output, found {}",
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn env(&mut self, path: &[Segment], value: &Value) -> Option<Vec<(String, String)>> {
+        let map = self.mapping(path, value, "a mapping of variable names to values")?;
+        let errors_before = self.errors.len();
+        let mut env = Vec::new();
+        for (key, value) in map {
+            let Some(key) = scalars::scalar_text(key) else {
+                self.error(
+                    path,
+                    Target::Value,
+                    format!("expected a variable name, found {}", describe(key)),
+                );
+                continue;
+            };
+            let variable_path = child(path, &key);
+            if key.is_empty() || key.contains(['=', '\0']) {
+                self.error(
+                    &variable_path,
+                    Target::Key,
+                    format!("invalid variable name {key:?} (it must be non-empty, without `=`)"),
+                );
+                continue;
+            }
+            match scalars::scalar_text(value).filter(|text| !text.contains('\0')) {
+                Some(text) => env.push((key, text)),
+                None => self.error(
+                    &variable_path,
+                    Target::Value,
+                    format!(
+                        "expected a string, number or boolean, found {}",
+                        describe(value)
+                    ),
+                ),
+            }
+        }
+        env.sort();
+        (self.errors.len() == errors_before).then_some(env)
+    }
+
+    /// Octal, however YAML typed it: `022` arrives as a string, `22` or `0o22` as an integer.
+    fn umask(&mut self, path: &[Segment], value: &Value) -> Option<u32> {
+        let result = match value {
+            Value::String(text) => scalars::umask_text(text),
+            // Read the digits as written, so `0o22` is not seen as the decimal 18.
+            Value::Number(number) if number.as_u64().is_some() => {
+                let written = locate::inline_value(self.text, path).filter(|written| {
+                    written.parse::<f64>().is_ok()
+                        || written.starts_with("0o")
+                        || written.starts_with("0x")
+                });
+                scalars::umask_text(&written.unwrap_or_else(|| number.to_string()))
+            }
+            other => Err(format!(
+                "expected an octal umask such as 022, found {}",
+                describe(other)
+            )),
+        };
+        result
+            .map_err(|message| self.error(path, Target::Value, message))
+            .ok()
+    }
+
+    /// Expands every template field for instance 0, reporting each failure at its key.
+    fn check_templates(
+        &mut self,
+        path: &[Segment],
+        cmd_key: &str,
+        cmd_is_list: bool,
+        spec: &ProgramSpec,
+    ) {
+        let mut vars = vec![
+            ("name", spec.name.clone()),
+            ("instance_number", "0".to_string()),
+        ];
+        let mut ok = true;
+        if let Some(pid_file) = &spec.pid_file {
+            match spec::expand_template(pid_file, &vars) {
+                Ok(expanded) => vars.push(("pid_file", expanded)),
+                Err(message) => {
+                    self.error(&child(path, "pid_file"), Target::Value, message);
+                    ok = false;
+                }
+            }
+        }
+        let mut fields: Vec<(Vec<Segment>, &str)> = Vec::new();
+        for (index, word) in spec.argv.iter().enumerate() {
+            let cmd_path = child(path, cmd_key);
+            fields.push((
+                if cmd_is_list {
+                    item(&cmd_path, index)
+                } else {
+                    cmd_path
+                },
+                word,
+            ));
+        }
+        for (key, sink) in [("stdout", &spec.stdout), ("stderr", &spec.stderr)] {
+            if let Sink::File(file) = sink {
+                fields.extend(file.to_str().map(|file| (child(path, key), file)));
+            }
+        }
+        fields.extend(
+            spec.workingdir
+                .as_ref()
+                .and_then(|dir| dir.to_str())
+                .map(|dir| (child(path, "workingdir"), dir)),
+        );
+        for (key, value) in &spec.env {
+            fields.push((child(&child(path, "env"), key), value));
+        }
+        for (field_path, template) in fields {
+            if let Err(mut message) = spec::expand_template(template, &vars) {
+                if spec.pid_file.is_none() && template.contains("%(pid_file)") {
+                    message =
+                        "`%(pid_file)s` is used, but the program has no `pid_file`".to_string();
+                }
+                // After a bad pid_file, `%(pid_file)s` errors would only repeat it.
+                if ok || !template.contains("%(pid_file)") {
+                    self.error(&field_path, Target::Value, message);
+                }
+            }
+        }
+    }
+}
