@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::{ExitStatus, InstanceStatus, Reply, Request, TargetResult};
+use std::time::Duration;
+
+use crate::core::{ExitStatus, InstanceStatus, Reply, Request, StateName, TargetResult};
 use crate::spec::Signal;
 
 /// Longest request line the daemon accepts, newline included.
@@ -17,10 +19,21 @@ pub enum ControlRequest {
     Core(Request),
     Reload,
     Shutdown,
+    /// The daemon's own pid.
+    DaemonPid,
+    /// Recent output of one instance, then (with `follow`) a live stream.
+    Tail { target: String, stream: TailStream, lines: usize, follow: bool },
+}
+
+/// Which output stream `tail` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailStream {
+    Stdout,
+    Stderr,
 }
 
 /// A request on the wire.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WireRequest {
     pub op: String,
@@ -28,6 +41,24 @@ pub struct WireRequest {
     pub targets: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wait: bool,
+    /// `signal`: the signal name or number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// `wait`: the state to wait for (default RUNNING).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// `wait`: seconds before giving up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// `tail`: `stdout` (default) or `stderr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// `tail`: how many recent lines (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<usize>,
+    /// `tail`: keep streaming new output.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
 }
 
 /// A reply on the wire. Exactly one of `status`, `results`, `error`, `message` is present.
@@ -42,6 +73,12 @@ pub struct WireReply {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `pid` with no target: the daemon's pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// `tail`: output bytes (lossily UTF-8). A following tail gets more such replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -72,21 +109,58 @@ pub struct WireResult {
 /// Parses one request line (without its newline).
 pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
     let wire: WireRequest = serde_json::from_slice(line).map_err(|error| format!("malformed request: {error}"))?;
-    let WireRequest { op, targets, wait } = wire;
+    let WireRequest { op, targets, wait, signal, state, timeout, stream, lines, follow } = wire;
     let request = match op.as_str() {
         "status" => Request::Status { targets },
         "start" => Request::Start { targets, wait },
         "stop" => Request::Stop { targets, wait },
         "restart" => Request::Restart { targets, wait },
+        "pause" => Request::Pause { targets },
+        "resume" => Request::Resume { targets },
+        "signal" => {
+            let signal = signal.ok_or("signal: missing \"signal\"")?;
+            Request::Signal { signal: Signal::parse(&signal)?, targets }
+        }
+        "wait" => {
+            let state = StateName::parse(state.as_deref().unwrap_or("RUNNING"))?;
+            let timeout = match timeout {
+                Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds.min(1e9))),
+                Some(seconds) => return Err(format!("wait: invalid timeout {seconds}")),
+                None => None,
+            };
+            Request::Wait { targets, state, timeout }
+        }
+        "pid" => return Ok(ControlRequest::DaemonPid),
+        "tail" => {
+            let [target] = <[String; 1]>::try_from(targets).map_err(|_| "tail: give exactly one target".to_string())?;
+            let stream = match stream.as_deref().unwrap_or("stdout") {
+                "stdout" => TailStream::Stdout,
+                "stderr" => TailStream::Stderr,
+                other => return Err(format!("tail: unknown stream {other:?} (expected stdout or stderr)")),
+            };
+            return Ok(ControlRequest::Tail { target, stream, lines: lines.unwrap_or(10), follow });
+        }
         "reload" => return Ok(ControlRequest::Reload),
         "shutdown" => return Ok(ControlRequest::Shutdown),
         other => {
             return Err(format!(
-                "unknown request op {other:?} (expected status, start, stop, restart, reload or shutdown)"
+                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, wait, pid, tail, reload or shutdown)"
             ))
         }
     };
     Ok(ControlRequest::Core(request))
+}
+
+/// A reply line carrying the daemon's pid.
+#[must_use]
+pub fn encode_pid(pid: i32) -> Vec<u8> {
+    encode_line(&WireReply { ok: true, pid: Some(pid), ..WireReply::default() })
+}
+
+/// A reply line carrying output bytes for `tail`.
+#[must_use]
+pub fn encode_data(bytes: &[u8]) -> Vec<u8> {
+    encode_line(&WireReply { ok: true, data: Some(String::from_utf8_lossy(bytes).into_owned()), ..WireReply::default() })
 }
 
 /// One reply line, newline included.

@@ -21,6 +21,15 @@ commands:
   start [--no-wait] TARGET...     start and wait until RUNNING (or failed)
   stop [--no-wait] TARGET...      stop and wait until down
   restart [--no-wait] TARGET...   stop, then start and wait until RUNNING
+  signal SIG TARGET...            send a signal (TERM, HUP, USR1, 9...) to the process groups
+  pause TARGET...                 SIGSTOP the process groups (state PAUSED)
+  resume TARGET...                SIGCONT paused instances
+  pid [TARGET...]                 the daemon's pid, or the instances' pids, one per line
+  wait TARGET... [--state STATE] [--timeout SECS]
+                                  block until the targets are in STATE (default RUNNING);
+                                  exit 1 on timeout
+  tail [-f] [-n N] TARGET [stdout|stderr]
+                                  recent output of one instance; -f follows until Ctrl-C
   reload                          re-read the config and apply the difference
   shutdown                        stop everything and exit the daemon
 
@@ -28,65 +37,131 @@ TARGET is NAME (all its instances), NAME:N (one instance) or all.
 The socket is -s, else $SV_LITE_SOCKET, else the config's `socket`, else the default.";
 
 /// A parsed ctl command line (after the socket options).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub struct Command {
     pub request: WireRequest,
+    /// `status --json`.
     pub json: bool,
 }
+
+/// The commands `ctl` knows, for help and completion.
+pub const COMMANDS: &[&str] =
+    &["status", "start", "stop", "restart", "signal", "pause", "resume", "pid", "wait", "tail", "reload", "shutdown"];
 
 /// Parses `COMMAND [ARGS]`.
 pub fn parse_command(args: &[String]) -> Result<Command, String> {
     let Some((name, rest)) = args.split_first() else {
         return Err("no command given".to_string());
     };
-    let mut wait = true;
+    if !COMMANDS.contains(&name.as_str()) {
+        return Err(format!("unknown command `{name}` (expected one of: {})", COMMANDS.join(", ")));
+    }
+    let mut request = WireRequest { op: name.clone(), ..WireRequest::default() };
     let mut json = false;
-    let mut targets = Vec::new();
-    for arg in rest {
-        match arg.as_str() {
-            "--no-wait" => wait = false,
-            "--json" => json = true,
-            flag if flag.starts_with('-') => return Err(format!("{name}: unknown option {flag}")),
-            target => targets.push(target.to_string()),
+    let mut no_wait = false;
+    let mut words = Vec::new();
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        let mut value = |flag: &str| rest.next().cloned().ok_or_else(|| format!("{name}: {flag} needs a value"));
+        match (name.as_str(), arg.as_str()) {
+            ("start" | "stop" | "restart", "--no-wait") => no_wait = true,
+            ("status", "--json") => json = true,
+            ("wait", "--state") => request.state = Some(value("--state")?),
+            ("wait", "--timeout") => {
+                let text = value("--timeout")?;
+                let seconds: f64 = text.parse().map_err(|_| format!("wait: --timeout takes seconds, not {text:?}"))?;
+                if !(seconds.is_finite() && seconds >= 0.0) {
+                    return Err(format!("wait: --timeout takes seconds, not {text:?}"));
+                }
+                request.timeout = Some(seconds);
+            }
+            ("tail", "-f" | "--follow") => request.follow = true,
+            ("tail", "-n" | "--lines") => {
+                let text = value("-n")?;
+                request.lines = Some(text.parse().map_err(|_| format!("tail: -n takes a number of lines, not {text:?}"))?);
+            }
+            (_, flag) if flag.starts_with('-') && flag.len() > 1 && !(name == "signal" && words.is_empty()) => {
+                return Err(format!("{name}: unknown option {flag}"));
+            }
+            _ => words.push(arg.clone()),
         }
     }
-    let needs_targets = matches!(name.as_str(), "start" | "stop" | "restart");
     match name.as_str() {
-        "status" | "start" | "stop" | "restart" | "reload" | "shutdown" => {}
-        other => return Err(format!("unknown command `{other}`")),
+        "start" | "stop" | "restart" | "pause" | "resume" | "wait" if words.is_empty() => {
+            return Err(format!("{name}: give at least one TARGET (name, name:N or all)"));
+        }
+        "signal" => {
+            if words.len() < 2 {
+                return Err("signal: usage: signal SIG TARGET...".to_string());
+            }
+            let signal = words.remove(0);
+            crate::spec::Signal::parse(signal.trim_start_matches('-'))?;
+            request.signal = Some(signal.trim_start_matches('-').to_string());
+        }
+        "tail" => {
+            if let Some(last) = words.last().filter(|word| *word == "stdout" || *word == "stderr") {
+                request.stream = Some(last.clone());
+                words.pop();
+            }
+            if words.len() != 1 {
+                return Err("tail: usage: tail [-f] [-n N] TARGET [stdout|stderr]".to_string());
+            }
+        }
+        "reload" | "shutdown" if !words.is_empty() => return Err(format!("{name} takes no targets")),
+        _ => {}
     }
-    if needs_targets && targets.is_empty() {
-        return Err(format!("{name}: give at least one TARGET (name, name:N or all)"));
-    }
-    if !needs_targets && name != "status" && !targets.is_empty() {
-        return Err(format!("{name} takes no targets"));
-    }
-    if json && name != "status" {
-        return Err("--json goes with status".to_string());
-    }
-    let wait = wait && needs_targets;
-    Ok(Command { request: WireRequest { op: name.clone(), targets, wait }, json })
+    request.wait = matches!(name.as_str(), "start" | "stop" | "restart") && !no_wait;
+    request.targets = words;
+    Ok(Command { request, json })
 }
 
-/// Sends the command and prints the reply; returns the exit code.
+/// Sends the command and prints the reply (every reply, for `tail -f`); returns the exit code.
 pub fn run(socket: &Path, command: &Command) -> u8 {
-    let reply = match exchange(socket, &command.request) {
-        Ok(reply) => reply,
+    let mut request = command.request.clone();
+    // `pid TARGET...` is a status query printed as pids.
+    let pids_of_targets = request.op == "pid" && !request.targets.is_empty();
+    if pids_of_targets {
+        request.op = "status".to_string();
+    }
+    let mut ok = true;
+    let result = exchange(socket, &request, |reply| {
+        ok &= reply.ok;
+        if pids_of_targets {
+            render_pids(reply);
+        } else {
+            render(reply, command.json);
+        }
+    });
+    match result {
+        Ok(()) => {}
         Err(Failure::Unreachable(error)) => {
-            eprintln!("sv-lite ctl: cannot connect to {}: {error} (is sv-lite running? start it with `sv-lite -c FILE`)", socket.display());
+            eprintln!(
+                "sv-lite ctl: cannot connect to {}: {error} (is sv-lite running? start it with `sv-lite -c FILE`)",
+                socket.display()
+            );
             return EXIT_UNREACHABLE;
         }
         Err(Failure::Protocol(error)) => {
             eprintln!("sv-lite ctl: {}: {error}", socket.display());
             return EXIT_UNREACHABLE;
         }
-    };
-    render(&reply, command.json);
-    if reply.ok {
+    }
+    if ok {
         EXIT_OK
     } else {
         EXIT_FAILED
     }
+}
+
+/// Asks the daemon which instances exist (for completion). Empty when unreachable.
+#[must_use]
+pub fn instance_names(socket: &Path) -> Vec<String> {
+    let request = WireRequest { op: "status".to_string(), ..WireRequest::default() };
+    let mut names = Vec::new();
+    let _ = exchange(socket, &request, |reply| {
+        names.extend(reply.status.iter().flatten().map(|row| row.name.clone()));
+    });
+    names
 }
 
 enum Failure {
@@ -94,18 +169,42 @@ enum Failure {
     Protocol(String),
 }
 
-fn exchange(socket: &Path, request: &WireRequest) -> Result<WireReply, Failure> {
+/// Sends one request and hands each reply line to `on_reply`: one line, or for a following
+/// `tail` one line per chunk of output until the daemon closes the connection.
+fn exchange(socket: &Path, request: &WireRequest, mut on_reply: impl FnMut(&WireReply)) -> Result<(), Failure> {
     let mut stream = UnixStream::connect(socket).map_err(Failure::Unreachable)?;
     let mut line = serde_json::to_vec(request).map_err(|error| Failure::Protocol(error.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(|error| Failure::Protocol(format!("sending request: {error}")))?;
-    let _ = stream.set_read_timeout(None::<Duration>);
+    let streaming = request.op == "tail" && request.follow;
     let mut reader = BufReader::new(stream);
-    let mut answer = String::new();
-    match reader.read_line(&mut answer) {
-        Ok(0) => Err(Failure::Protocol("the daemon closed the connection without answering".to_string())),
-        Ok(_) => serde_json::from_str(&answer).map_err(|error| Failure::Protocol(format!("unreadable reply: {error}"))),
-        Err(error) => Err(Failure::Protocol(format!("reading reply: {error}"))),
+    let mut answered = false;
+    loop {
+        let mut answer = String::new();
+        match reader.read_line(&mut answer) {
+            Ok(0) if answered => return Ok(()),
+            Ok(0) => return Err(Failure::Protocol("the daemon closed the connection without answering".to_string())),
+            Ok(_) => {
+                let reply: WireReply = serde_json::from_str(&answer)
+                    .map_err(|error| Failure::Protocol(format!("unreadable reply: {error}")))?;
+                answered = true;
+                on_reply(&reply);
+                if !streaming || !reply.ok {
+                    return Ok(());
+                }
+            }
+            Err(error) => return Err(Failure::Protocol(format!("reading reply: {error}"))),
+        }
+    }
+}
+
+fn render_pids(reply: &WireReply) {
+    for row in reply.status.iter().flatten() {
+        match (row.pid, &row.error) {
+            (Some(pid), _) => println!("{pid}"),
+            (None, Some(error)) => eprintln!("{}: ERROR {error}", row.name),
+            (None, None) => eprintln!("{}: not running ({})", row.name, row.state),
+        }
     }
 }
 
@@ -130,6 +229,13 @@ fn render(reply: &WireReply, json: bool) {
     }
     if let Some(message) = &reply.message {
         println!("{message}");
+    }
+    if let Some(pid) = reply.pid {
+        println!("{pid}");
+    }
+    if let Some(data) = &reply.data {
+        print!("{data}");
+        let _ = std::io::stdout().flush();
     }
     if let Some(error) = &reply.error {
         eprintln!("sv-lite ctl: {error}");
@@ -166,7 +272,7 @@ fn row_info(row: &WireStatus) -> String {
     };
     match row.state.as_str() {
         "RUNNING" => format!("uptime {since}"),
-        "STARTING" | "STOPPING" => format!("for {since}"),
+        "STARTING" | "STOPPING" | "PAUSED" => format!("for {since}"),
         "EXITED" => format!("{exit} ({}) {since} ago", row.detail.as_deref().unwrap_or("")),
         "FATAL" | "BACKOFF" => row.detail.clone().unwrap_or_default(),
         _ if !exit.is_empty() => format!("last {exit}, {since} ago"),
@@ -177,7 +283,7 @@ fn row_info(row: &WireStatus) -> String {
 fn paint(state: &str) -> String {
     let colour = match state {
         "RUNNING" => "32",
-        "STARTING" | "STOPPING" | "BACKOFF" => "33",
+        "STARTING" | "STOPPING" | "BACKOFF" | "PAUSED" => "33",
         "FATAL" | "EXITED" | "UNKNOWN" => "31",
         _ => "2",
     };
@@ -192,7 +298,8 @@ pub fn resolve_socket(flag: Option<PathBuf>, config_socket: Option<PathBuf>) -> 
         .unwrap_or_else(default_socket)
 }
 
-/// `/run/sv-lite.sock` as root, else `$XDG_RUNTIME_DIR/sv-lite.sock`, else the temp dir.
+/// `/run/sv-lite.sock` as root, else `$XDG_RUNTIME_DIR/sv-lite.sock`, else a private
+/// directory in the temp dir (the temp dir itself is world-writable).
 #[must_use]
 pub fn default_socket() -> PathBuf {
     if crate::sys::geteuid() == 0 {
@@ -200,7 +307,7 @@ pub fn default_socket() -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|value| !value.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("sv-lite.sock"),
-        None => std::env::temp_dir().join(format!("sv-lite-{}.sock", crate::sys::geteuid())),
+        None => std::env::temp_dir().join(format!("sv-lite-{}", crate::sys::geteuid())).join("sv-lite.sock"),
     }
 }
 
@@ -222,5 +329,12 @@ mod tests {
         assert!(parse_command(&args("start")).unwrap_err().contains("TARGET"));
         assert!(parse_command(&args("explode")).unwrap_err().contains("unknown command"));
         assert!(parse_command(&args("reload web")).unwrap_err().contains("takes no targets"));
+        let tail = parse_command(&args("tail -f -n 5 web:0 stderr")).unwrap().request;
+        assert_eq!((tail.follow, tail.lines, tail.stream.as_deref()), (true, Some(5), Some("stderr")));
+        assert_eq!(parse_command(&args("signal -HUP web")).unwrap().request.signal.as_deref(), Some("HUP"));
+        assert!(parse_command(&args("signal BOGUS web")).unwrap_err().contains("unknown signal"));
+        let wait = parse_command(&args("wait web --state stopped --timeout 2.5")).unwrap().request;
+        assert_eq!((wait.state.as_deref(), wait.timeout), (Some("stopped"), Some(2.5)));
+        assert!(parse_command(&args("wait web --timeout soon")).unwrap_err().contains("seconds"));
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::net::{UnixListener, UnixStream};
 use mio::unix::pipe::Receiver;
@@ -21,11 +21,12 @@ use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIG
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config;
-use crate::control::{self, ControlRequest, MAX_REQUEST_BYTES};
+use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
 use crate::core::{Action, ConnId, ExitStatus, Input, InstanceId, Pid, Supervisor};
-use crate::output::{ChildOutput, OutputSink, StreamKind};
+use crate::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
+use crate::users::{self, Group};
 
 const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
@@ -33,6 +34,13 @@ const FIRST_DYNAMIC_TOKEN: usize = 2;
 
 /// Bytes a client may leave unread before it is dropped.
 const MAX_REPLY_BACKLOG: usize = 4 * 1024 * 1024;
+/// Bytes a `tail -f` client may fall behind before it is dropped.
+const MAX_FOLLOW_BACKLOG: usize = 256 * 1024;
+/// Open control connections at most; more are refused.
+const MAX_CONNECTIONS: usize = 512;
+/// A connection with no request in flight and nothing sent or received for this long is
+/// closed. Trickling bytes of an unfinished request does not count as activity.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Size of the reused read buffer for child pipes and connections.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -64,6 +72,17 @@ struct Connection {
     pending: usize,
     /// The client closed its side; close ours once everything is answered and sent.
     read_closed: bool,
+    /// Last complete request or reply, for the idle timeout.
+    last_active: Instant,
+    /// A `tail -f` stream: never idle, dropped when it falls behind.
+    following: bool,
+}
+
+/// A `tail -f` client of one instance's stream.
+struct Follower {
+    conn: ConnId,
+    instance: InstanceId,
+    stream: StreamKind,
 }
 
 struct Driver {
@@ -79,6 +98,12 @@ struct Driver {
     next_token: usize,
     supervisor: Supervisor,
     reaped: Vec<(Pid, ExitStatus)>,
+    /// Recent output per instance and stream, for `ctl tail`.
+    rings: HashMap<(InstanceId, StreamKind), OutputRing>,
+    followers: Vec<Follower>,
+    /// Members may use the control socket, besides root and our own uid.
+    socket_group: Option<Group>,
+    euid: u32,
     read_buffer: Vec<u8>,
     scratch: Vec<u8>,
     exit_code: Option<u8>,
@@ -98,7 +123,11 @@ impl Driver {
                 log::warn!("cannot become child subreaper: {error}; orphans of programs will not be reaped by sv-lite");
             }
         }
-        let mut listener = bind_control_socket(&options.socket_path)?;
+        let socket_group = match &options.config.socket_group {
+            Some(name) => Some(users::group(name).map_err(|error| format!("socket_group: {error}"))?),
+            None => None,
+        };
+        let mut listener = bind_control_socket(&options.socket_path, socket_group.as_ref())?;
         poll.registry()
             .register(&mut listener, CONTROL, Interest::READABLE)
             .map_err(|error| format!("cannot register control socket: {error}"))?;
@@ -123,6 +152,10 @@ impl Driver {
             next_token: FIRST_DYNAMIC_TOKEN,
             supervisor,
             reaped: Vec::new(),
+            rings: HashMap::new(),
+            followers: Vec::new(),
+            socket_group,
+            euid: sys::geteuid(),
             read_buffer: vec![0; READ_BUFFER_BYTES],
             scratch: Vec::with_capacity(READ_BUFFER_BYTES),
             exit_code: None,
@@ -133,7 +166,11 @@ impl Driver {
         let mut events = Events::with_capacity(256);
         self.drain_actions();
         while self.exit_code.is_none() {
-            let timeout = self.supervisor.poll_timeout().map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let deadline = match (self.supervisor.poll_timeout(), self.next_idle_deadline()) {
+                (Some(core), Some(idle)) => Some(core.min(idle)),
+                (core, idle) => core.or(idle),
+            };
+            let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -153,6 +190,7 @@ impl Driver {
             let now = Instant::now();
             self.supervisor.handle_timeout(now);
             self.drain_actions();
+            self.close_idle_connections(now);
         }
         self.finish();
         Ok(self.exit_code.unwrap_or(0))
@@ -166,8 +204,8 @@ impl Driver {
     fn drain_actions(&mut self) {
         while let Some(action) = self.supervisor.poll_action() {
             match action {
-                Action::Spawn { id, name, launch, prefix } => {
-                    let input = match self.spawn(id, &name, &launch, prefix) {
+                Action::Spawn { id, name, launch, prefix, tail_buffer } => {
+                    let input = match self.spawn(id, &name, &launch, prefix, tail_buffer) {
                         Ok(pid) => Input::Spawned { id, pid },
                         Err(error) => Input::SpawnFailed { id, error },
                     };
@@ -185,22 +223,20 @@ impl Driver {
         }
     }
 
-    fn spawn(&mut self, id: InstanceId, name: &str, launch: &Launch, prefix: bool) -> Result<Pid, String> {
+    fn spawn(&mut self, id: InstanceId, name: &str, launch: &Launch, prefix: bool, tail_buffer: usize) -> Result<Pid, String> {
         let stdout_sink = open_sink(&launch.stdout, StreamKind::Stdout, name, prefix)?;
         let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix)?;
-        let stream_for = |sink: &Option<OutputSink>| if sink.is_some() { Stream::Pipe } else { Stream::Null };
-        let options = SpawnOptions {
-            stdin: Stream::Null,
-            stdout: stream_for(&stdout_sink),
-            stderr: stream_for(&stderr_sink),
-            foreground_tty: false,
-        };
+        // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
+        let options = SpawnOptions { stdin: Stream::Null, stdout: Stream::Pipe, stderr: Stream::Pipe, foreground_tty: false };
         let child = sys::spawn(launch, options).map_err(|error| error.to_string())?;
-        if let (Some(pipe), Some(sink)) = (child.stdout, stdout_sink) {
-            self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stdout, sink));
+        for stream in [StreamKind::Stdout, StreamKind::Stderr] {
+            self.rings.entry((id, stream)).or_insert_with(|| OutputRing::new(tail_buffer));
         }
-        if let (Some(pipe), Some(sink)) = (child.stderr, stderr_sink) {
-            self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stderr, sink));
+        if let Some(pipe) = child.stdout {
+            self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stdout, stdout_sink));
+        }
+        if let Some(pipe) = child.stderr {
+            self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stderr, stderr_sink));
         }
         Ok(child.pid)
     }
@@ -270,6 +306,11 @@ impl Driver {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
+                    if let Err(refusal) = self.admit(&stream) {
+                        log::warn!("control connection refused: {refusal}");
+                        let _ = stream.write(&control::encode_error(&refusal));
+                        continue;
+                    }
                     let token = self.next_token();
                     let conn_id = token.0 as ConnId;
                     if let Err(error) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
@@ -279,7 +320,16 @@ impl Driver {
                     self.conn_tokens.insert(conn_id, token);
                     self.sources.insert(
                         token,
-                        Source::Conn(Connection { id: conn_id, stream, input: Vec::new(), output: Vec::new(), pending: 0, read_closed: false }),
+                        Source::Conn(Connection {
+                            id: conn_id,
+                            stream,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            pending: 0,
+                            read_closed: false,
+                            last_active: Instant::now(),
+                            following: false,
+                        }),
                     );
                     // A client may have written before we registered: read now (edge-triggered).
                     self.handle_source(token);
@@ -303,7 +353,11 @@ impl Driver {
     }
 
     fn read_child(&mut self, token: Token) {
-        let Some(Source::Child { receiver, output, .. }) = self.sources.get_mut(&token) else { return };
+        let Some(Source::Child { receiver, output, instance }) = self.sources.get_mut(&token) else { return };
+        let key = (*instance, output.stream);
+        let mut ring = self.rings.get_mut(&key);
+        let followed = self.followers.iter().any(|follower| (follower.instance, follower.stream) == key);
+        let mut for_followers = Vec::new();
         let mut at_eof = false;
         loop {
             match receiver.read(&mut self.read_buffer) {
@@ -311,7 +365,16 @@ impl Driver {
                     at_eof = true;
                     break;
                 }
-                Ok(n) => output.deliver(&self.read_buffer[..n], &mut self.scratch),
+                Ok(n) => {
+                    let chunk = &self.read_buffer[..n];
+                    output.deliver(chunk, &mut self.scratch);
+                    if let Some(ring) = ring.as_mut() {
+                        ring.push(chunk);
+                    }
+                    if followed {
+                        for_followers.extend_from_slice(chunk);
+                    }
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
@@ -320,6 +383,9 @@ impl Driver {
                     break;
                 }
             }
+        }
+        if !for_followers.is_empty() {
+            self.feed_followers(key, &for_followers);
         }
         if at_eof {
             if let Some(Source::Child { mut receiver, mut output, instance }) = self.sources.remove(&token) {
@@ -397,7 +463,18 @@ impl Driver {
         if let Some(Source::Conn(connection)) = self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token)) {
             connection.pending += 1;
         }
+        if let Some(Source::Conn(connection)) = self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token)) {
+            connection.last_active = Instant::now();
+        }
         let input = match request {
+            ControlRequest::DaemonPid => {
+                self.send(conn, &control::encode_pid(sys::getpid()), true);
+                return;
+            }
+            ControlRequest::Tail { target, stream, lines, follow } => {
+                self.tail(conn, &target, stream, lines, follow);
+                return;
+            }
             ControlRequest::Core(request) => Input::Request { conn, request },
             ControlRequest::Shutdown => Input::Shutdown { conn: Some(conn) },
             ControlRequest::Reload => {
@@ -415,9 +492,14 @@ impl Driver {
         let Some(Source::Conn(connection)) = self.sources.get_mut(&token) else { return };
         if answers {
             connection.pending = connection.pending.saturating_sub(1);
+            connection.last_active = Instant::now();
         }
-        if connection.output.len() + bytes.len() > MAX_REPLY_BACKLOG {
-            log::warn!("control connection {conn}: client is not reading its replies; dropping it");
+        let limit = if connection.following { MAX_FOLLOW_BACKLOG } else { MAX_REPLY_BACKLOG };
+        if connection.output.len() + bytes.len() > limit {
+            log::warn!(
+                "control connection {conn}: client fell {} bytes behind; dropping it",
+                connection.output.len() + bytes.len()
+            );
             self.close_connection(token);
             return;
         }
@@ -453,7 +535,95 @@ impl Driver {
         if let Some(Source::Conn(mut connection)) = self.sources.remove(&token) {
             let _ = self.poll.registry().deregister(&mut connection.stream);
             self.conn_tokens.remove(&connection.id);
+            self.followers.retain(|follower| follower.conn != connection.id);
             self.supervisor.handle_input(Instant::now(), Input::ConnClosed { conn: connection.id });
+        }
+    }
+
+    /// Checks a new connection: the connection limit, then the peer's credentials (root, our own
+    /// uid, or a member of `socket_group`).
+    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
+        if self.conn_tokens.len() >= MAX_CONNECTIONS {
+            return Err(format!("too many control connections (limit {MAX_CONNECTIONS}); try again later"));
+        }
+        use std::os::fd::AsRawFd;
+        let (pid, uid, gid) = sys::peer_credentials(stream.as_raw_fd()).map_err(|error| format!("SO_PEERCRED: {error}"))?;
+        if uid == 0 || uid == self.euid {
+            return Ok(());
+        }
+        if let Some(group) = &self.socket_group {
+            if gid == group.gid || users::uid_in_group(uid, group) {
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "permission denied: uid {uid} (pid {pid}) is not root, not the daemon's uid {}{}",
+            self.euid,
+            if self.socket_group.is_some() { " and not in socket_group" } else { " (set socket_group to allow a group)" }
+        ))
+    }
+
+    /// Answers `tail`: the last lines from the ring, then, with `follow`, new output as it comes.
+    fn tail(&mut self, conn: ConnId, target: &str, stream: TailStream, lines: usize, follow: bool) {
+        let instance = match self.supervisor.lookup(target) {
+            Ok(instance) => instance,
+            Err(error) => {
+                self.send(conn, &control::encode_error(&error), true);
+                return;
+            }
+        };
+        let stream = match stream {
+            TailStream::Stdout => StreamKind::Stdout,
+            TailStream::Stderr => StreamKind::Stderr,
+        };
+        let recent = self.rings.get(&(instance, stream)).map(|ring| ring.last_lines(lines)).unwrap_or_default();
+        if follow {
+            if let Some(Source::Conn(connection)) = self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token)) {
+                connection.following = true;
+            }
+            self.followers.push(Follower { conn, instance, stream });
+        }
+        self.send(conn, &control::encode_data(&recent), true);
+    }
+
+    fn feed_followers(&mut self, key: (InstanceId, StreamKind), bytes: &[u8]) {
+        let line = control::encode_data(bytes);
+        let conns: Vec<ConnId> =
+            self.followers.iter().filter(|follower| (follower.instance, follower.stream) == key).map(|follower| follower.conn).collect();
+        for conn in conns {
+            self.send(conn, &line, false);
+        }
+    }
+
+    /// The earliest time an idle connection must be closed.
+    fn next_idle_deadline(&self) -> Option<Instant> {
+        self.sources
+            .values()
+            .filter_map(|source| match source {
+                Source::Conn(connection) if connection.pending == 0 && !connection.following => {
+                    Some(connection.last_active + IDLE_TIMEOUT)
+                }
+                Source::Conn(_) | Source::Child { .. } => None,
+            })
+            .min()
+    }
+
+    fn close_idle_connections(&mut self, now: Instant) {
+        if self.conn_tokens.is_empty() {
+            return;
+        }
+        let idle: Vec<Token> = self
+            .sources
+            .iter()
+            .filter(|(_, source)| {
+                matches!(source, Source::Conn(connection)
+                    if connection.pending == 0 && !connection.following && connection.last_active + IDLE_TIMEOUT <= now)
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in idle {
+            log::debug!("control connection {}: idle for {IDLE_TIMEOUT:?}; closing it", token.0);
+            self.close_connection(token);
         }
     }
 
@@ -489,13 +659,13 @@ impl Driver {
     }
 }
 
-fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Result<Option<OutputSink>, String> {
+fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Result<OutputSink, String> {
     match sink {
-        Sink::Discard => Ok(None),
-        Sink::Forward => Ok(Some(OutputSink::forward(stream, name, prefix))),
-        Sink::File(path) => OutputSink::file(path)
-            .map(Some)
-            .map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display())),
+        Sink::Discard => Ok(OutputSink::Discard),
+        Sink::Forward => Ok(OutputSink::forward(stream, name, prefix)),
+        Sink::File(path) => {
+            OutputSink::file(path).map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display()))
+        }
     }
 }
 
@@ -508,8 +678,9 @@ fn open_event_log(path: &Path) -> Result<File, String> {
 }
 
 /// Binds the control socket, refusing when a live daemon answers on it and replacing a stale
-/// socket file left by a dead one. The socket is made mode 0600.
-fn bind_control_socket(path: &Path) -> Result<UnixListener, String> {
+/// socket file left by a dead one. The socket is mode 0600, or 0660 and owned by
+/// `socket_group` when one is set; its directory must not be world-writable.
+fn bind_control_socket(path: &Path, group: Option<&Group>) -> Result<UnixListener, String> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!(
@@ -523,10 +694,27 @@ fn bind_control_socket(path: &Path) -> Result<UnixListener, String> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|error| format!("control socket directory {}: {error}", dir.display()))?;
     }
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(dir).map(|meta| meta.mode()).unwrap_or(0);
+        if mode & 0o002 != 0 {
+            return Err(format!(
+                "control socket {}: directory {} is world-writable, so anyone could replace the socket; \
+                 put it in a directory only sv-lite's user can write (e.g. /run/sv-lite/sv-lite.sock)",
+                path.display(),
+                dir.display()
+            ));
+        }
+    }
     let listener = UnixListener::bind(path).map_err(|error| format!("control socket {}: cannot bind: {error}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|error| format!("control socket {}: cannot set mode 0600: {error}", path.display()))?;
+    let mode = if group.is_some() { 0o660 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|error| format!("control socket {}: cannot set mode {mode:o}: {error}", path.display()))?;
+    if let Some(group) = group {
+        std::os::unix::fs::chown(path, None, Some(group.gid))
+            .map_err(|error| format!("control socket {}: cannot give it to group {}: {error}", path.display(), group.gid))?;
+    }
     Ok(listener)
 }
 

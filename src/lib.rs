@@ -8,9 +8,12 @@ pub mod control;
 pub mod core;
 pub mod ctl;
 pub mod driver;
+pub mod init;
 pub mod output;
+pub mod shell;
 pub mod spec;
 pub mod sys;
+pub mod users;
 
 /// Marks a state the code believes impossible: panics in debug builds and tests, logs an error
 /// and carries on in release builds (the daemon must not die over a bookkeeping bug).

@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sv_lite::{config, ctl, driver};
+use sv_lite::{config, ctl, driver, shell};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 const USAGE: &str = "usage:
   sv-lite [-c FILE] [-s SOCKET]     supervise the programs of FILE in the foreground
   sv-lite check [FILE]              validate a config; exit 0 if valid, 2 if not
+  sv-lite -- CMD [ARGS...]          run one program like tini: forward signals, reap
+                                    zombies, exit with its code (128+N if killed by N)
   sv-lite ctl [-s SOCKET | -c FILE] COMMAND [ARGS]
                                     control a running daemon (sv-lite ctl --help)
 
@@ -40,6 +42,7 @@ fn run(args: &[String]) -> u8 {
     match args.first().map(String::as_str) {
         Some("ctl") => run_ctl(&args[1..]),
         Some("check") => run_check(&args[1..]),
+        Some("--") => run_one_command(&args[1..]),
         _ => run_daemon(args),
     }
 }
@@ -91,7 +94,11 @@ fn parse_common(args: &[String], stop_at_command: bool) -> Result<CommonFlags, S
 }
 
 fn init_logging() {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    init_logging_with_default("info");
+}
+
+fn init_logging_with_default(level: &str) {
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     builder.format(|out, record| {
         use std::io::Write;
         writeln!(out, "{} sv-lite {:<5} {}", driver::utc_timestamp(std::time::SystemTime::now()), record.level(), record.args())
@@ -144,6 +151,14 @@ fn run_daemon(args: &[String]) -> u8 {
     }
 }
 
+fn run_one_command(argv: &[String]) -> u8 {
+    if argv.is_empty() {
+        return usage_error("-- needs a command to run", USAGE);
+    }
+    init_logging_with_default("warn");
+    sv_lite::init::run(argv.to_vec())
+}
+
 fn run_check(args: &[String]) -> u8 {
     if args.iter().any(|arg| arg == "-h" || arg == "--help") {
         println!("{CHECK_USAGE}");
@@ -184,10 +199,6 @@ fn run_ctl(args: &[String]) -> u8 {
         println!("{}", ctl::USAGE);
         return 0;
     }
-    let command = match ctl::parse_command(&flags.rest) {
-        Ok(command) => command,
-        Err(error) => return usage_error(&error, ctl::USAGE),
-    };
     let config_socket = match (&flags.socket, &flags.config) {
         (Some(_), _) => None,
         (None, Some(path)) => match config::load(path) {
@@ -204,6 +215,13 @@ fn run_ctl(args: &[String]) -> u8 {
         }
     };
     let socket = ctl::resolve_socket(flags.socket, config_socket);
+    if flags.rest.is_empty() {
+        return shell::run(&socket);
+    }
+    let command = match ctl::parse_command(&flags.rest) {
+        Ok(command) => command,
+        Err(error) => return usage_error(&error, ctl::USAGE),
+    };
     ctl::run(&socket, &command)
 }
 

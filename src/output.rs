@@ -4,6 +4,7 @@
 //! complete lines, so lines of different children never interleave or tear. File sinks get the
 //! bytes as they come, unframed. The framing ([`LineFramer`]) is pure and unit-tested.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
@@ -14,7 +15,7 @@ use crate::sys;
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// Which stream of the child.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum StreamKind {
     Stdout,
     Stderr,
@@ -36,6 +37,8 @@ pub enum OutputSink {
     /// The daemon's own fd 1 or 2, with an optional `name | ` prefix on each line.
     Forward { fd: i32, prefix: Option<Vec<u8>> },
     File(File),
+    /// Kept only in the tail ring.
+    Discard,
 }
 
 impl OutputSink {
@@ -52,6 +55,52 @@ impl OutputSink {
     /// Opens `path` for appending, creating it if needed.
     pub fn file(path: &Path) -> io::Result<OutputSink> {
         OpenOptions::new().create(true).append(true).open(path).map(OutputSink::File)
+    }
+}
+
+/// The most recent output of one stream of one instance, for `ctl tail`. Memory grows only as
+/// output arrives, up to `capacity`; a program that prints nothing costs nothing.
+#[derive(Debug)]
+pub struct OutputRing {
+    bytes: VecDeque<u8>,
+    capacity: usize,
+}
+
+impl OutputRing {
+    #[must_use]
+    pub fn new(capacity: usize) -> OutputRing {
+        OutputRing { bytes: VecDeque::new(), capacity }
+    }
+
+    /// Appends `chunk`, dropping the oldest bytes beyond capacity.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let chunk = &chunk[chunk.len().saturating_sub(self.capacity)..];
+        let overflow = (self.bytes.len() + chunk.len()).saturating_sub(self.capacity);
+        self.bytes.drain(..overflow);
+        self.bytes.extend(chunk);
+    }
+
+    /// The last `n` lines (an unfinished last line counts as one).
+    #[must_use]
+    pub fn last_lines(&self, n: usize) -> Vec<u8> {
+        if n == 0 {
+            return Vec::new();
+        }
+        let len = self.bytes.len();
+        // Skip a trailing newline, then find the start of the n-th line from the end.
+        let mut remaining = n;
+        let mut start = 0;
+        let end_search = if self.bytes.back() == Some(&b'\n') { len.saturating_sub(1) } else { len };
+        for index in (0..end_search).rev() {
+            if self.bytes[index] == b'\n' {
+                remaining -= 1;
+                if remaining == 0 {
+                    start = index + 1;
+                    break;
+                }
+            }
+        }
+        self.bytes.range(start..).copied().collect()
     }
 }
 
@@ -124,6 +173,7 @@ impl ChildOutput {
     /// Delivers bytes just read. `scratch` is a reused buffer.
     pub fn deliver(&mut self, chunk: &[u8], scratch: &mut Vec<u8>) {
         let result = match &mut self.sink {
+            OutputSink::Discard => Ok(()),
             OutputSink::File(file) => file.write_all(chunk),
             OutputSink::Forward { fd, prefix } => {
                 scratch.clear();
@@ -173,6 +223,21 @@ mod tests {
         assert_eq!(frame(&[b"ab", b"c\nde", b"f\n"]), "p | abc\np | def\n");
         assert_eq!(frame(&[b"no newline"]), "p | no newline\n");
         assert_eq!(frame(&[b"\n\n"]), "p | \np | \n");
+    }
+
+    #[test]
+    fn the_ring_keeps_the_last_bytes_and_finds_the_last_lines() {
+        let mut ring = OutputRing::new(16);
+        ring.push(b"one\ntwo\nthree\n");
+        assert_eq!(ring.last_lines(2), b"two\nthree\n");
+        assert_eq!(ring.last_lines(10), b"one\ntwo\nthree\n");
+        ring.push(b"four\nfi");
+        assert_eq!(ring.last_lines(1), b"fi");
+        assert_eq!(ring.last_lines(2), b"four\nfi");
+        assert!(ring.bytes.len() <= 16);
+        ring.push(&[b'x'; 40]);
+        assert_eq!(ring.last_lines(1), vec![b'x'; 16]);
+        assert_eq!(ring.last_lines(0), b"");
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub(crate) enum State {
     /// Up, but not yet for `starttime`; an exit now is a failed start.
     Starting { pid: Pid, up_at: Instant },
     Running { pid: Pid, since: Instant },
+    /// Stopped with SIGSTOP on request; not dead, not restarted. `since` is when it started
+    /// running, for the crash-loop window.
+    Paused { pid: Pid, since: Instant },
     /// Waiting to spawn again.
     Backoff { retry_at: Instant, reason: String },
     /// Stop signal sent; SIGKILL at `kill_at` (None once it was sent).
@@ -47,6 +50,7 @@ impl State {
             State::Stopped
             | State::Spawning
             | State::Running { .. }
+            | State::Paused { .. }
             | State::Exited { .. }
             | State::Fatal { .. } => None,
         }
@@ -54,9 +58,10 @@ impl State {
 
     pub(crate) fn pid(&self) -> Option<Pid> {
         match self {
-            State::Starting { pid, .. } | State::Running { pid, .. } | State::Stopping { pid, .. } => {
-                Some(*pid)
-            }
+            State::Starting { pid, .. }
+            | State::Running { pid, .. }
+            | State::Paused { pid, .. }
+            | State::Stopping { pid, .. } => Some(*pid),
             State::Stopped
             | State::Spawning
             | State::Backoff { .. }
@@ -70,6 +75,7 @@ impl State {
             State::Stopped => StateName::Stopped,
             State::Spawning | State::Starting { .. } => StateName::Starting,
             State::Running { .. } => StateName::Running,
+            State::Paused { .. } => StateName::Paused,
             State::Backoff { .. } => StateName::Backoff,
             State::Stopping { .. } => StateName::Stopping,
             State::Exited { .. } => StateName::Exited,
@@ -88,6 +94,10 @@ pub(crate) enum Event {
     Restart,
     /// Stop if up, then forget the instance (reload removed it).
     Remove,
+    /// SIGSTOP the group (ctl pause).
+    Pause,
+    /// SIGCONT the group (ctl resume).
+    Resume,
     Spawned(Pid),
     SpawnFailed(String),
     Exited(ExitStatus),
@@ -162,6 +172,7 @@ impl Instance {
             State::Spawning
             | State::Starting { .. }
             | State::Running { .. }
+            | State::Paused { .. }
             | State::Backoff { .. }
             | State::Stopping { .. } => true,
             State::Stopped | State::Exited { .. } | State::Fatal { .. } => false,
@@ -180,6 +191,11 @@ impl Instance {
                 Outcome::Nothing
             }
             (State::Spawning | State::Starting { .. } | State::Running { .. }, Event::Start) => Outcome::Nothing,
+            (State::Paused { pid, since }, Event::Start) => {
+                let (pid, since) = (*pid, *since);
+                self.resume(ctx, pid, since);
+                Outcome::Nothing
+            }
             (State::Stopping { .. }, Event::Start) => {
                 if self.after_stop != AfterStop::Remove {
                     self.after_stop = AfterStop::Start;
@@ -188,10 +204,18 @@ impl Instance {
             }
 
             // ---- stop, restart, remove ----
-            (State::Starting { pid, .. } | State::Running { pid, .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
+            (
+                State::Starting { pid, .. } | State::Running { pid, .. } | State::Paused { pid, .. },
+                event @ (Event::Stop | Event::Restart | Event::Remove),
+            ) => {
                 let pid = *pid;
+                let was_paused = matches!(self.state, State::Paused { .. });
                 self.after_stop = after_stop_for(&event);
                 self.begin_stop(ctx, pid);
+                if was_paused {
+                    // A stopped process cannot act on its stop signal until continued.
+                    ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
+                }
                 Outcome::Nothing
             }
             (State::Stopping { .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
@@ -220,6 +244,45 @@ impl Instance {
                 AfterStop::Remove => Outcome::Removed,
             },
 
+            // ---- pause, resume ----
+            (State::Starting { pid, .. } | State::Running { pid, .. }, Event::Pause) => {
+                let pid = *pid;
+                let since = match self.state {
+                    State::Running { since, .. } => since,
+                    _ => now,
+                };
+                self.log(ctx, log::Level::Info, format!("pausing: sending SIGSTOP to process group {pid}; PAUSED"));
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::STOP, group: true });
+                self.enter(now, State::Paused { pid, since });
+                Outcome::Nothing
+            }
+            (State::Paused { pid, since }, Event::Resume) => {
+                let (pid, since) = (*pid, *since);
+                self.resume(ctx, pid, since);
+                Outcome::Nothing
+            }
+            (
+                State::Stopped
+                | State::Spawning
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Pause,
+            )
+            | (
+                State::Stopped
+                | State::Spawning
+                | State::Starting { .. }
+                | State::Running { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Resume,
+            ) => Outcome::Nothing, // The request reports the state; nothing to do.
+
             // ---- spawn results ----
             (State::Spawning, Event::Spawned(pid)) => {
                 self.log(ctx, log::Level::Info, format!("spawned with pid {pid}"));
@@ -239,6 +302,7 @@ impl Instance {
                 State::Stopped
                 | State::Starting { .. }
                 | State::Running { .. }
+                | State::Paused { .. }
                 | State::Backoff { .. }
                 | State::Stopping { .. }
                 | State::Exited { .. }
@@ -253,6 +317,7 @@ impl Instance {
                 State::Stopped
                 | State::Starting { .. }
                 | State::Running { .. }
+                | State::Paused { .. }
                 | State::Backoff { .. }
                 | State::Stopping { .. }
                 | State::Exited { .. }
@@ -264,89 +329,10 @@ impl Instance {
             }
 
             // ---- exits ----
-            (State::Starting { .. }, Event::Exited(status)) => {
-                self.last_exit = Some(status);
-                self.failures += 1;
-                if ctx.shutting_down {
-                    self.log(ctx, log::Level::Info, format!("exited with {status} while starting"));
-                    self.enter(now, State::Stopped);
-                    return Outcome::Nothing;
-                }
-                if self.failures > self.spec.startretries {
-                    let reason = format!(
-                        "exited with {status} before starttime ({:?}), {} failed starts in a row",
-                        self.spec.starttime, self.failures
-                    );
-                    self.log(ctx, log::Level::Error, format!("{reason}; FATAL"));
-                    self.enter(now, State::Fatal { reason });
-                    return self.critical_outcome(status.shell_code());
-                }
-                let delay = backoff_delay(self.failures, ctx.rng);
-                let reason = format!("exited with {status} before starttime");
-                self.log(
-                    ctx,
-                    log::Level::Warn,
-                    format!(
-                        "{reason}; BACKOFF, retry {} of {} in {}",
-                        self.failures,
-                        self.spec.startretries,
-                        human_duration(delay)
-                    ),
-                );
-                self.enter_backoff(now, now + delay, reason);
-                Outcome::Nothing
-            }
-            (State::Running { since, .. }, Event::Exited(status)) => {
-                let ran_for = now.saturating_duration_since(*since);
-                self.last_exit = Some(status);
-                let expected = match status {
-                    ExitStatus::Exited(code) => self.spec.exitcodes.contains(&code),
-                    ExitStatus::Signaled { .. } => false,
-                };
-                let restart = !ctx.shutting_down
-                    && match self.spec.autorestart {
-                        AutoRestart::Always => true,
-                        AutoRestart::Never => false,
-                        AutoRestart::Unexpected => !expected,
-                    };
-                let kind = if expected { "expected" } else { "unexpected" };
-                if !restart {
-                    self.log(ctx, log::Level::Info, format!("exited with {status} ({kind}); EXITED"));
-                    self.enter(now, State::Exited { status, expected });
-                    // A critical program that will not come back takes the container down.
-                    return if self.spec.critical && !ctx.shutting_down {
-                        Outcome::CriticalFailure(status.shell_code())
-                    } else {
-                        Outcome::Nothing
-                    };
-                }
-                if ran_for < self.spec.stability_window {
-                    self.crashes += 1;
-                } else {
-                    self.crashes = 0;
-                }
-                let mut delay = self.spec.restart_delay;
-                if self.crashes >= 2 {
-                    delay += backoff_delay(self.crashes - 1, ctx.rng);
-                }
-                if delay.is_zero() {
-                    self.log(ctx, log::Level::Warn, format!("exited with {status} ({kind}); restarting"));
-                    self.spawn(ctx);
-                } else {
-                    let reason = format!("exited with {status} ({kind})");
-                    let crash_note = if self.crashes >= 2 {
-                        format!(", crash {} in a row within {}", self.crashes, human_duration(self.spec.stability_window))
-                    } else {
-                        String::new()
-                    };
-                    self.log(
-                        ctx,
-                        log::Level::Warn,
-                        format!("{reason}; BACKOFF, restarting in {}{crash_note}", human_duration(delay)),
-                    );
-                    self.enter_backoff(now, now + delay, reason);
-                }
-                Outcome::Nothing
+            (State::Starting { .. }, Event::Exited(status)) => self.start_failed(ctx, status),
+            (State::Running { since, .. } | State::Paused { since, .. }, Event::Exited(status)) => {
+                let since = *since;
+                self.exited_after_running(ctx, since, status)
             }
             (State::Stopping { .. }, Event::Exited(status)) => {
                 self.last_exit = Some(status);
@@ -392,7 +378,11 @@ impl Instance {
                     self.log(
                         ctx,
                         log::Level::Warn,
-                        format!("still running {} after {}; sending SIGKILL", human_duration(self.spec.stoptime), self.spec.stopsignal),
+                        format!(
+                            "still running {} after {}; sending SIGKILL",
+                            human_duration(self.spec.stoptime),
+                            self.spec.stopsignal
+                        ),
                     );
                     ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
                     self.state = State::Stopping { pid, kill_at: None };
@@ -403,12 +393,112 @@ impl Instance {
                 State::Stopped
                 | State::Spawning
                 | State::Running { .. }
+                | State::Paused { .. }
                 | State::Stopping { kill_at: None, .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
                 Event::Timeout,
             ) => Outcome::Nothing,
         }
+    }
+
+    /// An exit before `starttime`: back off and retry, or give up.
+    fn start_failed(&mut self, ctx: &mut Ctx<'_>, status: ExitStatus) -> Outcome {
+        let now = ctx.now;
+        self.last_exit = Some(status);
+        self.failures += 1;
+        if ctx.shutting_down {
+            self.log(ctx, log::Level::Info, format!("exited with {status} while starting"));
+            self.enter(now, State::Stopped);
+            return Outcome::Nothing;
+        }
+        if self.failures > self.spec.startretries {
+            let reason = format!(
+                "exited with {status} before starttime ({}), {} failed starts in a row",
+                human_duration(self.spec.starttime),
+                self.failures
+            );
+            self.log(ctx, log::Level::Error, format!("{reason}; FATAL"));
+            self.enter(now, State::Fatal { reason });
+            return self.critical_outcome(status.shell_code());
+        }
+        let delay = backoff_delay(self.failures, ctx.rng);
+        let reason = format!("exited with {status} before starttime");
+        self.log(
+            ctx,
+            log::Level::Warn,
+            format!(
+                "{reason}; BACKOFF, retry {} of {} in {}",
+                self.failures,
+                self.spec.startretries,
+                human_duration(delay)
+            ),
+        );
+        self.enter(now, State::Backoff { retry_at: now + delay, reason });
+        Outcome::Nothing
+    }
+
+    /// An exit of an instance that had started: restart per `autorestart`, with
+    /// `restart_delay` and the crash-loop backoff, or stay EXITED.
+    fn exited_after_running(&mut self, ctx: &mut Ctx<'_>, since: Instant, status: ExitStatus) -> Outcome {
+        let now = ctx.now;
+        let ran_for = now.saturating_duration_since(since);
+        self.last_exit = Some(status);
+        let expected = match status {
+            ExitStatus::Exited(code) => self.spec.exitcodes.contains(&code),
+            ExitStatus::Signaled { .. } => false,
+        };
+        let restart = !ctx.shutting_down
+            && match self.spec.autorestart {
+                AutoRestart::Always => true,
+                AutoRestart::Never => false,
+                AutoRestart::Unexpected => !expected,
+            };
+        let kind = if expected { "expected" } else { "unexpected" };
+        if !restart {
+            self.log(ctx, log::Level::Info, format!("exited with {status} ({kind}); EXITED"));
+            self.enter(now, State::Exited { status, expected });
+            // A critical program that will not come back takes the container down.
+            return if self.spec.critical && !ctx.shutting_down {
+                Outcome::CriticalFailure(status.shell_code())
+            } else {
+                Outcome::Nothing
+            };
+        }
+        if ran_for < self.spec.stability_window {
+            self.crashes += 1;
+        } else {
+            self.crashes = 0;
+        }
+        let mut delay = self.spec.restart_delay;
+        if self.crashes >= 2 {
+            delay += backoff_delay(self.crashes - 1, ctx.rng);
+        }
+        if delay.is_zero() {
+            self.log(ctx, log::Level::Warn, format!("exited with {status} ({kind}); restarting"));
+            self.spawn(ctx);
+            return Outcome::Nothing;
+        }
+        let reason = format!("exited with {status} ({kind})");
+        let crash_note = if self.crashes >= 2 {
+            format!(", crash {} in a row within {}", self.crashes, human_duration(self.spec.stability_window))
+        } else {
+            String::new()
+        };
+        self.log(
+            ctx,
+            log::Level::Warn,
+            format!("{reason}; BACKOFF, restarting in {}{crash_note}", human_duration(delay)),
+        );
+        self.enter(now, State::Backoff { retry_at: now + delay, reason });
+        Outcome::Nothing
+    }
+
+    fn resume(&mut self, ctx: &mut Ctx<'_>, pid: Pid, since: Instant) {
+        self.log(ctx, log::Level::Info, format!("resuming: sending SIGCONT to process group {pid}; RUNNING"));
+        ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
+        self.state = State::Running { pid, since };
+        self.since = ctx.now;
     }
 
     /// Kills the process now (second shutdown request).
@@ -428,6 +518,7 @@ impl Instance {
             name: self.name.clone(),
             launch: self.spec.launch(self.index),
             prefix: self.spec.prefix,
+            tail_buffer: self.spec.tail_buffer,
         });
     }
 
@@ -447,10 +538,6 @@ impl Instance {
         self.failures = 0;
         self.enter(ctx.now, State::Running { pid, since: ctx.now });
         self.log(ctx, log::Level::Info, format!("RUNNING (pid {pid})"));
-    }
-
-    fn enter_backoff(&mut self, now: Instant, retry_at: Instant, reason: String) {
-        self.enter(now, State::Backoff { retry_at, reason });
     }
 
     fn enter(&mut self, now: Instant, state: State) {
@@ -477,6 +564,8 @@ fn after_stop_for(event: &Event) -> AfterStop {
         Event::Remove => AfterStop::Remove,
         Event::Stop
         | Event::Start
+        | Event::Pause
+        | Event::Resume
         | Event::Spawned(_)
         | Event::SpawnFailed(_)
         | Event::Exited(_)

@@ -59,12 +59,18 @@ struct Waiter {
     instances: Vec<(String, InstanceId)>,
     /// Results decided up front (unknown targets).
     early: Vec<TargetResult>,
+    /// Give up and answer with a failure at this time.
+    deadline: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Goal {
+    /// RUNNING, or failed for good (start, restart).
     Up,
+    /// Not running (stop).
     Down,
+    /// Exactly this state (ctl wait).
+    State(StateName),
 }
 
 impl Supervisor {
@@ -117,6 +123,7 @@ impl Supervisor {
     pub fn handle_timeout(&mut self, now: Instant) {
         for key in self.timers.pop_due(now) {
             match key {
+                TimerKey::Waiter(conn) => self.expire_waiters(now, conn),
                 TimerKey::Instance(id) => {
                     let due = self
                         .instances
@@ -159,6 +166,18 @@ impl Supervisor {
             error: Some(result.message),
         }));
         rows
+    }
+
+    /// The one instance `target` names (`name:N`, or `name` of a single-instance program).
+    pub fn lookup(&self, target: &str) -> Result<InstanceId, String> {
+        let (ids, unknown) = self.resolve(&[target.to_string()]);
+        if let Some(error) = unknown.into_iter().next() {
+            return Err(error.message);
+        }
+        match ids[..] {
+            [id] => Ok(id),
+            _ => Err(format!("`{target}` names {} instances; name one, e.g. {target}:0", ids.len())),
+        }
     }
 
     /// The instance a pid belongs to, as `name:N`.
@@ -257,6 +276,82 @@ impl Supervisor {
             Request::Start { targets, wait } => self.act_on(now, conn, &targets, Event::Start, Goal::Up, wait),
             Request::Stop { targets, wait } => self.act_on(now, conn, &targets, Event::Stop, Goal::Down, wait),
             Request::Restart { targets, wait } => self.act_on(now, conn, &targets, Event::Restart, Goal::Up, wait),
+            Request::Signal { signal, targets } => self.send_signal(conn, signal, &targets),
+            Request::Pause { targets } => self.pause_or_resume(now, conn, &targets, Event::Pause),
+            Request::Resume { targets } => self.pause_or_resume(now, conn, &targets, Event::Resume),
+            Request::Wait { targets, state, timeout } => {
+                let (ids, early) = self.resolve(&targets);
+                if ids.is_empty() && early.is_empty() {
+                    self.reply(conn, Reply::Error("no target given (name, name:N or all)".to_string()));
+                    return;
+                }
+                let instances = self.named(&ids);
+                let deadline = timeout.map(|timeout| now + timeout);
+                if let Some(deadline) = deadline {
+                    self.timers.arm(deadline, TimerKey::Waiter(conn));
+                }
+                self.waiters.push(Waiter { conn, goal: Goal::State(state), instances, early, deadline });
+            }
+        }
+    }
+
+    fn named(&self, ids: &[InstanceId]) -> Vec<(String, InstanceId)> {
+        ids.iter().filter_map(|id| self.instances.get(id).map(|instance| (instance.name.clone(), *id))).collect()
+    }
+
+    fn send_signal(&mut self, conn: ConnId, signal: crate::spec::Signal, targets: &[String]) {
+        let (ids, mut results) = self.resolve(targets);
+        for (name, id) in self.named(&ids) {
+            let Some(instance) = self.instances.get(&id) else { continue };
+            match instance.state.pid() {
+                Some(pid) => {
+                    self.actions.push_back(Action::Kill { pid, signal, group: true });
+                    self.log(log::Level::Info, format!("{name}: sending {signal} to process group {pid} on request"));
+                    results.push(TargetResult { name, ok: true, message: format!("sent {signal} to process group {pid}") });
+                }
+                None => {
+                    let message = format!("not running ({})", instance.state.name());
+                    results.push(TargetResult { name, ok: false, message });
+                }
+            }
+        }
+        self.reply(conn, Reply::Results(results));
+    }
+
+    fn pause_or_resume(&mut self, now: Instant, conn: ConnId, targets: &[String], event: Event) {
+        let (ids, mut results) = self.resolve(targets);
+        let wanted = if event == Event::Pause { StateName::Paused } else { StateName::Running };
+        for (name, id) in self.named(&ids) {
+            self.apply(now, id, event.clone());
+            let Some(instance) = self.instances.get(&id) else { continue };
+            let state = instance.state.name();
+            let (ok, message) = if state == wanted {
+                (true, format!("{}", if wanted == StateName::Paused { "paused" } else { "resumed" }))
+            } else {
+                (false, format!("cannot {}: {state}", if wanted == StateName::Paused { "pause" } else { "resume" }))
+            };
+            results.push(TargetResult { name, ok, message });
+        }
+        self.reply(conn, Reply::Results(results));
+    }
+
+    fn expire_waiters(&mut self, now: Instant, conn: ConnId) {
+        let mut index = 0;
+        while index < self.waiters.len() {
+            let waiter = &self.waiters[index];
+            if waiter.conn != conn || !waiter.deadline.is_some_and(|deadline| deadline <= now) {
+                index += 1;
+                continue;
+            }
+            let waiter = self.waiters.swap_remove(index);
+            let mut results = waiter.early;
+            for (name, id) in waiter.instances {
+                let state = self.instances.get(&id).map_or(StateName::Unknown, |instance| instance.state.name());
+                let ok = matches!(waiter.goal, Goal::State(goal) if goal == state);
+                let message = if ok { format!("{state}") } else { format!("timed out; still {state}") };
+                results.push(TargetResult { name, ok, message });
+            }
+            self.reply(conn, Reply::Results(results));
         }
     }
 
@@ -266,13 +361,12 @@ impl Supervisor {
             self.reply(conn, Reply::Error("no target given (name, name:N or all)".to_string()));
             return;
         }
-        let instances: Vec<(String, InstanceId)> =
-            ids.iter().filter_map(|id| self.instances.get(id).map(|instance| (instance.name.clone(), *id))).collect();
+        let instances = self.named(&ids);
         for &(_, id) in &instances {
             self.apply(now, id, event.clone());
         }
         if wait {
-            self.waiters.push(Waiter { conn, goal, instances, early });
+            self.waiters.push(Waiter { conn, goal, instances, early, deadline: None });
         } else {
             let verb = match event {
                 Event::Start => "starting",
@@ -486,11 +580,26 @@ impl Supervisor {
                 (Goal::Up, State::Fatal { reason }) => (false, format!("FATAL: {reason}")),
                 (Goal::Up, State::Exited { status, .. }) => (false, format!("exited with {status}")),
                 (Goal::Up, State::Stopped) => (false, "stopped before it was up".to_string()),
-                (Goal::Up, State::Spawning | State::Starting { .. } | State::Backoff { .. } | State::Stopping { .. }) => return None,
+                (
+                    Goal::Up,
+                    State::Spawning
+                    | State::Starting { .. }
+                    | State::Paused { .. }
+                    | State::Backoff { .. }
+                    | State::Stopping { .. },
+                ) => return None,
                 (Goal::Down, State::Stopped | State::Exited { .. } | State::Fatal { .. }) => (true, "stopped".to_string()),
-                (Goal::Down, State::Spawning | State::Starting { .. } | State::Running { .. } | State::Backoff { .. } | State::Stopping { .. }) => {
-                    return None
-                }
+                (
+                    Goal::Down,
+                    State::Spawning
+                    | State::Starting { .. }
+                    | State::Running { .. }
+                    | State::Paused { .. }
+                    | State::Backoff { .. }
+                    | State::Stopping { .. },
+                ) => return None,
+                (Goal::State(goal), state) if state.name() == goal => (true, goal.to_string()),
+                (Goal::State(_), _) => return None,
             };
             results.push(TargetResult { name: name.clone(), ok, message });
         }
@@ -513,6 +622,7 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
             Some(format!("{reason}; retry in {}", human_duration(retry_at.saturating_duration_since(now))))
         }
         State::Exited { expected, .. } => Some(if *expected { "expected" } else { "unexpected" }.to_string()),
+        State::Paused { .. } => Some("SIGSTOP sent; `ctl resume` continues it".to_string()),
         State::Stopped
         | State::Spawning
         | State::Starting { .. }

@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use super::types::InstanceId;
+use super::types::{ConnId, InstanceId};
 
 /// Who owns a deadline. New kinds of deadline (health checks, schedules, monitor intervals) are
 /// new variants.
@@ -17,6 +17,8 @@ use super::types::InstanceId;
 pub enum TimerKey {
     /// An instance's state deadline (starttime, stoptime, backoff).
     Instance(InstanceId),
+    /// A `ctl wait` request's timeout.
+    Waiter(ConnId),
 }
 
 #[derive(Debug, Default)]

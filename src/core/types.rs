@@ -75,7 +75,7 @@ pub enum Input {
 #[derive(Debug, PartialEq)]
 pub enum Action {
     /// Start a process for this instance and answer with `Spawned` or `SpawnFailed`.
-    Spawn { id: InstanceId, name: String, launch: Launch, prefix: bool },
+    Spawn { id: InstanceId, name: String, launch: Launch, prefix: bool, tail_buffer: usize },
     /// Send a signal to a process, or to its whole process group.
     Kill { pid: Pid, signal: Signal, group: bool },
     Reply { conn: ConnId, reply: Reply },
@@ -92,6 +92,14 @@ pub enum Request {
     Start { targets: Vec<String>, wait: bool },
     Stop { targets: Vec<String>, wait: bool },
     Restart { targets: Vec<String>, wait: bool },
+    /// Send any signal to the instances' process groups.
+    Signal { signal: Signal, targets: Vec<String> },
+    /// SIGSTOP the process groups; PAUSED instances are not treated as dead.
+    Pause { targets: Vec<String> },
+    /// SIGCONT the process groups of PAUSED instances.
+    Resume { targets: Vec<String> },
+    /// Answer once every target is in `state`, or fail after `timeout`.
+    Wait { targets: Vec<String>, state: StateName, timeout: Option<Duration> },
 }
 
 /// The core's answer to a request.
@@ -153,6 +161,7 @@ pub enum StateName {
     Stopping,
     Exited,
     Fatal,
+    Paused,
     Unknown,
 }
 
@@ -167,8 +176,27 @@ impl StateName {
             StateName::Stopping => "STOPPING",
             StateName::Exited => "EXITED",
             StateName::Fatal => "FATAL",
+            StateName::Paused => "PAUSED",
             StateName::Unknown => "UNKNOWN",
         }
+    }
+
+    /// Parses a state name as users write it (`running`, `RUNNING`).
+    pub fn parse(text: &str) -> Result<StateName, String> {
+        let all = [
+            StateName::Stopped,
+            StateName::Starting,
+            StateName::Running,
+            StateName::Backoff,
+            StateName::Stopping,
+            StateName::Exited,
+            StateName::Fatal,
+            StateName::Paused,
+        ];
+        all.into_iter().find(|state| state.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|state| state.as_str()).collect();
+            format!("unknown state {text:?} (expected one of: {})", names.join(", "))
+        })
     }
 }
 
