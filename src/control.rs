@@ -97,6 +97,12 @@ pub struct WireStatus {
     pub detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The program's overall state: STARTING, UP, DEGRADED, FAILED or DOWN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// A persistent flag holding the instance: `stopped` or `paused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -113,7 +119,7 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
     let request = match op.as_str() {
         "status" => Request::Status { targets },
         "start" => Request::Start { targets, wait },
-        "stop" => Request::Stop { targets, wait },
+        "stop" => Request::Stop { targets, wait, timeout: parse_timeout(timeout)? },
         "restart" => Request::Restart { targets, wait },
         "pause" => Request::Pause { targets },
         "resume" => Request::Resume { targets },
@@ -123,12 +129,7 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
         }
         "wait" => {
             let state = StateName::parse(state.as_deref().unwrap_or("RUNNING"))?;
-            let timeout = match timeout {
-                Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Some(Duration::from_secs_f64(seconds.min(1e9))),
-                Some(seconds) => return Err(format!("wait: invalid timeout {seconds}")),
-                None => None,
-            };
-            Request::Wait { targets, state, timeout }
+            Request::Wait { targets, state, timeout: parse_timeout(timeout)? }
         }
         "pid" => return Ok(ControlRequest::DaemonPid),
         "tail" => {
@@ -149,6 +150,14 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
         }
     };
     Ok(ControlRequest::Core(request))
+}
+
+fn parse_timeout(timeout: Option<f64>) -> Result<Option<Duration>, String> {
+    match timeout {
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(Some(Duration::from_secs_f64(seconds.min(1e9)))),
+        Some(seconds) => Err(format!("invalid timeout {seconds} (expected seconds, zero or more)")),
+        None => Ok(None),
+    }
 }
 
 /// A reply line carrying the daemon's pid.
@@ -204,6 +213,8 @@ fn wire_status(row: &InstanceStatus) -> WireStatus {
         exit_signal,
         detail: row.detail.clone(),
         error: row.error.clone(),
+        service: row.service.map(|service| service.as_str().to_string()),
+        held: row.held.map(|flag| flag.as_str().to_string()),
     }
 }
 

@@ -19,7 +19,9 @@ pub const USAGE: &str = "usage: sv-lite ctl [-s SOCKET | -c FILE] COMMAND [ARGS]
 commands:
   status [--json] [TARGET...]     show instances (all when no target)
   start [--no-wait] TARGET...     start and wait until RUNNING (or failed)
-  stop [--no-wait] TARGET...      stop and wait until down
+  stop [--no-wait] TARGET...      stop and wait until down; stays down across restarts
+                                  and reloads until `start`
+  zap TARGET... [--timeout SECS]  stop and wait; exit 1 if still running after SECS
   restart [--no-wait] TARGET...   stop, then start and wait until RUNNING
   signal SIG TARGET...            send a signal (TERM, HUP, USR1, 9...) to the process groups
   pause TARGET...                 SIGSTOP the process groups (state PAUSED)
@@ -45,8 +47,9 @@ pub struct Command {
 }
 
 /// The commands `ctl` knows, for help and completion.
-pub const COMMANDS: &[&str] =
-    &["status", "start", "stop", "restart", "signal", "pause", "resume", "pid", "wait", "tail", "reload", "shutdown"];
+pub const COMMANDS: &[&str] = &[
+    "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "pid", "wait", "tail", "reload", "shutdown",
+];
 
 /// Parses `COMMAND [ARGS]`.
 pub fn parse_command(args: &[String]) -> Result<Command, String> {
@@ -56,7 +59,9 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
     if !COMMANDS.contains(&name.as_str()) {
         return Err(format!("unknown command `{name}` (expected one of: {})", COMMANDS.join(", ")));
     }
-    let mut request = WireRequest { op: name.clone(), ..WireRequest::default() };
+    // zap is Proc::tored's name for a stop that waits, with a timeout.
+    let op = if name == "zap" { "stop".to_string() } else { name.clone() };
+    let mut request = WireRequest { op, ..WireRequest::default() };
     let mut json = false;
     let mut no_wait = false;
     let mut words = Vec::new();
@@ -67,7 +72,7 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
             ("start" | "stop" | "restart", "--no-wait") => no_wait = true,
             ("status", "--json") => json = true,
             ("wait", "--state") => request.state = Some(value("--state")?),
-            ("wait", "--timeout") => {
+            ("wait" | "zap", "--timeout") => {
                 let text = value("--timeout")?;
                 let seconds: f64 = text.parse().map_err(|_| format!("wait: --timeout takes seconds, not {text:?}"))?;
                 if !(seconds.is_finite() && seconds >= 0.0) {
@@ -87,7 +92,7 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
         }
     }
     match name.as_str() {
-        "start" | "stop" | "restart" | "pause" | "resume" | "wait" if words.is_empty() => {
+        "start" | "stop" | "zap" | "restart" | "pause" | "resume" | "wait" if words.is_empty() => {
             return Err(format!("{name}: give at least one TARGET (name, name:N or all)"));
         }
         "signal" => {
@@ -110,7 +115,7 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
         "reload" | "shutdown" if !words.is_empty() => return Err(format!("{name} takes no targets")),
         _ => {}
     }
-    request.wait = matches!(name.as_str(), "start" | "stop" | "restart") && !no_wait;
+    request.wait = matches!(name.as_str(), "start" | "stop" | "restart" | "zap") && !no_wait;
     request.targets = words;
     Ok(Command { request, json })
 }
@@ -250,12 +255,13 @@ fn use_colour() -> bool {
 #[must_use]
 pub fn status_table(rows: &[WireStatus], colour: bool) -> String {
     let name_width = rows.iter().map(|row| row.name.len()).max().unwrap_or(4).max(4);
-    let mut out = format!("{:<name_width$}  {:<8}  {:>7}  INFO\n", "NAME", "STATE", "PID");
+    let mut out = format!("{:<name_width$}  {:<8}  {:<9}  {:>7}  INFO\n", "NAME", "STATE", "SERVICE", "PID");
     for row in rows {
         let info = row_info(row);
         let pid = row.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "-".to_string());
         let state = if colour { paint(&row.state) } else { format!("{:<8}", row.state) };
-        out.push_str(&format!("{:<name_width$}  {state}  {pid:>7}  {info}\n", row.name));
+        let service = row.service.as_deref().unwrap_or("-");
+        out.push_str(&format!("{:<name_width$}  {state}  {service:<9}  {pid:>7}  {info}\n", row.name));
     }
     out
 }
@@ -275,6 +281,7 @@ fn row_info(row: &WireStatus) -> String {
         "STARTING" | "STOPPING" | "PAUSED" => format!("for {since}"),
         "EXITED" => format!("{exit} ({}) {since} ago", row.detail.as_deref().unwrap_or("")),
         "FATAL" | "BACKOFF" => row.detail.clone().unwrap_or_default(),
+        "STOPPED" if row.held.is_some() => row.detail.clone().unwrap_or_default(),
         _ if !exit.is_empty() => format!("last {exit}, {since} ago"),
         _ => String::new(),
     }
@@ -333,6 +340,8 @@ mod tests {
         assert_eq!((tail.follow, tail.lines, tail.stream.as_deref()), (true, Some(5), Some("stderr")));
         assert_eq!(parse_command(&args("signal -HUP web")).unwrap().request.signal.as_deref(), Some("HUP"));
         assert!(parse_command(&args("signal BOGUS web")).unwrap_err().contains("unknown signal"));
+        let zap = parse_command(&args("zap web --timeout 3")).unwrap().request;
+        assert_eq!((zap.op.as_str(), zap.wait, zap.timeout), ("stop", true, Some(3.0)));
         let wait = parse_command(&args("wait web --state stopped --timeout 2.5")).unwrap().request;
         assert_eq!((wait.state.as_deref(), wait.timeout), (Some("stopped"), Some(2.5)));
         assert!(parse_command(&args("wait web --timeout soon")).unwrap_err().contains("seconds"));

@@ -27,6 +27,7 @@ use crate::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::users::{self, Group};
+use crate::{pidfile, state_dir};
 
 const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
@@ -91,6 +92,7 @@ struct Driver {
     listener: UnixListener,
     socket_path: PathBuf,
     config_path: PathBuf,
+    state_dir: PathBuf,
     event_log_path: Option<PathBuf>,
     event_log: Option<File>,
     sources: HashMap<Token, Source>,
@@ -136,8 +138,16 @@ impl Driver {
             Some(path) => Some(open_event_log(path)?),
             None => None,
         };
+        let state_dir = options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
+        let flags = match state_dir::load(&state_dir) {
+            Ok(flags) => flags,
+            Err(error) => {
+                log::warn!("state directory {}: cannot read flags: {error}; starting without them", state_dir.display());
+                Default::default()
+            }
+        };
         let now = Instant::now();
-        let supervisor = Supervisor::new(&options.config, now, seed());
+        let supervisor = Supervisor::with_flags(&options.config, now, seed(), flags);
         log::info!("listening on {}", options.socket_path.display());
         Ok(Driver {
             poll,
@@ -145,6 +155,7 @@ impl Driver {
             listener,
             socket_path: options.socket_path,
             config_path: options.config_path,
+            state_dir,
             event_log_path,
             event_log,
             sources: HashMap::new(),
@@ -212,8 +223,30 @@ impl Driver {
                     self.supervisor.handle_input(Instant::now(), input);
                 }
                 Action::Kill { pid, signal, group } => {
-                    if let Err(error) = sys::kill(pid, signal, group) {
+                    // A daemon found through its pid file may not lead a process group:
+                    // then the signal goes to the pid alone.
+                    let result = match sys::kill(pid, signal, group) {
+                        Ok(false) if group => sys::kill(pid, signal, false),
+                        other => other,
+                    };
+                    if let Err(error) = result {
                         log::warn!("cannot send {signal} to {} {pid}: {error}", if group { "process group" } else { "pid" });
+                    }
+                }
+                Action::CheckPidFile { id, path, known } => {
+                    let observation = pidfile::observe(&path, known, sys::getpid());
+                    log::debug!("pid file {}: {observation:?}", path.display());
+                    self.supervisor.handle_input(Instant::now(), Input::PidFile { id, observation });
+                }
+                Action::SetFlag { instance, flag, on } => {
+                    if let Err(error) = state_dir::set(&self.state_dir, &instance, flag, on) {
+                        let verb = if on { "set" } else { "clear" };
+                        let message = format!(
+                            "{instance}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
+                            flag.as_str(),
+                            self.state_dir.display()
+                        );
+                        self.event(log::Level::Warn, &message);
                     }
                 }
                 Action::Reply { conn, reply } => self.send(conn, &control::encode_reply(&reply), true),

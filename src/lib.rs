@@ -10,8 +10,10 @@ pub mod ctl;
 pub mod driver;
 pub mod init;
 pub mod output;
+pub mod pidfile;
 pub mod shell;
 pub mod spec;
+pub mod state_dir;
 pub mod sys;
 pub mod users;
 

@@ -7,7 +7,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::types::{Action, ExitStatus, InstanceId, Pid, StateName};
+use super::types::{Action, ExitStatus, InstanceId, Pid, PidObservation, StateName};
 use super::Rng;
 use crate::spec::{AutoRestart, ProgramSpec, Signal};
 
@@ -26,6 +26,8 @@ pub(crate) enum State {
     Spawning,
     /// Up, but not yet for `starttime`; an exit now is a failed start.
     Starting { pid: Pid, up_at: Instant },
+    /// Pid-file program: the command exited 0; waiting until `up_at` for its pid file.
+    WaitingPidFile { up_at: Instant },
     Running { pid: Pid, since: Instant },
     /// Stopped with SIGSTOP on request; not dead, not restarted. `since` is when it started
     /// running, for the crash-loop window.
@@ -44,7 +46,7 @@ impl State {
     /// The one deadline this state waits for, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self {
-            State::Starting { up_at, .. } => Some(*up_at),
+            State::Starting { up_at, .. } | State::WaitingPidFile { up_at } => Some(*up_at),
             State::Backoff { retry_at, .. } => Some(*retry_at),
             State::Stopping { kill_at, .. } => *kill_at,
             State::Stopped
@@ -64,6 +66,7 @@ impl State {
             | State::Stopping { pid, .. } => Some(*pid),
             State::Stopped
             | State::Spawning
+            | State::WaitingPidFile { .. }
             | State::Backoff { .. }
             | State::Exited { .. }
             | State::Fatal { .. } => None,
@@ -73,7 +76,7 @@ impl State {
     pub(crate) fn name(&self) -> StateName {
         match self {
             State::Stopped => StateName::Stopped,
-            State::Spawning | State::Starting { .. } => StateName::Starting,
+            State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } => StateName::Starting,
             State::Running { .. } => StateName::Running,
             State::Paused { .. } => StateName::Paused,
             State::Backoff { .. } => StateName::Backoff,
@@ -103,6 +106,10 @@ pub(crate) enum Event {
     Exited(ExitStatus),
     /// The state's deadline passed.
     Timeout,
+    /// The monitor interval of a pid-file program passed.
+    Monitor,
+    /// What the driver found behind the pid file.
+    PidFile(PidObservation),
 }
 
 /// What happens once a stopping instance is down.
@@ -148,6 +155,18 @@ pub(crate) struct Instance {
     crashes: u32,
     after_stop: AfterStop,
     pub last_exit: Option<ExitStatus>,
+    /// Pid-file programs: the daemon's pid and start time as last verified.
+    pub daemon: Option<(Pid, u64)>,
+    /// Pid-file programs: the process group of the command that launched the daemon.
+    launcher: Option<Pid>,
+    /// Pid-file programs: when the next monitor check is due.
+    pub monitor_at: Option<Instant>,
+    /// Monitor checks passed since the instance came up (Tron's STARTING until the first).
+    pub checks: u32,
+    /// Held down by a persistent stop flag: autostart and reloads leave it down.
+    pub held_stopped: bool,
+    /// Paused by a persistent flag: started, then paused at once.
+    pub held_paused: bool,
 }
 
 impl Instance {
@@ -163,7 +182,18 @@ impl Instance {
             crashes: 0,
             after_stop: AfterStop::Stay,
             last_exit: None,
+            daemon: None,
+            launcher: None,
+            monitor_at: None,
+            checks: 0,
+            held_stopped: false,
+            held_paused: false,
         }
+    }
+
+    /// Whether the program is watched through a pid file.
+    pub(crate) fn pid_mode(&self) -> bool {
+        self.spec.pid_file.is_some()
     }
 
     /// Whether a process exists or is about to (so a reload must restart it).
@@ -171,6 +201,7 @@ impl Instance {
         match self.state {
             State::Spawning
             | State::Starting { .. }
+            | State::WaitingPidFile { .. }
             | State::Running { .. }
             | State::Paused { .. }
             | State::Backoff { .. }
@@ -190,7 +221,9 @@ impl Instance {
                 self.spawn(ctx);
                 Outcome::Nothing
             }
-            (State::Spawning | State::Starting { .. } | State::Running { .. }, Event::Start) => Outcome::Nothing,
+            (State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. }, Event::Start) => {
+                Outcome::Nothing
+            }
             (State::Paused { pid, since }, Event::Start) => {
                 let (pid, since) = (*pid, *since);
                 self.resume(ctx, pid, since);
@@ -223,6 +256,22 @@ impl Instance {
                     self.after_stop = after_stop_for(&event);
                 }
                 Outcome::Nothing
+            }
+            (State::WaitingPidFile { .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
+                // No daemon known yet: stop whatever the command left in its process group.
+                if let Some(launcher) = self.launcher {
+                    ctx.actions.push_back(Action::Kill { pid: launcher, signal: self.spec.stopsignal, group: true });
+                }
+                self.log(ctx, log::Level::Info, "stopped before its pid file appeared".to_string());
+                self.enter(now, State::Stopped);
+                match after_stop_for(&event) {
+                    AfterStop::Stay => Outcome::Nothing,
+                    AfterStop::Start => {
+                        self.spawn(ctx);
+                        Outcome::Nothing
+                    }
+                    AfterStop::Remove => Outcome::Removed,
+                }
             }
             (
                 State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
@@ -264,6 +313,7 @@ impl Instance {
             (
                 State::Stopped
                 | State::Spawning
+                | State::WaitingPidFile { .. }
                 | State::Paused { .. }
                 | State::Backoff { .. }
                 | State::Stopping { .. }
@@ -275,6 +325,7 @@ impl Instance {
                 State::Stopped
                 | State::Spawning
                 | State::Starting { .. }
+                | State::WaitingPidFile { .. }
                 | State::Running { .. }
                 | State::Backoff { .. }
                 | State::Stopping { .. }
@@ -286,7 +337,15 @@ impl Instance {
             // ---- spawn results ----
             (State::Spawning, Event::Spawned(pid)) => {
                 self.log(ctx, log::Level::Info, format!("spawned with pid {pid}"));
-                if self.spec.starttime.is_zero() {
+                self.checks = 0;
+                if self.pid_mode() {
+                    self.launcher = Some(pid);
+                    self.daemon = None;
+                    self.enter(now, State::Starting { pid, up_at: now + self.spec.starttime });
+                    if self.spec.starttime.is_zero() {
+                        self.check_pid_file(ctx);
+                    }
+                } else if self.spec.starttime.is_zero() {
                     self.become_running(ctx, pid);
                 } else {
                     self.enter(now, State::Starting { pid, up_at: now + self.spec.starttime });
@@ -301,6 +360,7 @@ impl Instance {
             (
                 State::Stopped
                 | State::Starting { .. }
+                | State::WaitingPidFile { .. }
                 | State::Running { .. }
                 | State::Paused { .. }
                 | State::Backoff { .. }
@@ -316,6 +376,7 @@ impl Instance {
             (
                 State::Stopped
                 | State::Starting { .. }
+                | State::WaitingPidFile { .. }
                 | State::Running { .. }
                 | State::Paused { .. }
                 | State::Backoff { .. }
@@ -329,29 +390,36 @@ impl Instance {
             }
 
             // ---- exits ----
-            (State::Starting { .. }, Event::Exited(status)) => self.start_failed(ctx, status),
+            (State::Starting { up_at, .. }, Event::Exited(ExitStatus::Exited(0))) if self.pid_mode() => {
+                // The command daemonized: its job is done, the pid file tells the rest.
+                let up_at = *up_at;
+                self.enter(now, State::WaitingPidFile { up_at });
+                self.check_pid_file(ctx);
+                Outcome::Nothing
+            }
+            (State::Starting { .. }, Event::Exited(status)) => {
+                self.kill_leftovers(ctx);
+                self.start_failed(ctx, format!("exited with {status}"), status.shell_code(), Some(status))
+            }
             (State::Running { since, .. } | State::Paused { since, .. }, Event::Exited(status)) => {
                 let since = *since;
-                self.exited_after_running(ctx, since, status)
+                self.kill_leftovers(ctx);
+                self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
             }
             (State::Stopping { .. }, Event::Exited(status)) => {
                 self.last_exit = Some(status);
                 self.log(ctx, log::Level::Info, format!("stopped ({status})"));
+                self.kill_leftovers(ctx);
                 self.enter(now, State::Stopped);
-                match self.after_stop {
-                    AfterStop::Stay => Outcome::Nothing,
-                    AfterStop::Start if ctx.shutting_down => Outcome::Nothing,
-                    AfterStop::Start => {
-                        self.failures = 0;
-                        self.crashes = 0;
-                        self.spawn(ctx);
-                        Outcome::Nothing
-                    }
-                    AfterStop::Remove => Outcome::Removed,
-                }
+                self.finish_stop(ctx)
             }
             (
-                State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
+                State::Stopped
+                | State::Spawning
+                | State::WaitingPidFile { .. }
+                | State::Backoff { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
                 Event::Exited(status),
             ) => {
                 crate::never!("{}: exit ({status}) while {} with no pid", self.name, self.state.name());
@@ -362,7 +430,17 @@ impl Instance {
             (State::Starting { pid, up_at }, Event::Timeout) => {
                 if *up_at <= now {
                     let pid = *pid;
-                    self.become_running(ctx, pid);
+                    if self.pid_mode() {
+                        self.check_pid_file(ctx);
+                    } else {
+                        self.become_running(ctx, pid);
+                    }
+                }
+                Outcome::Nothing
+            }
+            (State::WaitingPidFile { up_at }, Event::Timeout) => {
+                if *up_at <= now {
+                    self.check_pid_file(ctx);
                 }
                 Outcome::Nothing
             }
@@ -399,31 +477,135 @@ impl Instance {
                 | State::Fatal { .. },
                 Event::Timeout,
             ) => Outcome::Nothing,
+
+            // ---- pid files ----
+            (State::Running { .. } | State::Paused { .. } | State::Stopping { .. }, Event::Monitor) => {
+                if self.monitor_at.is_some_and(|due| due <= now) {
+                    self.check_pid_file(ctx);
+                }
+                Outcome::Nothing
+            }
+            (
+                State::Stopped
+                | State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Backoff { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Monitor,
+            ) => {
+                self.monitor_at = None;
+                Outcome::Nothing
+            }
+            (State::Starting { .. } | State::WaitingPidFile { .. }, Event::PidFile(PidObservation::Alive { pid, start_time })) => {
+                self.daemon = Some((pid, start_time));
+                self.log(ctx, log::Level::Info, format!("pid file names pid {pid}, alive"));
+                self.become_running(ctx, pid);
+                Outcome::Nothing
+            }
+            (State::Starting { up_at, .. } | State::WaitingPidFile { up_at }, Event::PidFile(PidObservation::Gone { reason })) => {
+                if *up_at > now {
+                    return Outcome::Nothing; // Still within starttime: the deadline checks again.
+                }
+                self.kill_leftovers(ctx);
+                let why = format!("no live pid within starttime: {reason}");
+                self.start_failed(ctx, why, 1, None)
+            }
+            (State::Running { pid, since } | State::Paused { pid, since }, Event::PidFile(PidObservation::Alive { pid: new_pid, start_time })) => {
+                let (old_pid, since) = (*pid, *since);
+                self.checks += 1;
+                self.daemon = Some((new_pid, start_time));
+                if new_pid != old_pid {
+                    self.log(ctx, log::Level::Info, format!("pid file now names pid {new_pid} (was {old_pid}); following it"));
+                    self.state = match self.state {
+                        State::Paused { .. } => State::Paused { pid: new_pid, since },
+                        _ => State::Running { pid: new_pid, since },
+                    };
+                }
+                Outcome::Nothing
+            }
+            (State::Running { since, .. } | State::Paused { since, .. }, Event::PidFile(PidObservation::Gone { reason })) => {
+                let since = *since;
+                self.kill_leftovers(ctx);
+                self.exited_after_running(ctx, since, format!("daemon is gone ({reason})"), None)
+            }
+            (State::Stopping { .. }, Event::PidFile(PidObservation::Gone { reason })) => {
+                self.log(ctx, log::Level::Info, format!("stopped ({reason})"));
+                self.kill_leftovers(ctx);
+                self.enter(now, State::Stopped);
+                self.finish_stop(ctx)
+            }
+            (State::Stopping { .. }, Event::PidFile(PidObservation::Alive { .. })) => Outcome::Nothing,
+            (
+                State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
+                Event::PidFile(_),
+            ) => Outcome::Nothing, // A late answer for a state already left.
         }
     }
 
-    /// An exit before `starttime`: back off and retry, or give up.
-    fn start_failed(&mut self, ctx: &mut Ctx<'_>, status: ExitStatus) -> Outcome {
+    /// Asks the driver to read the pid file; re-arms the monitor check.
+    fn check_pid_file(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(path) = self.spec.launch(self.index).pid_file else { return };
+        self.monitor_at = Some(ctx.now + self.spec.monitor_interval);
+        ctx.actions.push_back(Action::CheckPidFile { id: self.id, path, known: self.daemon });
+    }
+
+    /// Pid-file programs: stops what a dead daemon or failed launch left behind (the daemon's
+    /// process group and the launcher's), so nothing holds the port the next one needs.
+    fn kill_leftovers(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.pid_mode() {
+            return;
+        }
+        let groups: Vec<Pid> = self.daemon.map(|(pid, _)| pid).into_iter().chain(self.launcher).collect();
+        for pid in groups {
+            ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+        }
+        self.daemon = None;
+        self.launcher = None;
+        self.monitor_at = None;
+    }
+
+    /// After a stop completed: stay down, start again, or go away.
+    fn finish_stop(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        match self.after_stop {
+            AfterStop::Stay => Outcome::Nothing,
+            AfterStop::Start if ctx.shutting_down => Outcome::Nothing,
+            AfterStop::Start => {
+                self.failures = 0;
+                self.crashes = 0;
+                self.spawn(ctx);
+                Outcome::Nothing
+            }
+            AfterStop::Remove => Outcome::Removed,
+        }
+    }
+
+    /// A failed start (exit before `starttime`, or no pid file): back off and retry, or give
+    /// up. `why` says what happened; `code` is the exit code a critical failure exits with.
+    fn start_failed(&mut self, ctx: &mut Ctx<'_>, why: String, code: u8, status: Option<ExitStatus>) -> Outcome {
         let now = ctx.now;
-        self.last_exit = Some(status);
+        if status.is_some() {
+            self.last_exit = status;
+        }
         self.failures += 1;
         if ctx.shutting_down {
-            self.log(ctx, log::Level::Info, format!("exited with {status} while starting"));
+            self.log(ctx, log::Level::Info, format!("{why} while starting"));
             self.enter(now, State::Stopped);
             return Outcome::Nothing;
         }
         if self.failures > self.spec.startretries {
             let reason = format!(
-                "exited with {status} before starttime ({}), {} failed starts in a row",
+                "{why} before starttime ({}), {} failed starts in a row",
                 human_duration(self.spec.starttime),
                 self.failures
             );
             self.log(ctx, log::Level::Error, format!("{reason}; FATAL"));
             self.enter(now, State::Fatal { reason });
-            return self.critical_outcome(status.shell_code());
+            return self.critical_outcome(code);
         }
         let delay = backoff_delay(self.failures, ctx.rng);
-        let reason = format!("exited with {status} before starttime");
+        let reason = format!("{why} before starttime");
         self.log(
             ctx,
             log::Level::Warn,
@@ -440,14 +622,18 @@ impl Instance {
 
     /// An exit of an instance that had started: restart per `autorestart`, with
     /// `restart_delay` and the crash-loop backoff, or stay EXITED.
-    fn exited_after_running(&mut self, ctx: &mut Ctx<'_>, since: Instant, status: ExitStatus) -> Outcome {
+    fn exited_after_running(&mut self, ctx: &mut Ctx<'_>, since: Instant, why: String, status: Option<ExitStatus>) -> Outcome {
         let now = ctx.now;
         let ran_for = now.saturating_duration_since(since);
-        self.last_exit = Some(status);
+        if status.is_some() {
+            self.last_exit = status;
+        }
+        // A daemon that vanished without an exit status we saw is unexpected.
         let expected = match status {
-            ExitStatus::Exited(code) => self.spec.exitcodes.contains(&code),
-            ExitStatus::Signaled { .. } => false,
+            Some(ExitStatus::Exited(code)) => self.spec.exitcodes.contains(&code),
+            Some(ExitStatus::Signaled { .. }) | None => false,
         };
+        let code = status.map_or(1, ExitStatus::shell_code);
         let restart = !ctx.shutting_down
             && match self.spec.autorestart {
                 AutoRestart::Always => true,
@@ -456,11 +642,12 @@ impl Instance {
             };
         let kind = if expected { "expected" } else { "unexpected" };
         if !restart {
-            self.log(ctx, log::Level::Info, format!("exited with {status} ({kind}); EXITED"));
+            self.log(ctx, log::Level::Info, format!("{why} ({kind}); EXITED"));
+            let status = status.unwrap_or(ExitStatus::Exited(code));
             self.enter(now, State::Exited { status, expected });
             // A critical program that will not come back takes the container down.
             return if self.spec.critical && !ctx.shutting_down {
-                Outcome::CriticalFailure(status.shell_code())
+                Outcome::CriticalFailure(code)
             } else {
                 Outcome::Nothing
             };
@@ -475,11 +662,11 @@ impl Instance {
             delay += backoff_delay(self.crashes - 1, ctx.rng);
         }
         if delay.is_zero() {
-            self.log(ctx, log::Level::Warn, format!("exited with {status} ({kind}); restarting"));
+            self.log(ctx, log::Level::Warn, format!("{why} ({kind}); restarting"));
             self.spawn(ctx);
             return Outcome::Nothing;
         }
-        let reason = format!("exited with {status} ({kind})");
+        let reason = format!("{why} ({kind})");
         let crash_note = if self.crashes >= 2 {
             format!(", crash {} in a row within {}", self.crashes, human_duration(self.spec.stability_window))
         } else {
@@ -535,6 +722,9 @@ impl Instance {
     }
 
     fn become_running(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
+        if self.pid_mode() {
+            self.monitor_at = Some(ctx.now + self.spec.monitor_interval);
+        }
         self.failures = 0;
         self.enter(ctx.now, State::Running { pid, since: ctx.now });
         self.log(ctx, log::Level::Info, format!("RUNNING (pid {pid})"));
@@ -569,7 +759,9 @@ fn after_stop_for(event: &Event) -> AfterStop {
         | Event::Spawned(_)
         | Event::SpawnFailed(_)
         | Event::Exited(_)
-        | Event::Timeout => AfterStop::Stay,
+        | Event::Timeout
+        | Event::Monitor
+        | Event::PidFile(_) => AfterStop::Stay,
     }
 }
 

@@ -11,7 +11,7 @@ mod instance;
 mod timers;
 pub mod types;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -35,6 +35,9 @@ pub struct Supervisor {
     next_id: u64,
     rng: Rng,
     shutdown: Option<Shutdown>,
+    /// Persistent flags by instance name (`web:0`), as loaded from the state directory and
+    /// changed by requests since.
+    flags: HashSet<(String, Flag)>,
 }
 
 #[derive(Debug)]
@@ -77,6 +80,12 @@ impl Supervisor {
     /// Builds the programs of `config` and starts those with `autostart`. `seed` feeds the
     /// backoff jitter.
     pub fn new(config: &Config, now: Instant, seed: u64) -> Supervisor {
+        Supervisor::with_flags(config, now, seed, HashSet::new())
+    }
+
+    /// Like [`Supervisor::new`], honouring persistent flags: an instance flagged
+    /// [`Flag::Stopped`] is not autostarted, one flagged [`Flag::Paused`] is paused once up.
+    pub fn with_flags(config: &Config, now: Instant, seed: u64, flags: HashSet<(String, Flag)>) -> Supervisor {
         let mut supervisor = Supervisor {
             programs: BTreeMap::new(),
             instances: HashMap::new(),
@@ -87,6 +96,7 @@ impl Supervisor {
             next_id: 0,
             rng: Rng::new(seed),
             shutdown: None,
+            flags,
         };
         let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
         supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
@@ -115,6 +125,7 @@ impl Supervisor {
             }
             Input::Reload { conn, result } => self.reload(now, conn, result),
             Input::Shutdown { conn } => self.begin_shutdown(now, 0, conn),
+            Input::PidFile { id, observation } => self.apply(now, id, Event::PidFile(observation)),
         }
         self.after_mutation();
     }
@@ -124,6 +135,12 @@ impl Supervisor {
         for key in self.timers.pop_due(now) {
             match key {
                 TimerKey::Waiter(conn) => self.expire_waiters(now, conn),
+                TimerKey::Monitor(id) => {
+                    let due = self.instances.get(&id).and_then(|instance| instance.monitor_at).is_some_and(|at| at <= now);
+                    if due {
+                        self.apply(now, id, Event::Monitor);
+                    }
+                }
                 TimerKey::Instance(id) => {
                     let due = self
                         .instances
@@ -155,7 +172,15 @@ impl Supervisor {
     #[must_use]
     pub fn status(&self, now: Instant, targets: &[String]) -> Vec<InstanceStatus> {
         let (ids, unknown) = self.resolve(targets);
-        let mut rows: Vec<InstanceStatus> = ids.iter().filter_map(|id| self.instances.get(id)).map(|instance| status_row(now, instance)).collect();
+        let mut rows: Vec<InstanceStatus> = ids
+            .iter()
+            .filter_map(|id| self.instances.get(id))
+            .map(|instance| {
+                let mut row = status_row(now, instance);
+                row.service = self.service_state(&instance.spec.name);
+                row
+            })
+            .collect();
         rows.extend(unknown.into_iter().map(|result| InstanceStatus {
             name: result.name,
             state: StateName::Unknown,
@@ -164,6 +189,8 @@ impl Supervisor {
             last_exit: None,
             detail: None,
             error: Some(result.message),
+            service: None,
+            held: None,
         }));
         rows
     }
@@ -198,6 +225,30 @@ impl Supervisor {
         self.timers.len()
     }
 
+    /// A program's overall state (Tron's service states); `None` for a removed program.
+    #[must_use]
+    pub fn service_state(&self, program: &str) -> Option<ServiceState> {
+        let program = self.programs.get(program)?;
+        let instances: Vec<&Instance> = program.instances.iter().filter_map(|id| self.instances.get(id)).collect();
+        let (mut up, mut starting, mut failed) = (0u32, 0u32, 0u32);
+        for instance in &instances {
+            match &instance.state {
+                State::Running { .. } | State::Paused { .. } if instance.pid_mode() && instance.checks == 0 => starting += 1,
+                State::Running { .. } | State::Paused { .. } => up += 1,
+                State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } => starting += 1,
+                State::Backoff { .. } | State::Fatal { .. } | State::Exited { expected: false, .. } => failed += 1,
+                State::Stopped | State::Stopping { .. } | State::Exited { expected: true, .. } => {}
+            }
+        }
+        Some(match (up, starting, failed) {
+            (0, 0, 0) => ServiceState::Down,
+            (0, 0, _) => ServiceState::Failed,
+            (_, _, 1..) => ServiceState::Degraded,
+            (_, 1.., 0) => ServiceState::Starting,
+            (_, 0, 0) => ServiceState::Up,
+        })
+    }
+
     // ---- internals ----
 
     fn add_program(&mut self, now: Instant, spec: Rc<ProgramSpec>) {
@@ -209,16 +260,50 @@ impl Supervisor {
         self.programs.insert(spec.name.clone(), program);
         if spec.autostart {
             for id in ids {
-                self.apply(now, id, Event::Start);
+                self.autostart(now, id);
             }
         }
+    }
+
+    /// Starts an instance unless a persistent stop flag holds it down.
+    fn autostart(&mut self, now: Instant, id: InstanceId) {
+        let Some(instance) = self.instances.get(&id) else { return };
+        if instance.held_stopped {
+            let message = format!("{}: held down by a stop flag; `sv-lite ctl start {}` releases it", instance.name, instance.name);
+            self.log(log::Level::Info, message);
+            return;
+        }
+        self.apply(now, id, Event::Start);
     }
 
     fn new_instance(&mut self, now: Instant, spec: &Rc<ProgramSpec>, index: u32) -> InstanceId {
         let id = InstanceId(self.next_id);
         self.next_id += 1;
-        self.instances.insert(id, Instance::new(id, Rc::clone(spec), index, now));
+        let mut instance = Instance::new(id, Rc::clone(spec), index, now);
+        instance.held_stopped = self.flags.contains(&(instance.name.clone(), Flag::Stopped));
+        instance.held_paused = self.flags.contains(&(instance.name.clone(), Flag::Paused));
+        self.instances.insert(id, instance);
         id
+    }
+
+    /// Sets or clears a persistent flag, and asks the driver to write it.
+    fn set_flag(&mut self, id: InstanceId, flag: Flag, on: bool) {
+        let Some(instance) = self.instances.get_mut(&id) else { return };
+        let field = match flag {
+            Flag::Stopped => &mut instance.held_stopped,
+            Flag::Paused => &mut instance.held_paused,
+        };
+        if *field == on {
+            return;
+        }
+        *field = on;
+        let name = instance.name.clone();
+        if on {
+            self.flags.insert((name.clone(), flag));
+        } else {
+            self.flags.remove(&(name.clone(), flag));
+        }
+        self.actions.push_back(Action::SetFlag { instance: name, flag, on });
     }
 
     /// Runs one event through an instance and keeps the pid map, timers and shutdown in step.
@@ -229,8 +314,18 @@ impl Supervisor {
         };
         let pid_before = instance.state.pid();
         let deadline_before = instance.state.deadline();
+        let monitor_before = instance.monitor_at;
         let mut ctx = Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down };
-        let outcome = instance.on_event(&mut ctx, event);
+        let mut outcome = instance.on_event(&mut ctx, event);
+        // A persistent pause flag pauses an instance as soon as it is up.
+        if instance.held_paused && matches!(instance.state, State::Starting { .. } | State::Running { .. }) {
+            outcome = instance.on_event(&mut ctx, Event::Pause);
+        }
+        if let Some(monitor_at) = instance.monitor_at {
+            if Some(monitor_at) != monitor_before {
+                self.timers.arm(monitor_at, TimerKey::Monitor(id));
+            }
+        }
         let pid_after = instance.state.pid();
         if pid_before != pid_after {
             if let Some(pid) = pid_before {
@@ -273,9 +368,13 @@ impl Supervisor {
                 let rows = self.status(now, &targets);
                 self.reply(conn, Reply::Status(rows));
             }
-            Request::Start { targets, wait } => self.act_on(now, conn, &targets, Event::Start, Goal::Up, wait),
-            Request::Stop { targets, wait } => self.act_on(now, conn, &targets, Event::Stop, Goal::Down, wait),
-            Request::Restart { targets, wait } => self.act_on(now, conn, &targets, Event::Restart, Goal::Up, wait),
+            Request::Start { targets, wait } => self.act_on(now, conn, &targets, Event::Start, Goal::Up, wait, None),
+            Request::Stop { targets, wait, timeout } => {
+                self.act_on(now, conn, &targets, Event::Stop, Goal::Down, wait, timeout)
+            }
+            Request::Restart { targets, wait } => {
+                self.act_on(now, conn, &targets, Event::Restart, Goal::Up, wait, None)
+            }
             Request::Signal { signal, targets } => self.send_signal(conn, signal, &targets),
             Request::Pause { targets } => self.pause_or_resume(now, conn, &targets, Event::Pause),
             Request::Resume { targets } => self.pause_or_resume(now, conn, &targets, Event::Resume),
@@ -322,6 +421,7 @@ impl Supervisor {
         let (ids, mut results) = self.resolve(targets);
         let wanted = if event == Event::Pause { StateName::Paused } else { StateName::Running };
         for (name, id) in self.named(&ids) {
+            self.set_flag(id, Flag::Paused, event == Event::Pause);
             self.apply(now, id, event.clone());
             let Some(instance) = self.instances.get(&id) else { continue };
             let state = instance.state.name();
@@ -347,7 +447,11 @@ impl Supervisor {
             let mut results = waiter.early;
             for (name, id) in waiter.instances {
                 let state = self.instances.get(&id).map_or(StateName::Unknown, |instance| instance.state.name());
-                let ok = matches!(waiter.goal, Goal::State(goal) if goal == state);
+                let ok = match waiter.goal {
+                    Goal::State(goal) => goal == state,
+                    Goal::Down => matches!(state, StateName::Stopped | StateName::Exited | StateName::Fatal),
+                    Goal::Up => state == StateName::Running,
+                };
                 let message = if ok { format!("{state}") } else { format!("timed out; still {state}") };
                 results.push(TargetResult { name, ok, message });
             }
@@ -355,7 +459,17 @@ impl Supervisor {
         }
     }
 
-    fn act_on(&mut self, now: Instant, conn: ConnId, targets: &[String], event: Event, goal: Goal, wait: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn act_on(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        targets: &[String],
+        event: Event,
+        goal: Goal,
+        wait: bool,
+        timeout: Option<std::time::Duration>,
+    ) {
         let (ids, early) = self.resolve(targets);
         if ids.is_empty() && early.is_empty() {
             self.reply(conn, Reply::Error("no target given (name, name:N or all)".to_string()));
@@ -363,10 +477,23 @@ impl Supervisor {
         }
         let instances = self.named(&ids);
         for &(_, id) in &instances {
+            // Explicit requests are remembered across daemon restarts (Proc::tored's flags).
+            match event {
+                Event::Stop => self.set_flag(id, Flag::Stopped, true),
+                Event::Start | Event::Restart => {
+                    self.set_flag(id, Flag::Stopped, false);
+                    self.set_flag(id, Flag::Paused, false);
+                }
+                _ => {}
+            }
             self.apply(now, id, event.clone());
         }
         if wait {
-            self.waiters.push(Waiter { conn, goal, instances, early, deadline: None });
+            let deadline = timeout.map(|timeout| now + timeout);
+            if let Some(deadline) = deadline {
+                self.timers.arm(deadline, TimerKey::Waiter(conn));
+            }
+            self.waiters.push(Waiter { conn, goal, instances, early, deadline });
         } else {
             let verb = match event {
                 Event::Start => "starting",
@@ -475,10 +602,13 @@ impl Supervisor {
                 let Some(instance) = self.instances.get_mut(&id) else { continue };
                 let was_live = instance.is_live();
                 instance.spec = Rc::clone(&spec);
+                if instance.held_stopped {
+                    continue; // Held down by `ctl stop`: takes the new spec, stays down.
+                }
                 if options_changed && was_live {
                     self.apply(now, id, Event::Restart);
                 } else if options_changed && spec.autostart {
-                    self.apply(now, id, Event::Start);
+                    self.autostart(now, id);
                 }
             }
         }
@@ -510,7 +640,7 @@ impl Supervisor {
         }
         if spec.autostart {
             for id in new_ids {
-                self.apply(now, id, Event::Start);
+                self.autostart(now, id);
             }
         }
     }
@@ -584,6 +714,7 @@ impl Supervisor {
                     Goal::Up,
                     State::Spawning
                     | State::Starting { .. }
+                    | State::WaitingPidFile { .. }
                     | State::Paused { .. }
                     | State::Backoff { .. }
                     | State::Stopping { .. },
@@ -593,6 +724,7 @@ impl Supervisor {
                     Goal::Down,
                     State::Spawning
                     | State::Starting { .. }
+                    | State::WaitingPidFile { .. }
                     | State::Running { .. }
                     | State::Paused { .. }
                     | State::Backoff { .. }
@@ -623,13 +755,24 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
         }
         State::Exited { expected, .. } => Some(if *expected { "expected" } else { "unexpected" }.to_string()),
         State::Paused { .. } => Some("SIGSTOP sent; `ctl resume` continues it".to_string()),
-        State::Stopped
-        | State::Spawning
-        | State::Starting { .. }
-        | State::Running { .. }
-        | State::Stopping { .. } => None,
+        State::WaitingPidFile { .. } => Some("waiting for the pid file".to_string()),
+        State::Stopped if instance.held_stopped => {
+            Some("held down by `ctl stop` (persistent); `ctl start` releases it".to_string())
+        }
+        State::Stopped | State::Spawning | State::Starting { .. } | State::Running { .. } | State::Stopping { .. } => {
+            None
+        }
+    };
+    let held = if instance.held_stopped {
+        Some(Flag::Stopped)
+    } else if instance.held_paused {
+        Some(Flag::Paused)
+    } else {
+        None
     };
     InstanceStatus {
+        service: None,
+        held,
         name: instance.name.clone(),
         state: instance.state.name(),
         pid: instance.state.pid(),

@@ -53,14 +53,21 @@ struct Harness {
     /// Actions drained but not yet checked by `expect`.
     rendered: Vec<String>,
     log: Vec<String>,
+    /// `SetFlag` actions, as `web:0 stopped on`.
+    flags: Vec<String>,
 }
 
 impl Harness {
     fn new(programs: Vec<ProgramSpec>) -> Harness {
+        Harness::with_flags(programs, &[])
+    }
+
+    fn with_flags(programs: Vec<ProgramSpec>, flags: &[(&str, Flag)]) -> Harness {
         let now = Instant::now();
         let config = Config { programs, ..Config::default() };
-        let supervisor = Supervisor::new(&config, now, 7);
-        Harness { supervisor, now, spawn_ids: HashMap::new(), rendered: Vec::new(), log: Vec::new() }
+        let flags = flags.iter().map(|(name, flag)| (name.to_string(), *flag)).collect();
+        let supervisor = Supervisor::with_flags(&config, now, 7, flags);
+        Harness { supervisor, now, spawn_ids: HashMap::new(), rendered: Vec::new(), log: Vec::new(), flags: Vec::new() }
     }
 
     /// Actions since the last call, all but log lines, as text, one per line.
@@ -83,6 +90,14 @@ impl Harness {
                 Action::Reply { conn, reply } => out.push(format!("reply {conn} {}", render_reply(&reply))),
                 Action::Log { message, .. } => self.log.push(message),
                 Action::Exit(code) => out.push(format!("exit {code}")),
+                Action::CheckPidFile { id, path, known } => {
+                    let name = self.spawn_ids.iter().find(|(_, spawned)| **spawned == id).map(|(name, _)| name.clone());
+                    let known = known.map_or("-".to_string(), |(pid, start)| format!("{pid}@{start}"));
+                    out.push(format!("check {} {} known={known}", name.unwrap_or_default(), path.display()));
+                }
+                Action::SetFlag { instance, flag, on } => {
+                    self.flags.push(format!("{instance} {} {}", flag.as_str(), if on { "on" } else { "off" }))
+                }
             }
         }
     }
@@ -319,7 +334,7 @@ fn stop_sends_stopsignal_then_sigkill_after_stoptime_and_waiters_answer() {
     })]);
     h.expect("spawn web:0");
     running(&mut h, "web:0", 100);
-    h.request(1, Request::Stop { targets: targets(&["web"]), wait: true });
+    h.request(1, Request::Stop { targets: targets(&["web"]), wait: true, timeout: None });
     h.expect("kill -100 USR1");
     assert_eq!(h.state("web:0"), "STOPPING");
     h.advance(ms(4999));
@@ -348,7 +363,7 @@ fn start_waits_for_running_or_fatal() {
     h.expect("");
     h.advance(secs(1));
     h.expect("reply 1 web:0:ok:started (pid 100)");
-    h.request(2, Request::Stop { targets: targets(&["all"]), wait: false });
+    h.request(2, Request::Stop { targets: targets(&["all"]), wait: false, timeout: None });
     h.expect("kill -100 TERM\nreply 2 web:0:ok:stopping");
     h.exited(100, KILLED);
     h.request(3, Request::Start { targets: targets(&["web"]), wait: true });
@@ -502,7 +517,7 @@ fn stale_timers_do_nothing_and_idle_instances_arm_none() {
     assert_eq!(h.supervisor.n_timers(), 0, "running instances arm no timers");
     assert_eq!(h.supervisor.poll_timeout(), None);
     // A stop arms the kill deadline; an exit before it leaves a stale entry that fires as a no-op.
-    h.request(1, Request::Stop { targets: targets(&["web:0"]), wait: false });
+    h.request(1, Request::Stop { targets: targets(&["web:0"]), wait: false, timeout: None });
     h.exited(1000, ExitStatus::Exited(0));
     h.actions();
     assert_eq!(h.supervisor.n_timers(), 1, "the kill deadline is left behind, stale");
@@ -540,4 +555,197 @@ fn timers_pop_due_keys_in_order_once() {
     assert_eq!(timers.pop_due(t0 + secs(1)), vec![a]);
     assert_eq!(timers.pop_due(t0 + secs(5)), vec![b]);
     assert_eq!(timers.len(), 0);
+}
+
+fn pid_daemon(tweak: impl FnOnce(&mut ProgramSpec)) -> ProgramSpec {
+    program("svc", |p| {
+        p.pid_file = Some("/run/%(name)s-%(instance_number)s.pid".to_string());
+        p.monitor_interval = secs(5);
+        p.autorestart = AutoRestart::Always;
+        p.restart_delay = secs(2);
+        tweak(p);
+    })
+}
+
+fn alive(pid: Pid, start_time: u64) -> PidObservation {
+    PidObservation::Alive { pid, start_time }
+}
+
+fn gone(reason: &str) -> PidObservation {
+    PidObservation::Gone { reason: reason.to_string() }
+}
+
+impl Harness {
+    fn pid_file(&mut self, name: &str, observation: PidObservation) {
+        let id = self.spawn_ids[name];
+        self.input(Input::PidFile { id, observation });
+    }
+
+    fn service(&self, program: &str) -> &'static str {
+        self.supervisor.service_state(program).map_or("-", ServiceState::as_str)
+    }
+}
+
+#[test]
+fn a_daemon_is_watched_through_its_pid_file_and_restarted_after_restart_delay() {
+    let mut h = Harness::new(vec![pid_daemon(|_| {})]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    assert_eq!(h.service("svc"), "STARTING");
+    // The command forks the daemon and exits 0: read the pid file now.
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", alive(20, 777));
+    assert_eq!(h.state("svc:0"), "RUNNING");
+    assert_eq!(h.service("svc"), "STARTING", "Tron: STARTING until the first monitor check");
+    h.advance(secs(5));
+    h.expect("check svc:0 /run/svc-0.pid known=20@777");
+    h.pid_file("svc:0", alive(20, 777));
+    assert_eq!(h.service("svc"), "UP");
+    // SIGCHLD tells us at once (we are its subreaper); leftovers are killed before the restart.
+    h.advance(secs(30));
+    h.actions();
+    h.exited(20, KILLED);
+    h.expect("kill -20 KILL\nkill -10 KILL");
+    assert_eq!(h.state("svc:0"), "BACKOFF");
+    assert_eq!(h.service("svc"), "FAILED");
+    h.advance(ms(1999));
+    h.expect("");
+    h.advance(ms(1));
+    h.expect("spawn svc:0");
+}
+
+#[test]
+fn a_daemon_found_gone_by_the_monitor_is_restarted_and_a_new_pid_is_followed() {
+    let mut h = Harness::new(vec![pid_daemon(|p| p.starttime = Duration::ZERO)]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", alive(10, 1));
+    assert_eq!(h.state("svc:0"), "RUNNING");
+    h.advance(secs(5));
+    h.expect("check svc:0 /run/svc-0.pid known=10@1");
+    // nginx's binary upgrade: the file now names a new master, which is ours.
+    h.pid_file("svc:0", alive(30, 2));
+    assert_eq!(h.supervisor.instance_of_pid(30), Some("svc:0"));
+    assert!(h.logged("pid file now names pid 30 (was 10); following it"));
+    h.advance(secs(5));
+    h.expect("check svc:0 /run/svc-0.pid known=30@2");
+    h.pid_file("svc:0", gone("pid 30 from /run/svc-0.pid now belongs to another process (pid reused)"));
+    h.expect("kill -30 KILL\nkill -10 KILL");
+    assert!(h.logged("daemon is gone (pid 30 from /run/svc-0.pid now belongs to another process (pid reused)) (unexpected)"));
+    h.advance(secs(2));
+    h.expect("spawn svc:0");
+}
+
+#[test]
+fn a_pid_file_that_never_appears_within_starttime_is_a_failed_start() {
+    let mut h = Harness::new(vec![pid_daemon(|p| {
+        p.startretries = 0;
+        p.starttime = secs(3);
+    })]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    assert_eq!(h.state("svc:0"), "STARTING", "still within starttime");
+    h.advance(secs(3));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    h.expect("kill -10 KILL");
+    assert_eq!(h.state("svc:0"), "FATAL");
+    let rows = h.supervisor.status(h.now, &[]);
+    assert!(rows[0].detail.as_deref().unwrap_or("").starts_with("no live pid within starttime: pid file /run/svc-0.pid"));
+}
+
+#[test]
+fn a_launcher_failing_is_a_failed_start_and_stop_reaches_the_daemon() {
+    let mut h = Harness::new(vec![pid_daemon(|p| p.stoptime = secs(4))]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.exited(10, ExitStatus::Exited(1));
+    h.expect("kill -10 KILL");
+    assert_eq!(h.state("svc:0"), "BACKOFF");
+    h.step();
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 11);
+    h.exited(11, ExitStatus::Exited(0));
+    h.pid_file("svc:0", alive(21, 5));
+    h.actions();
+    h.request(1, Request::Stop { targets: targets(&["svc"]), wait: true, timeout: None });
+    h.expect("kill -21 TERM");
+    h.exited(21, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("kill -21 KILL\nkill -11 KILL\nreply 1 svc:0:ok:stopped");
+    assert_eq!(h.service("svc"), "DOWN");
+}
+
+#[test]
+fn service_states_up_degraded_failed_down() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.numprocs = 2;
+        p.autorestart = AutoRestart::Always;
+        p.restart_delay = secs(5);
+    })]);
+    h.actions();
+    assert_eq!(h.service("web"), "STARTING");
+    h.spawned("web:0", 1);
+    h.spawned("web:1", 2);
+    h.advance(secs(1));
+    assert_eq!(h.service("web"), "UP");
+    h.exited(1, KILLED);
+    assert_eq!(h.service("web"), "DEGRADED");
+    h.exited(2, KILLED);
+    assert_eq!(h.service("web"), "FAILED");
+    h.request(1, Request::Stop { targets: targets(&["web"]), wait: false, timeout: None });
+    assert_eq!(h.service("web"), "DOWN");
+    let rows = h.supervisor.status(h.now, &[]);
+    assert_eq!(rows[0].service, Some(ServiceState::Down));
+}
+
+#[test]
+fn stop_flags_persist_hold_instances_down_and_start_clears_them() {
+    let mut h = Harness::with_flags(vec![program("web", |p| p.numprocs = 2)], &[("web:1", Flag::Stopped)]);
+    h.expect("spawn web:0");
+    assert!(h.logged("web:1: held down by a stop flag; `sv-lite ctl start web:1` releases it"));
+    let rows = h.supervisor.status(h.now, &[]);
+    assert_eq!(rows[1].held, Some(Flag::Stopped));
+    h.spawned("web:0", 1);
+    h.request(1, Request::Stop { targets: targets(&["web:0"]), wait: false, timeout: None });
+    h.actions();
+    assert_eq!(h.flags, ["web:0 stopped on"]);
+    // A reload does not start held instances, even a changed program.
+    reload(&mut h, vec![program("web", |p| {
+        p.numprocs = 2;
+        p.argv = vec!["/bin/false".to_string()];
+    })]);
+    h.expect("reply 9 done reloaded: changed web");
+    h.exited(1, KILLED);
+    h.expect("");
+    h.request(2, Request::Start { targets: targets(&["web"]), wait: false });
+    h.expect("spawn web:0\nspawn web:1\nreply 2 web:0:ok:starting,web:1:ok:starting");
+    assert_eq!(h.flags, ["web:0 stopped on", "web:0 stopped off", "web:1 stopped off"]);
+}
+
+#[test]
+fn zap_fails_when_the_process_outlives_the_timeout() {
+    let mut h = Harness::new(vec![program("web", |p| p.stoptime = secs(30))]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 1);
+    h.request(1, Request::Stop { targets: targets(&["web"]), wait: true, timeout: Some(secs(2)) });
+    h.expect("kill -1 TERM");
+    h.advance(secs(2));
+    h.expect("reply 1 web:0:FAIL:timed out; still STOPPING");
+}
+
+#[test]
+fn a_pause_flag_pauses_the_instance_as_soon_as_it_is_up() {
+    let mut h = Harness::with_flags(vec![program("web", |_| {})], &[("web:0", Flag::Paused)]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 1);
+    h.expect("kill -1 STOP");
+    assert_eq!(h.state("web:0"), "PAUSED");
+    h.request(1, Request::Resume { targets: targets(&["web"]) });
+    h.expect("kill -1 CONT\nreply 1 web:0:ok:resumed");
+    assert_eq!(h.flags, ["web:0 paused off"]);
 }

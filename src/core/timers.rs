@@ -19,6 +19,8 @@ pub enum TimerKey {
     Instance(InstanceId),
     /// A `ctl wait` request's timeout.
     Waiter(ConnId),
+    /// A pid-file program's monitor check.
+    Monitor(InstanceId),
 }
 
 #[derive(Debug, Default)]

@@ -69,6 +69,37 @@ pub enum Input {
     /// Stop everything and exit (SIGTERM, SIGINT, SIGQUIT, `ctl shutdown`). A second one while
     /// already shutting down kills what is left at once.
     Shutdown { conn: Option<ConnId> },
+    /// The answer to [`Action::CheckPidFile`].
+    PidFile { id: InstanceId, observation: PidObservation },
+}
+
+/// What the driver found behind a pid file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PidObservation {
+    /// The file names a live process that is ours (same start time as before, or a new
+    /// descendant of sv-lite).
+    Alive { pid: Pid, start_time: u64 },
+    /// No file, no process, a reused pid, or a process sv-lite did not start; says which.
+    Gone { reason: String },
+}
+
+/// A flag that outlives the daemon (Proc::tored's touch files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// Held down by `ctl stop` until `ctl start`.
+    Stopped,
+    /// Paused by `ctl pause` until `ctl resume`.
+    Paused,
+}
+
+impl Flag {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::Stopped => "stopped",
+            Flag::Paused => "paused",
+        }
+    }
 }
 
 /// Everything the core asks the outside world to do.
@@ -83,6 +114,11 @@ pub enum Action {
     Log { level: log::Level, message: String },
     /// Everything is down: exit the daemon with this code.
     Exit(u8),
+    /// Read `path` and answer with `Input::PidFile`. `known` is the pid and start time already
+    /// trusted for this instance, if any.
+    CheckPidFile { id: InstanceId, path: std::path::PathBuf, known: Option<(Pid, u64)> },
+    /// Persist (or clear) a flag for an instance, e.g. `web:0`.
+    SetFlag { instance: String, flag: Flag, on: bool },
 }
 
 /// A control request, already parsed.
@@ -90,7 +126,8 @@ pub enum Action {
 pub enum Request {
     Status { targets: Vec<String> },
     Start { targets: Vec<String>, wait: bool },
-    Stop { targets: Vec<String>, wait: bool },
+    /// With `timeout`, fail (exit 1) if still not down by then (`ctl zap`).
+    Stop { targets: Vec<String>, wait: bool, timeout: Option<Duration> },
     Restart { targets: Vec<String>, wait: bool },
     /// Send any signal to the instances' process groups.
     Signal { signal: Signal, targets: Vec<String> },
@@ -149,6 +186,39 @@ pub struct InstanceStatus {
     pub detail: Option<String>,
     /// Set when the row is an unknown target.
     pub error: Option<String>,
+    /// The program's overall state (Tron's service states).
+    pub service: Option<ServiceState>,
+    /// Held down or paused by a persistent flag.
+    pub held: Option<Flag>,
+}
+
+/// A program's overall state, as Tron names a service's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceState {
+    /// Started; stays so until every instance is up and, for pid-file programs, has passed its
+    /// first monitor check.
+    Starting,
+    /// Every instance is up.
+    Up,
+    /// Some instances are unexpectedly down and being recovered.
+    Degraded,
+    /// Every instance is down unexpectedly.
+    Failed,
+    /// Stopped on request.
+    Down,
+}
+
+impl ServiceState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Starting => "STARTING",
+            ServiceState::Up => "UP",
+            ServiceState::Degraded => "DEGRADED",
+            ServiceState::Failed => "FAILED",
+            ServiceState::Down => "DOWN",
+        }
+    }
 }
 
 /// The state names users see (supervisord's).
