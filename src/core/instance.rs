@@ -15,6 +15,9 @@ use crate::spec::{AutoRestart, ProgramSpec, Signal};
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// Cap of that backoff.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+/// The least time a pid-file program gets for its pid file to appear, whatever `starttime`
+/// says: a daemon needs a moment to fork and write it.
+pub const PID_FILE_GRACE: Duration = Duration::from_secs(1);
 /// Each backoff delay is shortened by up to this fraction, at random, so that many instances
 /// failing together do not retry in lock step.
 pub const BACKOFF_JITTER: f64 = 0.2;
@@ -341,10 +344,8 @@ impl Instance {
                 if self.pid_mode() {
                     self.launcher = Some(pid);
                     self.daemon = None;
-                    self.enter(now, State::Starting { pid, up_at: now + self.spec.starttime });
-                    if self.spec.starttime.is_zero() {
-                        self.check_pid_file(ctx);
-                    }
+                    let window = self.spec.starttime.max(PID_FILE_GRACE);
+                    self.enter(now, State::Starting { pid, up_at: now + window });
                 } else if self.spec.starttime.is_zero() {
                     self.become_running(ctx, pid);
                 } else {

@@ -620,6 +620,11 @@ fn a_daemon_found_gone_by_the_monitor_is_restarted_and_a_new_pid_is_followed() {
     let mut h = Harness::new(vec![pid_daemon(|p| p.starttime = Duration::ZERO)]);
     h.expect("spawn svc:0");
     h.spawned("svc:0", 10);
+    h.expect("");
+    // Even with starttime 0 the pid file gets PID_FILE_GRACE to appear.
+    h.advance(ms(999));
+    h.expect("");
+    h.advance(ms(1));
     h.expect("check svc:0 /run/svc-0.pid known=-");
     h.pid_file("svc:0", alive(10, 1));
     assert_eq!(h.state("svc:0"), "RUNNING");
