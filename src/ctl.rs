@@ -180,7 +180,9 @@ fn exchange(socket: &Path, request: &WireRequest, mut on_reply: impl FnMut(&Wire
     let mut stream = UnixStream::connect(socket).map_err(Failure::Unreachable)?;
     let mut line = serde_json::to_vec(request).map_err(|error| Failure::Protocol(error.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(|error| Failure::Protocol(format!("sending request: {error}")))?;
+    // A refusing daemon answers and closes before reading: read its answer even if the
+    // write failed.
+    let write_error = stream.write_all(&line).err();
     let streaming = request.op == "tail" && request.follow;
     let mut reader = BufReader::new(stream);
     let mut answered = false;
@@ -188,7 +190,13 @@ fn exchange(socket: &Path, request: &WireRequest, mut on_reply: impl FnMut(&Wire
         let mut answer = String::new();
         match reader.read_line(&mut answer) {
             Ok(0) if answered => return Ok(()),
-            Ok(0) => return Err(Failure::Protocol("the daemon closed the connection without answering".to_string())),
+            Ok(0) => {
+                let why = match &write_error {
+                    Some(error) => format!("sending request: {error}"),
+                    None => "the daemon closed the connection without answering".to_string(),
+                };
+                return Err(Failure::Protocol(why));
+            }
             Ok(_) => {
                 let reply: WireReply = serde_json::from_str(&answer)
                     .map_err(|error| Failure::Protocol(format!("unreadable reply: {error}")))?;
@@ -198,7 +206,13 @@ fn exchange(socket: &Path, request: &WireRequest, mut on_reply: impl FnMut(&Wire
                     return Ok(());
                 }
             }
-            Err(error) => return Err(Failure::Protocol(format!("reading reply: {error}"))),
+            Err(error) => {
+                let why = match &write_error {
+                    Some(write_error) => format!("sending request: {write_error}"),
+                    None => format!("reading reply: {error}"),
+                };
+                return Err(Failure::Protocol(why));
+            }
         }
     }
 }

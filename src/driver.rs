@@ -77,6 +77,8 @@ struct Connection {
     last_active: Instant,
     /// A `tail -f` stream: never idle, dropped when it falls behind.
     following: bool,
+    /// An oversize request is being skipped up to its newline.
+    discarding: bool,
 }
 
 /// A `tail -f` client of one instance's stream.
@@ -362,6 +364,7 @@ impl Driver {
                             read_closed: false,
                             last_active: Instant::now(),
                             following: false,
+                            discarding: false,
                         }),
                     );
                     // A client may have written before we registered: read now (edge-triggered).
@@ -430,7 +433,8 @@ impl Driver {
     }
 
     fn service_connection(&mut self, token: Token) {
-        let mut requests = Vec::new();
+        // Complete request lines; `None` stands for an oversize one, answered with an error.
+        let mut requests: Vec<Option<Vec<u8>>> = Vec::new();
         let mut close = false;
         {
             let Some(Source::Conn(conn)) = self.sources.get_mut(&token) else { return };
@@ -441,16 +445,26 @@ impl Driver {
                         break;
                     }
                     Ok(n) => {
-                        conn.input.extend_from_slice(&self.read_buffer[..n]);
+                        let mut chunk = &self.read_buffer[..n];
+                        if conn.discarding {
+                            // Skip the rest of an oversize request, up to its newline.
+                            match chunk.iter().position(|&byte| byte == b'\n') {
+                                Some(newline) => {
+                                    conn.discarding = false;
+                                    chunk = &chunk[newline + 1..];
+                                }
+                                None => continue,
+                            }
+                        }
+                        conn.input.extend_from_slice(chunk);
                         while let Some(newline) = conn.input.iter().position(|&byte| byte == b'\n') {
                             let line: Vec<u8> = conn.input.drain(..=newline).collect();
-                            requests.push(line);
+                            requests.push((line.len() <= MAX_REQUEST_BYTES).then_some(line));
                         }
                         if conn.input.len() > MAX_REQUEST_BYTES {
                             conn.input.clear();
-                            requests.push(Vec::new());
-                            close = true;
-                            break;
+                            conn.discarding = true;
+                            requests.push(None);
                         }
                     }
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -465,12 +479,13 @@ impl Driver {
         }
         let conn_id = token.0 as ConnId;
         for line in requests {
-            if close && line.is_empty() {
-                let message = format!("request longer than {MAX_REQUEST_BYTES} bytes; closing the connection");
-                self.send(conn_id, &control::encode_error(&message), false);
-                continue;
+            match line {
+                Some(line) => self.handle_request_line(conn_id, &line),
+                None => {
+                    let message = format!("request longer than {MAX_REQUEST_BYTES} bytes; ignored");
+                    self.send(conn_id, &control::encode_error(&message), false);
+                }
             }
-            self.handle_request_line(conn_id, &line);
         }
         self.flush(token);
         let Some(Source::Conn(conn)) = self.sources.get(&token) else { return };
