@@ -100,8 +100,9 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
     let umask = launch.umask;
     let foreground_tty = options.foreground_tty;
     // SAFETY: the closure runs in the child between fork and exec. It calls only umask,
-    // signal, sigemptyset, sigprocmask, getpid and tcsetpgrp, all async-signal-safe; it
-    // allocates nothing, takes no lock and touches no Rust std state.
+    // signal, the raw rt_sigaction syscall (with a zeroed 32-byte action on the stack, at
+    // least the kernel's struct size), sigemptyset, sigprocmask, getpid and tcsetpgrp, all
+    // async-signal-safe; it allocates nothing, takes no lock and touches no Rust std state.
     unsafe {
         command.pre_exec(move || {
             if let Some(mask) = umask {
@@ -112,11 +113,21 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
                 libc::signal(libc::SIGTTOU, libc::SIG_IGN);
                 libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
             }
-            // Exec resets handled signals but keeps ignored ones (Rust ignores SIGPIPE) and the
-            // mask: give the program the state it would get from a shell.
-            for signal in 1..32 {
+            // Exec resets handled signals but keeps ignored ones (Rust ignores SIGPIPE; a
+            // parent may ignore real-time ones) and the mask: give the program the state it
+            // would get from a shell. The raw syscall, because glibc refuses to touch its
+            // internal signals 32 and 33; an all-zero kernel sigaction is SIG_DFL whatever the
+            // architecture's field order.
+            let default_action = [0u64; 4];
+            for signal in 1..=libc::SIGRTMAX() {
                 if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                    libc::signal(signal, libc::SIG_DFL);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signal as libc::c_long,
+                        default_action.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8 as libc::c_long,
+                    );
                 }
             }
             let mut set: libc::sigset_t = std::mem::zeroed();

@@ -398,6 +398,13 @@ impl Instance {
                 self.check_pid_file(ctx);
                 Outcome::Nothing
             }
+            (State::Starting { up_at, .. }, Event::Exited(status)) if *up_at <= now && !self.pid_mode() => {
+                // Up for starttime, but the exit arrived before the deadline was handled (a busy
+                // daemon): the run counts as started.
+                let since = *up_at - self.spec.starttime;
+                self.failures = 0;
+                self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
+            }
             (State::Starting { .. }, Event::Exited(status)) => {
                 self.kill_leftovers(ctx);
                 self.start_failed(ctx, format!("exited with {status}"), status.shell_code(), Some(status))

@@ -671,6 +671,26 @@ impl Supervisor {
         }
     }
 
+    /// Drops stale entries from the top of the timer heap, so that `poll_timeout` is a deadline
+    /// that still matters.
+    fn prune_timers(&mut self) {
+        while let Some((deadline, key)) = self.timers.peek() {
+            let live = match key {
+                TimerKey::Instance(id) => {
+                    self.instances.get(&id).and_then(|instance| instance.state.deadline()) == Some(deadline)
+                }
+                TimerKey::Monitor(id) => self.instances.get(&id).and_then(|instance| instance.monitor_at) == Some(deadline),
+                TimerKey::Waiter(conn) => {
+                    self.waiters.iter().any(|waiter| waiter.conn == conn && waiter.deadline == Some(deadline))
+                }
+            };
+            if live {
+                return;
+            }
+            self.timers.pop();
+        }
+    }
+
     /// Answers waiters whose goal is reached, and exits once a shutdown is complete.
     fn after_mutation(&mut self) {
         let mut index = 0;
@@ -696,6 +716,7 @@ impl Supervisor {
                 self.actions.push_back(Action::Exit(exit_code));
             }
         }
+        self.prune_timers();
     }
 
     fn waiter_results(&self, waiter: &Waiter) -> Option<Vec<TargetResult>> {

@@ -1,8 +1,10 @@
 //! One timer structure for every kind of deadline.
 //!
 //! A min-heap of `(deadline, key)`. Owners never cancel: an entry is a hint that `key` may have
-//! something due at `deadline`, and the owner re-checks its own state when the entry pops. A
-//! stale entry costs one spurious wake-up at most. Cost is O(log n) per armed deadline and
+//! something due at `deadline`, and the owner re-checks its own state when the entry pops. The
+//! supervisor drops stale entries from the top after every change
+//! (`Supervisor::prune_timers`), so the earliest entry is always a live deadline and an idle
+//! daemon never wakes for one that no longer matters. Cost is O(log n) per armed deadline and
 //! nothing at all for idle instances, which arm none.
 
 use std::cmp::Reverse;
@@ -38,6 +40,17 @@ impl Timers {
     #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((deadline, _))| *deadline)
+    }
+
+    /// The earliest entry, possibly stale.
+    #[must_use]
+    pub fn peek(&self) -> Option<(Instant, TimerKey)> {
+        self.heap.peek().map(|Reverse(entry)| *entry)
+    }
+
+    /// Drops the earliest entry.
+    pub fn pop(&mut self) {
+        self.heap.pop();
     }
 
     /// Removes and returns the keys whose deadline is at or before `now`, earliest first,
