@@ -14,7 +14,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_UNREACHABLE: u8 = 2;
 
-pub const USAGE: &str = "usage: sv-lite ctl [-s SOCKET | -c FILE] COMMAND [ARGS]
+pub const USAGE: &str = "usage: sv-lite ctl [-s SOCKET | -c FILE] [COMMAND [ARGS]]
+
+Without COMMAND: an interactive shell (commands from stdin when it is not a terminal).
 
 commands:
   status [--json] [TARGET...]     show instances (all when no target)

@@ -13,8 +13,9 @@ const USAGE: &str = "usage:
   sv-lite check [FILE]              validate a config; exit 0 if valid, 2 if not
   sv-lite -- CMD [ARGS...]          run one program like tini: forward signals, reap
                                     zombies, exit with its code (128+N if killed by N)
-  sv-lite ctl [-s SOCKET | -c FILE] COMMAND [ARGS]
-                                    control a running daemon (sv-lite ctl --help)
+  sv-lite ctl [-s SOCKET | -c FILE] [COMMAND [ARGS]]
+                                    control a running daemon (sv-lite ctl --help);
+                                    without COMMAND, an interactive shell
 
 options:
   -c, --config FILE    config file (default ./sv-lite.yaml, then /etc/sv-lite.yaml)

@@ -7,7 +7,10 @@
 //!
 //! Every line is split into words and handed to [`ctl::parse_command`] and [`ctl::run`], so the
 //! shell accepts exactly what one-shot `sv-lite ctl COMMAND` accepts; only `help`, `quit` and
-//! `exit` are its own. This is client code: the daemon never reaches this module (nor rustyline).
+//! `exit` are its own. At the prompt Ctrl-C clears the line; while a command runs it ends that
+//! command (`tail -f`, `wait`) and not the shell: the interactive shell catches SIGINT and runs
+//! each parsed command as a child `sv-lite ctl -s SOCKET WORDS...`. This is client code: the
+//! daemon never reaches this module, nor rustyline.
 
 use std::cell::RefCell;
 use std::ffi::OsString;
@@ -56,15 +59,15 @@ struct Entry {
     details: &'static str,
 }
 
-/// The ctl commands. A row shows up (in `help` and completion) only once [`ctl::parse_command`]
-/// knows the command, so rows for commands still being added stay hidden until they land.
+/// The ctl commands, in the order of [`ctl::USAGE`]. A row shows up (in `help` and completion)
+/// only while [`ctl::COMMANDS`] has the command; a unit test keeps the two in step.
 const CTL_COMMANDS: &[Entry] = &[
     Entry {
         name: "status",
         args: "[--json] [TARGET...]",
         summary: "show instances (all when no target)",
         details: "One row per instance: name, state, pid, and uptime or how it last exited.
-Without targets, every instance. --json prints the same facts as JSON.",
+Without targets, every instance. --json prints the same facts as a JSON array.",
     },
     Entry {
         name: "start",
@@ -77,9 +80,17 @@ already up are left alone. --no-wait returns as soon as the start is requested."
     Entry {
         name: "stop",
         args: "[--no-wait] TARGET...",
-        summary: "stop and wait until down",
-        details: "Sends each target its stopsignal, waits until it is down (killing it after
-stopwaitsecs), and keeps it down. --no-wait returns at once.",
+        summary: "stop and wait until down; stays down until `start`",
+        details: "Sends each target its stopsignal and waits until it is down (killing it after
+stopwaitsecs). A stopped instance stays down across daemon restarts and reloads
+until `start`. --no-wait returns at once.",
+    },
+    Entry {
+        name: "zap",
+        args: "TARGET... [--timeout SECS]",
+        summary: "stop and wait; exit 1 if still running after SECS",
+        details: "Proc::tored's stop: like `stop`, and with --timeout gives up waiting after SECS
+seconds with exit code 1 when a target is still running.",
     },
     Entry {
         name: "restart",
@@ -87,6 +98,49 @@ stopwaitsecs), and keeps it down. --no-wait returns at once.",
         summary: "stop, then start and wait until RUNNING",
         details: "Stops the targets that are up, starts them again and waits until each is
 RUNNING or has failed. --no-wait returns at once.",
+    },
+    Entry {
+        name: "signal",
+        args: "SIG TARGET...",
+        summary: "send a signal to the instances' process groups",
+        details: "Sends SIG (a name such as TERM, HUP or SIGUSR1, or a number such as 9) to the
+process group of each target instance.",
+    },
+    Entry {
+        name: "pause",
+        args: "TARGET...",
+        summary: "SIGSTOP the process groups (state PAUSED)",
+        details: "Freezes each target's process group with SIGSTOP. A paused instance shows as
+PAUSED and is not treated as dead or restarted. `resume` continues it.",
+    },
+    Entry {
+        name: "resume",
+        args: "TARGET...",
+        summary: "SIGCONT paused instances",
+        details: "Continues paused targets: SIGCONT to their process groups.",
+    },
+    Entry {
+        name: "pid",
+        args: "[TARGET...]",
+        summary: "the daemon's pid, or the instances' pids",
+        details: "Without a target, the daemon's pid; with targets, the pid of each of their
+instances, one per line (for scripts).",
+    },
+    Entry {
+        name: "wait",
+        args: "TARGET... [--state STATE] [--timeout SECS]",
+        summary: "block until the targets are in STATE",
+        details: "Blocks until every target is in STATE (RUNNING unless --state says otherwise,
+for example STOPPED or PAUSED). With --timeout, gives up after SECS seconds and
+exits 1. Ctrl-C stops waiting.",
+    },
+    Entry {
+        name: "tail",
+        args: "[-f] [-n N] TARGET [stdout|stderr]",
+        summary: "recent output of one instance; -f follows",
+        details: "Prints the last N lines (default 10) of one instance's stdout, or stderr, from
+the daemon's in-memory ring, whatever the program's output is configured to do.
+With -f, keeps printing new output until Ctrl-C.",
     },
     Entry {
         name: "reload",
@@ -101,48 +155,6 @@ untouched. An invalid config changes nothing and the errors are printed.",
         args: "",
         summary: "stop everything and exit the daemon",
         details: "Stops every instance, then the daemon exits. The shell stays open.",
-    },
-    Entry {
-        name: "tail",
-        args: "[-f] [-n N] TARGET [stdout|stderr]",
-        summary: "show the last lines of an instance's output",
-        details: "Prints the last lines (-n N) of an instance's stdout (or stderr) from the
-daemon's in-memory ring, whatever the program's output is configured to do.
-With -f, keeps printing new output until Ctrl-C.",
-    },
-    Entry {
-        name: "signal",
-        args: "SIG TARGET...",
-        summary: "send a signal to the instances' process groups",
-        details: "Sends SIG (a name such as HUP or SIGHUP, or a number) to the process group of
-each target instance.",
-    },
-    Entry {
-        name: "pause",
-        args: "TARGET...",
-        summary: "freeze instances (SIGSTOP to the group)",
-        details: "Sends SIGSTOP to each target's process group. A paused instance shows as
-PAUSED and is not treated as dead or restarted. `resume` continues it.",
-    },
-    Entry {
-        name: "resume",
-        args: "TARGET...",
-        summary: "continue paused instances (SIGCONT to the group)",
-        details: "Sends SIGCONT to each paused target's process group.",
-    },
-    Entry {
-        name: "pid",
-        args: "[TARGET]",
-        summary: "print the daemon's pid, or the instances' pids",
-        details: "Without a target, the daemon's pid; with one, the pids of its instances, one
-per line (for scripts).",
-    },
-    Entry {
-        name: "wait",
-        args: "TARGET... [--state RUNNING] [--timeout SECS]",
-        summary: "wait until the targets reach a state",
-        details: "Blocks until every target is in the state (RUNNING unless --state says
-otherwise). With --timeout, gives up after SECS seconds and exits 1.",
     },
 ];
 
@@ -174,13 +186,8 @@ const TARGET_NOTE: &str = "TARGET is NAME (all its instances), NAME:N (one insta
 /// States `wait --state` can name.
 const STATE_NAMES: &[&str] = &["STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "PAUSED"];
 
-/// Whether ctl accepts this command. `parse_command` with the bare name fails for every command
-/// that needs arguments, but only an unknown one fails as unknown.
 fn ctl_knows(name: &str) -> bool {
-    match ctl::parse_command(&[name.to_string()]) {
-        Ok(_) => true,
-        Err(error) => !error.starts_with("unknown command"),
-    }
+    ctl::COMMANDS.contains(&name)
 }
 
 /// The commands the shell offers now: ctl's (those it knows), then the shell's own.
@@ -224,7 +231,7 @@ pub fn run_script(socket: &Path, input: impl BufRead) -> u8 {
                 return worst.max(EXIT_USAGE);
             }
         };
-        match execute(socket, &line) {
+        match execute(socket, &line, None) {
             Outcome::Done(code) => worst = worst.max(code),
             Outcome::Quit => break,
         }
@@ -237,8 +244,9 @@ enum Outcome {
     Quit,
 }
 
-/// Runs one line: a shell command, or a ctl command sent to the daemon.
-fn execute(socket: &Path, line: &str) -> Outcome {
+/// Runs one line: a shell command, or a ctl command sent to the daemon. With `exe`, ctl commands
+/// run in a child process (see [`run_in_child`]), else in this one.
+fn execute(socket: &Path, line: &str, exe: Option<&Path>) -> Outcome {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Outcome::Done(ctl::EXIT_OK);
@@ -258,7 +266,10 @@ fn execute(socket: &Path, line: &str) -> Outcome {
         "help" | "?" => help(rest),
         _ if rest.iter().any(|word| word == "--help" || word == "-h") => help(std::slice::from_ref(name)),
         _ => match ctl::parse_command(&words) {
-            Ok(command) => ctl::run(socket, &command),
+            Ok(command) => match exe.and_then(|exe| run_in_child(exe, socket, &words)) {
+                Some(code) => code,
+                None => ctl::run(socket, &command),
+            },
             Err(error) => {
                 eprintln!("sv-lite: {error} (`help` lists the commands)");
                 EXIT_USAGE
@@ -267,6 +278,31 @@ fn execute(socket: &Path, line: &str) -> Outcome {
     };
     let _ = std::io::stdout().flush();
     Outcome::Done(code)
+}
+
+/// Runs `sv-lite ctl -s SOCKET WORDS...` as a child process, so that Ctrl-C, which the
+/// interactive shell survives (see [`survive_ctrl_c`]), ends the command (`tail -f`, `wait`, a
+/// slow `start`) and not the shell. `None` when the child cannot be started.
+fn run_in_child(exe: &Path, socket: &Path, words: &[String]) -> Option<u8> {
+    let status = std::process::Command::new(exe).arg("ctl").arg("-s").arg(socket).args(words).status().ok()?;
+    Some(match status.code() {
+        Some(code) => u8::try_from(code).unwrap_or(ctl::EXIT_FAILED),
+        None => {
+            // Killed by Ctrl-C: the terminal shows ^C; start the prompt on a line of its own.
+            println!();
+            ctl::EXIT_FAILED
+        }
+    })
+}
+
+/// The executable to run commands with when Ctrl-C must only end the command: this one, once
+/// SIGINT is caught (a caught signal is reset to its default in the child). `None` keeps
+/// commands in this process, which Ctrl-C then ends as it ends one-shot `sv-lite ctl`.
+fn survive_ctrl_c() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok().filter(|exe| exe.is_file())?;
+    let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, caught).ok()?;
+    Some(exe)
 }
 
 /// `help` and `help COMMAND`.
@@ -374,6 +410,7 @@ fn run_interactive(socket: &Path) -> u8 {
         }
     };
     editor.set_helper(Some(ShellHelper::new(socket)));
+    let exe = survive_ctrl_c();
     let history = history_path().and_then(|path| prepare_history(&mut editor, path));
     println!("sv-lite ctl on {}: `help` lists the commands, Ctrl-D leaves", socket.display());
     let mut history = history;
@@ -397,7 +434,7 @@ fn run_interactive(socket: &Path) -> u8 {
                 }
             }
         }
-        if let Outcome::Quit = execute(socket, &line) {
+        if let Outcome::Quit = execute(socket, &line, exe.as_deref()) {
             break;
         }
     }
@@ -630,36 +667,36 @@ mod tests {
         assert_eq!(split_words("stop web\\"), Err("the line ends with a lone backslash".to_string()));
     }
 
-    /// Every command in ctl's usage text has a row here with the same arguments, so `help` and
-    /// completion follow ctl; rows for commands ctl does not know yet stay hidden.
-    #[test]
-    fn the_table_follows_ctl_usage() {
-        let listed: Vec<&str> = ctl::USAGE
+    /// The command lines of ctl::USAGE's `commands:` section, as (name, synopsis).
+    fn usage_synopses() -> Vec<(String, String)> {
+        ctl::USAGE
             .lines()
             .skip_while(|line| !line.starts_with("commands:"))
             .skip(1)
             .take_while(|line| !line.trim().is_empty())
             .filter(|line| line.starts_with("  ") && line[2..].starts_with(|c: char| c.is_ascii_lowercase()))
-            .collect();
-        assert!(listed.len() >= 6, "could not find the commands in ctl::USAGE");
-        for line in listed {
-            let synopsis = line.trim().split("  ").next().unwrap_or_default().trim();
-            let name = synopsis.split_whitespace().next().unwrap_or_default();
-            let entry = CTL_COMMANDS.iter().find(|entry| entry.name == name);
-            let Some(entry) = entry else {
-                panic!("ctl::USAGE lists `{name}` but the shell's CTL_COMMANDS has no row for it (src/shell.rs)")
-            };
-            assert_eq!(entry.synopsis(), synopsis, "src/shell.rs: update the `{name}` row to ctl::USAGE");
-            assert!(ctl_knows(name), "ctl::USAGE lists `{name}` but ctl::parse_command does not know it");
+            .map(|line| {
+                let synopsis = line.trim().split("  ").next().unwrap_or_default().trim().to_string();
+                (synopsis.split_whitespace().next().unwrap_or_default().to_string(), synopsis)
+            })
+            .collect()
+    }
+
+    /// Every ctl command has a row here whose arguments read as in ctl's usage text, so `help`
+    /// and completion follow ctl.
+    #[test]
+    fn the_table_follows_ctl() {
+        let usage = usage_synopses();
+        assert!(usage.len() >= 6, "could not find the commands in ctl::USAGE: {usage:?}");
+        for (name, _) in &usage {
+            assert!(ctl_knows(name), "ctl::USAGE lists `{name}` but ctl::COMMANDS does not");
         }
-        for entry in CTL_COMMANDS {
-            if ctl_knows(entry.name) {
-                assert!(
-                    ctl::USAGE.contains(&format!("  {} ", entry.synopsis())),
-                    "`{}` is missing from ctl::USAGE",
-                    entry.name
-                );
-            }
+        for name in ctl::COMMANDS {
+            let Some(entry) = CTL_COMMANDS.iter().find(|entry| entry.name == *name) else {
+                panic!("ctl knows `{name}` but src/shell.rs CTL_COMMANDS has no row for it")
+            };
+            let listed = usage.iter().find(|(listed, _)| listed == name).map(|(_, synopsis)| synopsis.as_str());
+            assert_eq!(Some(entry.synopsis().as_str()), listed, "src/shell.rs: make the `{name}` row match ctl::USAGE");
         }
     }
 
