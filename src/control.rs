@@ -22,7 +22,12 @@ pub enum ControlRequest {
     /// The daemon's own pid.
     DaemonPid,
     /// Recent output of one instance, then (with `follow`) a live stream.
-    Tail { target: String, stream: TailStream, lines: usize, follow: bool },
+    Tail {
+        target: String,
+        stream: TailStream,
+        lines: usize,
+        follow: bool,
+    },
 }
 
 /// Which output stream `tail` reads.
@@ -169,7 +174,11 @@ pub fn encode_pid(pid: i32) -> Vec<u8> {
 /// A reply line carrying output bytes for `tail`.
 #[must_use]
 pub fn encode_data(bytes: &[u8]) -> Vec<u8> {
-    encode_line(&WireReply { ok: true, data: Some(String::from_utf8_lossy(bytes).into_owned()), ..WireReply::default() })
+    encode_line(&WireReply {
+        ok: true,
+        data: Some(String::from_utf8_lossy(bytes).into_owned()),
+        ..WireReply::default()
+    })
 }
 
 /// One reply line, newline included.
@@ -177,8 +186,12 @@ pub fn encode_data(bytes: &[u8]) -> Vec<u8> {
 pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     let ok = reply.is_ok();
     let wire = match reply {
-        Reply::Status(rows) => WireReply { ok, status: Some(rows.iter().map(wire_status).collect()), ..WireReply::default() },
-        Reply::Results(results) => WireReply { ok, results: Some(results.iter().map(wire_result).collect()), ..WireReply::default() },
+        Reply::Status(rows) => {
+            WireReply { ok, status: Some(rows.iter().map(wire_status).collect()), ..WireReply::default() }
+        }
+        Reply::Results(results) => {
+            WireReply { ok, results: Some(results.iter().map(wire_result).collect()), ..WireReply::default() }
+        }
         Reply::Error(error) => WireReply { ok, error: Some(error.clone()), ..WireReply::default() },
         Reply::Done(message) => WireReply { ok, message: Some(message.clone()), ..WireReply::default() },
     };
@@ -193,7 +206,8 @@ pub fn encode_error(error: &str) -> Vec<u8> {
 
 fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain structs cannot fail; fall back to a fixed error line regardless.
-    let mut line = serde_json::to_vec(value).unwrap_or_else(|_| br#"{"ok":false,"error":"internal encoding error"}"#.to_vec());
+    let mut line =
+        serde_json::to_vec(value).unwrap_or_else(|_| br#"{"ok":false,"error":"internal encoding error"}"#.to_vec());
     line.push(b'\n');
     line
 }
@@ -240,7 +254,8 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
-        let line = encode_reply(&Reply::Results(vec![TargetResult { name: "web:0".into(), ok: false, message: "x".into() }]));
+        let line =
+            encode_reply(&Reply::Results(vec![TargetResult { name: "web:0".into(), ok: false, message: "x".into() }]));
         let wire: WireReply = serde_json::from_slice(&line).unwrap();
         assert!(!wire.ok);
         assert_eq!(wire.results.unwrap()[0].name, "web:0");

@@ -50,7 +50,8 @@ pub struct Command {
 
 /// The commands `ctl` knows, for help and completion.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "pid", "wait", "tail", "reload", "shutdown",
+    "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "pid", "wait", "tail", "reload",
+    "shutdown",
 ];
 
 /// Parses `COMMAND [ARGS]`.
@@ -85,7 +86,8 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
             ("tail", "-f" | "--follow") => request.follow = true,
             ("tail", "-n" | "--lines") => {
                 let text = value("-n")?;
-                request.lines = Some(text.parse().map_err(|_| format!("tail: -n takes a number of lines, not {text:?}"))?);
+                request.lines =
+                    Some(text.parse().map_err(|_| format!("tail: -n takes a number of lines, not {text:?}"))?);
             }
             (_, flag) if flag.starts_with('-') && flag.len() > 1 && !(name == "signal" && words.is_empty()) => {
                 return Err(format!("{name}: unknown option {flag}"));

@@ -140,11 +140,15 @@ impl Driver {
             Some(path) => Some(open_event_log(path)?),
             None => None,
         };
-        let state_dir = options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
+        let state_dir =
+            options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
         let flags = match state_dir::load(&state_dir) {
             Ok(flags) => flags,
             Err(error) => {
-                log::warn!("state directory {}: cannot read flags: {error}; starting without them", state_dir.display());
+                log::warn!(
+                    "state directory {}: cannot read flags: {error}; starting without them",
+                    state_dir.display()
+                );
                 Default::default()
             }
         };
@@ -232,7 +236,10 @@ impl Driver {
                         other => other,
                     };
                     if let Err(error) = result {
-                        log::warn!("cannot send {signal} to {} {pid}: {error}", if group { "process group" } else { "pid" });
+                        log::warn!(
+                            "cannot send {signal} to {} {pid}: {error}",
+                            if group { "process group" } else { "pid" }
+                        );
                     }
                 }
                 Action::CheckPidFile { id, path, known } => {
@@ -258,20 +265,36 @@ impl Driver {
         }
     }
 
-    fn spawn(&mut self, id: InstanceId, name: &str, launch: &Launch, prefix: bool, tail_buffer: usize) -> Result<Pid, String> {
+    fn spawn(
+        &mut self,
+        id: InstanceId,
+        name: &str,
+        launch: &Launch,
+        prefix: bool,
+        tail_buffer: usize,
+    ) -> Result<Pid, String> {
         let stdout_sink = open_sink(&launch.stdout, StreamKind::Stdout, name, prefix)?;
         let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix)?;
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
-        let options = SpawnOptions { stdin: Stream::Null, stdout: Stream::Pipe, stderr: Stream::Pipe, foreground_tty: false };
+        let options =
+            SpawnOptions { stdin: Stream::Null, stdout: Stream::Pipe, stderr: Stream::Pipe, foreground_tty: false };
         let child = sys::spawn(launch, options).map_err(|error| error.to_string())?;
         for stream in [StreamKind::Stdout, StreamKind::Stderr] {
             self.rings.entry((id, stream)).or_insert_with(|| OutputRing::new(tail_buffer));
         }
         if let Some(pipe) = child.stdout {
-            self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stdout, stdout_sink));
+            self.watch_pipe(
+                id,
+                Receiver::from(pipe),
+                ChildOutput::new(name.to_string(), StreamKind::Stdout, stdout_sink),
+            );
         }
         if let Some(pipe) = child.stderr {
-            self.watch_pipe(id, Receiver::from(pipe), ChildOutput::new(name.to_string(), StreamKind::Stderr, stderr_sink));
+            self.watch_pipe(
+                id,
+                Receiver::from(pipe),
+                ChildOutput::new(name.to_string(), StreamKind::Stderr, stderr_sink),
+            );
         }
         Ok(child.pid)
     }
@@ -285,7 +308,9 @@ impl Driver {
             Ok(()) => {
                 self.sources.insert(token, Source::Child { instance, receiver, output });
             }
-            Err(error) => log::warn!("{}: cannot watch {}: {error}; its output is lost", output.name, output.stream.as_str()),
+            Err(error) => {
+                log::warn!("{}: cannot watch {}: {error}; its output is lost", output.name, output.stream.as_str())
+            }
         }
     }
 
@@ -348,7 +373,9 @@ impl Driver {
                     }
                     let token = self.next_token();
                     let conn_id = token.0 as ConnId;
-                    if let Err(error) = self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE) {
+                    if let Err(error) =
+                        self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    {
                         log::warn!("control connection: cannot register: {error}");
                         continue;
                     }
@@ -508,10 +535,14 @@ impl Driver {
                 return;
             }
         };
-        if let Some(Source::Conn(connection)) = self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token)) {
+        if let Some(Source::Conn(connection)) =
+            self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token))
+        {
             connection.pending += 1;
         }
-        if let Some(Source::Conn(connection)) = self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token)) {
+        if let Some(Source::Conn(connection)) =
+            self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token))
+        {
             connection.last_active = Instant::now();
         }
         let input = match request {
@@ -595,7 +626,8 @@ impl Driver {
             return Err(format!("too many control connections (limit {MAX_CONNECTIONS}); try again later"));
         }
         use std::os::fd::AsRawFd;
-        let (pid, uid, gid) = sys::peer_credentials(stream.as_raw_fd()).map_err(|error| format!("SO_PEERCRED: {error}"))?;
+        let (pid, uid, gid) =
+            sys::peer_credentials(stream.as_raw_fd()).map_err(|error| format!("SO_PEERCRED: {error}"))?;
         if uid == 0 || uid == self.euid {
             return Ok(());
         }
@@ -607,7 +639,11 @@ impl Driver {
         Err(format!(
             "permission denied: uid {uid} (pid {pid}) is not root, not the daemon's uid {}{}",
             self.euid,
-            if self.socket_group.is_some() { " and not in socket_group" } else { " (set socket_group to allow a group)" }
+            if self.socket_group.is_some() {
+                " and not in socket_group"
+            } else {
+                " (set socket_group to allow a group)"
+            }
         ))
     }
 
@@ -626,7 +662,9 @@ impl Driver {
         };
         let recent = self.rings.get(&(instance, stream)).map(|ring| ring.last_lines(lines)).unwrap_or_default();
         if follow {
-            if let Some(Source::Conn(connection)) = self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token)) {
+            if let Some(Source::Conn(connection)) =
+                self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token))
+            {
                 connection.following = true;
             }
             self.followers.push(Follower { conn, instance, stream });
@@ -636,8 +674,12 @@ impl Driver {
 
     fn feed_followers(&mut self, key: (InstanceId, StreamKind), bytes: &[u8]) {
         let line = control::encode_data(bytes);
-        let conns: Vec<ConnId> =
-            self.followers.iter().filter(|follower| (follower.instance, follower.stream) == key).map(|follower| follower.conn).collect();
+        let conns: Vec<ConnId> = self
+            .followers
+            .iter()
+            .filter(|follower| (follower.instance, follower.stream) == key)
+            .map(|follower| follower.conn)
+            .collect();
         for conn in conns {
             self.send(conn, &line, false);
         }
@@ -737,7 +779,8 @@ fn bind_control_socket(path: &Path, group: Option<&Group>) -> Result<UnixListene
             ));
         }
         log::info!("removing stale control socket {}", path.display());
-        sys::remove_if_exists(path).map_err(|error| format!("control socket {}: cannot remove stale file: {error}", path.display()))?;
+        sys::remove_if_exists(path)
+            .map_err(|error| format!("control socket {}: cannot remove stale file: {error}", path.display()))?;
     }
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|error| format!("control socket directory {}: {error}", dir.display()))?;
@@ -754,14 +797,16 @@ fn bind_control_socket(path: &Path, group: Option<&Group>) -> Result<UnixListene
             ));
         }
     }
-    let listener = UnixListener::bind(path).map_err(|error| format!("control socket {}: cannot bind: {error}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).map_err(|error| format!("control socket {}: cannot bind: {error}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     let mode = if group.is_some() { 0o660 } else { 0o600 };
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|error| format!("control socket {}: cannot set mode {mode:o}: {error}", path.display()))?;
     if let Some(group) = group {
-        std::os::unix::fs::chown(path, None, Some(group.gid))
-            .map_err(|error| format!("control socket {}: cannot give it to group {}: {error}", path.display(), group.gid))?;
+        std::os::unix::fs::chown(path, None, Some(group.gid)).map_err(|error| {
+            format!("control socket {}: cannot give it to group {}: {error}", path.display(), group.gid)
+        })?;
     }
     Ok(listener)
 }

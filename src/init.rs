@@ -18,8 +18,29 @@ use crate::sys::{self, SpawnOptions, Stream};
 /// Signals passed on to the program. SIGCHLD is ours; SIGKILL and SIGSTOP cannot be caught;
 /// the fault signals (SEGV, BUS, ILL, FPE) concern us, not the program.
 pub const FORWARDED: &[i32] = &[
-    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG,
-    SIGPIPE, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, libc::SIGPWR, SIGSYS, SIGTRAP, SIGABRT,
+    SIGHUP,
+    SIGINT,
+    SIGQUIT,
+    SIGTERM,
+    SIGUSR1,
+    SIGUSR2,
+    SIGALRM,
+    SIGWINCH,
+    SIGCONT,
+    SIGTSTP,
+    SIGTTIN,
+    SIGTTOU,
+    SIGURG,
+    SIGPIPE,
+    SIGXCPU,
+    SIGXFSZ,
+    SIGVTALRM,
+    SIGPROF,
+    SIGIO,
+    libc::SIGPWR,
+    SIGSYS,
+    SIGTRAP,
+    SIGABRT,
 ];
 
 /// Runs `argv` to completion; returns the exit code sv-lite should exit with.
@@ -49,7 +70,12 @@ pub fn run(argv: Vec<String>) -> u8 {
         pid_file: None,
     };
     let terminal = sys::isatty(libc::STDIN_FILENO);
-    let options = SpawnOptions { stdin: Stream::Inherit, stdout: Stream::Inherit, stderr: Stream::Inherit, foreground_tty: terminal };
+    let options = SpawnOptions {
+        stdin: Stream::Inherit,
+        stdout: Stream::Inherit,
+        stderr: Stream::Inherit,
+        foreground_tty: terminal,
+    };
     let child = match sys::spawn(&launch, options) {
         Ok(child) => child,
         Err(error) => {

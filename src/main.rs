@@ -102,7 +102,13 @@ fn init_logging_with_default(level: &str) {
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     builder.format(|out, record| {
         use std::io::Write;
-        writeln!(out, "{} sv-lite {:<5} {}", driver::utc_timestamp(std::time::SystemTime::now()), record.level(), record.args())
+        writeln!(
+            out,
+            "{} sv-lite {:<5} {}",
+            driver::utc_timestamp(std::time::SystemTime::now()),
+            record.level(),
+            record.args()
+        )
     });
     builder.init();
 }

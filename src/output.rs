@@ -35,7 +35,10 @@ impl StreamKind {
 #[derive(Debug)]
 pub enum OutputSink {
     /// The daemon's own fd 1 or 2, with an optional `name | ` prefix on each line.
-    Forward { fd: i32, prefix: Option<Vec<u8>> },
+    Forward {
+        fd: i32,
+        prefix: Option<Vec<u8>>,
+    },
     File(File),
     /// Kept only in the tail ring.
     Discard,

@@ -110,13 +110,19 @@ mod tests {
         let PidObservation::Alive { pid, start_time } = observe(&path, None, me) else { panic!("alive") };
         assert_eq!(pid, me);
         // Same pid, different start time: reused.
-        assert!(matches!(observe(&path, Some((me, start_time + 1)), me), PidObservation::Gone { reason } if reason.contains("reused")));
+        assert!(
+            matches!(observe(&path, Some((me, start_time + 1)), me), PidObservation::Gone { reason } if reason.contains("reused"))
+        );
         // Not a descendant of the supervisor (pid 2 here is never our ancestor... use init's child).
         let parent = stat(me).unwrap().ppid;
         fs::write(&path, format!("{parent}\n")).unwrap();
-        assert!(matches!(observe(&path, None, me), PidObservation::Gone { reason } if reason.contains("did not start")));
+        assert!(
+            matches!(observe(&path, None, me), PidObservation::Gone { reason } if reason.contains("did not start"))
+        );
         fs::write(&path, "nonsense").unwrap();
-        assert!(matches!(observe(&path, None, me), PidObservation::Gone { reason } if reason.contains("does not hold a pid")));
+        assert!(
+            matches!(observe(&path, None, me), PidObservation::Gone { reason } if reason.contains("does not hold a pid"))
+        );
         fs::remove_file(&path).unwrap();
         assert!(matches!(observe(&path, None, me), PidObservation::Gone { .. }));
         fs::remove_dir_all(&dir).unwrap();

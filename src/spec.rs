@@ -82,33 +82,21 @@ impl ProgramSpec {
     /// cannot fail for a loaded spec; if it somehow does, the text is kept unexpanded.
     #[must_use]
     pub fn launch(&self, index: u32) -> Launch {
-        let mut vars = vec![
-            ("name", self.name.clone()),
-            ("instance_number", index.to_string()),
-        ];
-        let pid_file = self
-            .pid_file
-            .as_deref()
-            .map(|template| self.expand_or_keep(template, &vars));
+        let mut vars = vec![("name", self.name.clone()), ("instance_number", index.to_string())];
+        let pid_file = self.pid_file.as_deref().map(|template| self.expand_or_keep(template, &vars));
         if let Some(pid_file) = &pid_file {
             vars.push(("pid_file", pid_file.clone()));
         }
         let expand = |text: &str| self.expand_or_keep(text, &vars);
-        let expand_path = |path: &PathBuf| {
-            path.to_str()
-                .map_or_else(|| path.clone(), |text| PathBuf::from(expand(text)))
-        };
+        let expand_path =
+            |path: &PathBuf| path.to_str().map_or_else(|| path.clone(), |text| PathBuf::from(expand(text)));
         let expand_sink = |sink: &Sink| match sink {
             Sink::File(path) => Sink::File(expand_path(path)),
             other => other.clone(),
         };
         Launch {
             argv: self.argv.iter().map(|word| expand(word)).collect(),
-            env: self
-                .env
-                .iter()
-                .map(|(key, value)| (key.clone(), expand(value)))
-                .collect(),
+            env: self.env.iter().map(|(key, value)| (key.clone(), expand(value))).collect(),
             workingdir: self.workingdir.as_ref().map(expand_path),
             umask: self.umask,
             stdout: expand_sink(&self.stdout),
@@ -150,28 +138,19 @@ pub fn expand_template(template: &str, vars: &[(&str, String)]) -> Result<String
             continue;
         };
         let Some(close) = inner.find(')') else {
-            return Err(format!(
-                "unterminated template `%({inner}` (expected e.g. `%(name)s`)"
-            ));
+            return Err(format!("unterminated template `%({inner}` (expected e.g. `%(name)s`)"));
         };
         let key = &inner[..close];
         let tail = &inner[close + 1..];
         let Some(conversion @ ('s' | 'd')) = tail.chars().next() else {
-            return Err(format!(
-                "template `%({key})` must end in `s` or `d`, as in `%({key})s`"
-            ));
+            return Err(format!("template `%({key})` must end in `s` or `d`, as in `%({key})s`"));
         };
         let Some((_, value)) = vars.iter().find(|(name, _)| *name == key) else {
             let known: Vec<&str> = vars.iter().map(|(name, _)| *name).collect();
-            return Err(format!(
-                "unknown template variable `%({key}){conversion}` (known: {})",
-                known.join(", ")
-            ));
+            return Err(format!("unknown template variable `%({key}){conversion}` (known: {})", known.join(", ")));
         };
         if conversion == 'd' && value.parse::<i64>().is_err() {
-            return Err(format!(
-                "`%({key})d` needs a number, but {key} is {value:?}; use `%({key})s`"
-            ));
+            return Err(format!("`%({key})d` needs a number, but {key} is {value:?}; use `%({key})s`"));
         }
         expanded.push_str(value);
         rest = &tail[1..];
@@ -277,20 +256,12 @@ impl Signal {
         }
         let upper = trimmed.to_ascii_uppercase();
         let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-        SIGNAL_NAMES
-            .iter()
-            .find(|(name, _)| *name == bare)
-            .map(|&(_, number)| Signal(number))
-            .ok_or_else(|| {
-                format!(
-                    "unknown signal {text:?} (expected a number or one of: {})",
-                    SIGNAL_NAMES
-                        .iter()
-                        .map(|(name, _)| *name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+        SIGNAL_NAMES.iter().find(|(name, _)| *name == bare).map(|&(_, number)| Signal(number)).ok_or_else(|| {
+            format!(
+                "unknown signal {text:?} (expected a number or one of: {})",
+                SIGNAL_NAMES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 
     /// A signal number in the range the kernel accepts.
@@ -336,18 +307,12 @@ mod tests {
     }
 
     fn vars() -> Vec<(&'static str, String)> {
-        vec![
-            ("name", "web".to_string()),
-            ("instance_number", "3".to_string()),
-        ]
+        vec![("name", "web".to_string()), ("instance_number", "3".to_string())]
     }
 
     #[test]
     fn templates_expand_names_numbers_and_percent() {
-        let expanded = expand_template(
-            "%(name)s-%(instance_number)s.%(instance_number)d 100%% %s",
-            &vars(),
-        );
+        let expanded = expand_template("%(name)s-%(instance_number)s.%(instance_number)d 100%% %s", &vars());
         assert_eq!(expanded, Ok("web-3.3 100% %s".to_string()));
         assert_eq!(expand_template("", &vars()), Ok(String::new()));
         assert_eq!(expand_template("50%", &vars()), Ok("50%".to_string()));
@@ -356,31 +321,13 @@ mod tests {
     #[test]
     fn template_errors_name_the_problem() {
         let error = expand_template("/run/%(nmae)s.pid", &vars());
-        assert_eq!(
-            error,
-            Err("unknown template variable `%(nmae)s` (known: name, instance_number)".to_string())
-        );
+        assert_eq!(error, Err("unknown template variable `%(nmae)s` (known: name, instance_number)".to_string()));
         let error = expand_template("%(name)d", &vars());
-        assert!(
-            error
-                .as_ref()
-                .is_err_and(|error| error.contains("needs a number")),
-            "{error:?}"
-        );
+        assert!(error.as_ref().is_err_and(|error| error.contains("needs a number")), "{error:?}");
         let error = expand_template("%(name", &vars());
-        assert!(
-            error
-                .as_ref()
-                .is_err_and(|error| error.starts_with("unterminated template")),
-            "{error:?}"
-        );
+        assert!(error.as_ref().is_err_and(|error| error.starts_with("unterminated template")), "{error:?}");
         let error = expand_template("%(name)x", &vars());
-        assert!(
-            error
-                .as_ref()
-                .is_err_and(|error| error.contains("must end in `s` or `d`")),
-            "{error:?}"
-        );
+        assert!(error.as_ref().is_err_and(|error| error.contains("must end in `s` or `d`")), "{error:?}");
         assert!(expand_template("%(name)", &vars()).is_err());
     }
 
@@ -388,11 +335,7 @@ mod tests {
     fn launch_expands_every_template_field() {
         let spec = ProgramSpec {
             name: "worker".to_string(),
-            argv: vec![
-                "run".to_string(),
-                "--pid=%(pid_file)s".to_string(),
-                "-n%(instance_number)d".to_string(),
-            ],
+            argv: vec!["run".to_string(), "--pid=%(pid_file)s".to_string(), "-n%(instance_number)d".to_string()],
             numprocs: 3,
             autostart: true,
             autorestart: AutoRestart::Always,
@@ -417,20 +360,14 @@ mod tests {
         let launch = spec.launch(2);
         assert_eq!(launch.argv, ["run", "--pid=/run/worker-2.pid", "-n2"]);
         assert_eq!(launch.pid_file, Some(PathBuf::from("/run/worker-2.pid")));
-        assert_eq!(
-            launch.stdout,
-            Sink::File(PathBuf::from("/log/worker-2.out"))
-        );
+        assert_eq!(launch.stdout, Sink::File(PathBuf::from("/log/worker-2.out")));
         assert_eq!(launch.stderr, Sink::Discard);
         assert_eq!(launch.env, [("ID".to_string(), "worker:2".to_string())]);
         assert_eq!(launch.workingdir, Some(PathBuf::from("/srv/worker")));
         assert_eq!(launch.umask, Some(0o22));
 
         // A template validation should have rejected stays as written.
-        let broken = ProgramSpec {
-            pid_file: None,
-            ..spec
-        };
+        let broken = ProgramSpec { pid_file: None, ..spec };
         assert_eq!(broken.launch(0).argv[1], "--pid=%(pid_file)s");
     }
 }

@@ -76,7 +76,10 @@ mod tests {
         set(&dir, "web:0", Flag::Stopped, false).unwrap();
         set(&dir, "web:0", Flag::Stopped, false).unwrap();
         assert_eq!(load(&dir).unwrap().len(), 1);
-        let names: Vec<String> = fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["web:1.paused"]);
         assert_eq!(default_for(Path::new("/run/sv-lite.sock")), Path::new("/run/sv-lite.sock.state"));
         fs::remove_dir_all(&dir).unwrap();

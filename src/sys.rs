@@ -77,7 +77,10 @@ pub struct SpawnedChild {
 /// an empty signal mask. The error says which step failed.
 pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
     let Some((program, args)) = launch.argv.split_first() else {
-        return Err(SpawnError { step: "spawn".to_string(), error: io::Error::new(io::ErrorKind::InvalidInput, "empty command") });
+        return Err(SpawnError {
+            step: "spawn".to_string(),
+            error: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+        });
     };
     if let Some(dir) = &launch.workingdir {
         let step = || format!("workingdir {}", dir.display());

@@ -21,7 +21,7 @@ pub fn group(name: &str) -> Result<Group, String> {
 pub fn uid_in_group(uid: u32, group: &Group) -> bool {
     let Ok(passwd) = fs::read_to_string("/etc/passwd") else { return false };
     match find_user(&passwd, uid) {
-        Some((name, primary_gid)) => primary_gid == group.gid || group.members.iter().any(|member| *member == name),
+        Some((name, primary_gid)) => primary_gid == group.gid || group.members.contains(&name),
         None => false,
     }
 }

@@ -27,11 +27,26 @@ fn core_does_no_io_and_reads_no_clock() {
     for path in files {
         let text = fs::read_to_string(&path).expect("readable source");
         let is_test_harness = path.ends_with("core/tests.rs");
-        for banned in ["Instant::now", "SystemTime", "libc::", "mio::", "std::fs", "std::net", "std::process", "unsafe {", "unsafe fn", "std::thread"] {
+        for banned in [
+            "Instant::now",
+            "SystemTime",
+            "libc::",
+            "mio::",
+            "std::fs",
+            "std::net",
+            "std::process",
+            "unsafe {",
+            "unsafe fn",
+            "std::thread",
+        ] {
             if is_test_harness && banned == "Instant::now" {
                 continue; // The fake clock starts somewhere.
             }
-            assert!(!text.contains(banned), "{}: the core must not use `{banned}` (see ARCHITECTURE.md)", path.display());
+            assert!(
+                !text.contains(banned),
+                "{}: the core must not use `{banned}` (see ARCHITECTURE.md)",
+                path.display()
+            );
         }
     }
 }

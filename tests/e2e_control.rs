@@ -30,13 +30,18 @@ programs:
 "#,
     );
     daemon.wait_all_running(&["counter:0", "filed:0", "silent:0"]);
-    daemon.wait_for("some counter output", WAIT, || daemon.ctl(&["tail", "-n", "5", "counter"]).stdout.lines().count() == 5);
-    let lines: Vec<String> = daemon.ctl_ok(&["tail", "-n", "3", "counter", "stderr"]).stdout.lines().map(String::from).collect();
+    daemon.wait_for("some counter output", WAIT, || {
+        daemon.ctl(&["tail", "-n", "5", "counter"]).stdout.lines().count() == 5
+    });
+    let lines: Vec<String> =
+        daemon.ctl_ok(&["tail", "-n", "3", "counter", "stderr"]).stdout.lines().map(String::from).collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines.iter().all(|line| line.starts_with("err ")), "{lines:?}");
     daemon.wait_file("filed.out", "to-file-2");
     assert_eq!(daemon.ctl_ok(&["tail", "filed"]).stdout, "to-file-1\nto-file-2\n");
-    daemon.wait_for("discarded output in the ring", WAIT, || daemon.ctl(&["tail", "silent"]).stdout == "discarded-but-kept\n");
+    daemon.wait_for("discarded output in the ring", WAIT, || {
+        daemon.ctl(&["tail", "silent"]).stdout == "discarded-but-kept\n"
+    });
     let ambiguous = daemon.ctl(&["tail", "nope"]);
     assert_eq!(ambiguous.code, Some(1), "{}", ambiguous.all());
 
@@ -150,7 +155,12 @@ fn ctl_as(user: &str, socket: &std::path::Path, args: &[&str]) -> Output {
 
 #[test]
 fn only_root_the_daemons_uid_and_socket_group_members_may_connect() {
-    if Command::new("id").arg("-u").output().map(|out| String::from_utf8_lossy(&out.stdout).trim() != "0").unwrap_or(true) {
+    if Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() != "0")
+        .unwrap_or(true)
+    {
         assert!(std::env::var("CI").is_err(), "this test creates users and needs root");
         eprintln!("skipping: needs root to create test users");
         return;
@@ -208,7 +218,8 @@ fn bad_requests_get_error_replies_and_the_daemon_carries_on() {
     assert!(raw_request(&socket, b"this is not json\n").contains("malformed request"));
     assert!(raw_request(&socket, b"{\"op\":\"explode\"}\n").contains("unknown request op"));
     assert!(raw_request(&socket, b"{\"op\":\"status\",\"extra\":1}\n").contains("unknown field"));
-    assert!(raw_request(&socket, b"{\"op\":\"signal\",\"targets\":[\"web\"],\"signal\":\"NOPE\"}\n").contains("unknown signal"));
+    assert!(raw_request(&socket, b"{\"op\":\"signal\",\"targets\":[\"web\"],\"signal\":\"NOPE\"}\n")
+        .contains("unknown signal"));
     let mut oversize = vec![b'x'; 70 * 1024];
     oversize.push(b'\n');
     assert!(raw_request(&socket, &oversize).contains("request longer than 65536 bytes"));
@@ -275,7 +286,11 @@ programs:
     let started = Instant::now();
     let mut status_answers = 0;
     while line_count(&daemon.path("spawns")) < spawns_before + 8 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the crashing program stopped being restarted\n{}", daemon.diagnostics());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the crashing program stopped being restarted\n{}",
+            daemon.diagnostics()
+        );
         let status = daemon.ctl(&["status", "crasher"]);
         assert_eq!(status.code, Some(0), "{}", status.all());
         status_answers += 1;

@@ -221,7 +221,9 @@ programs:
     let daemon = Daemon::start(&yaml);
     let other = daemon.wait_state("other:0", "PAUSED");
     let other_pid = other["pid"].as_i64().expect("paused pid") as i32;
-    daemon.wait_for("the process to be stopped (T)", WAIT, || proc_stat(other_pid).is_some_and(|(state, _)| state == 'T'));
+    daemon.wait_for("the process to be stopped (T)", WAIT, || {
+        proc_stat(other_pid).is_some_and(|(state, _)| state == 'T')
+    });
     let web = daemon.row("web:0").expect("web:0 row");
     assert_eq!(web["state"], "STOPPED");
     assert_eq!(web["held"], "stopped");
@@ -230,7 +232,9 @@ programs:
     assert!(table.contains("held down"), "{table}");
 
     // A reload that changes web leaves it down.
-    daemon.write_config(&yaml.replace("cmd: sleep 1000\n    starttime: 0\n  other", "cmd: sleep 999\n    starttime: 0\n  other"));
+    daemon.write_config(
+        &yaml.replace("cmd: sleep 1000\n    starttime: 0\n  other", "cmd: sleep 999\n    starttime: 0\n  other"),
+    );
     let reload = daemon.ctl_ok(&["reload"]).stdout;
     assert!(reload.contains("changed web"), "{reload}");
     assert_eq!(daemon.state_of("web:0"), "STOPPED");

@@ -34,7 +34,10 @@ fn unshare_works() -> bool {
         .status()
         .is_ok_and(|status| status.success());
     if !ok {
-        assert!(std::env::var("CI").is_err(), "unshare --pid --fork --mount-proc is refused, and CI must run these tests");
+        assert!(
+            std::env::var("CI").is_err(),
+            "unshare --pid --fork --mount-proc is refused, and CI must run these tests"
+        );
         eprintln!("skipping: unshare --pid --fork --mount-proc is refused here (needs root or user namespaces)");
     }
     ok
@@ -101,7 +104,10 @@ impl Namespace {
     fn init_pid(&self) -> u32 {
         let children = format!("/proc/{0}/task/{0}/children", self.unshare.id());
         wait_for("unshare to fork the namespace's PID 1", || {
-            fs::read_to_string(&children).ok().and_then(|text| text.split_whitespace().next().map(String::from)).is_some()
+            fs::read_to_string(&children)
+                .ok()
+                .and_then(|text| text.split_whitespace().next().map(String::from))
+                .is_some()
         });
         let text = fs::read_to_string(&children).expect("children of unshare");
         text.split_whitespace().next().and_then(|pid| pid.parse().ok()).expect("a pid")
@@ -284,7 +290,12 @@ programs:
     starttime: 0
 "#,
     );
-    let mut namespace = Namespace::start(&dir, &[], &binary(), &["-c", config.to_str().expect("utf-8"), "-s", dir.path("sock").to_str().expect("utf-8")]);
+    let mut namespace = Namespace::start(
+        &dir,
+        &[],
+        &binary(),
+        &["-c", config.to_str().expect("utf-8"), "-s", dir.path("sock").to_str().expect("utf-8")],
+    );
     let exit = namespace.wait();
     let stderr = namespace.stderr();
     assert_eq!(exit.code(), Some(42), "{stderr}");
@@ -326,7 +337,11 @@ fn one_command_mode_forwards_signals_and_returns_the_exit_code() {
     let dir = TempDir::new("one-missing");
     let mut namespace = Namespace::start(&dir, &[], &binary(), &["--", "/nonexistent/program"]);
     assert_eq!(namespace.wait().code(), Some(127));
-    assert!(namespace.stderr().contains("exec /nonexistent/program: No such file or directory"), "{}", namespace.stderr());
+    assert!(
+        namespace.stderr().contains("exec /nonexistent/program: No such file or directory"),
+        "{}",
+        namespace.stderr()
+    );
 }
 
 #[test]
@@ -365,7 +380,12 @@ fn a_scratch_image_with_only_sv_lite_busybox_and_a_config_supervises_and_shuts_d
     fs::copy(&sv_lite, root.path("sv-lite")).expect("copy sv-lite");
     fs::copy(busybox, root.path("bin/busybox")).expect("copy busybox");
     // A container engine provides /dev/null; so do we.
-    let mknod = Command::new("mknod").args(["-m", "666"]).arg(root.path("dev/null")).args(["c", "1", "3"]).status().expect("mknod");
+    let mknod = Command::new("mknod")
+        .args(["-m", "666"])
+        .arg(root.path("dev/null"))
+        .args(["c", "1", "3"])
+        .status()
+        .expect("mknod");
     assert!(mknod.success(), "mknod /dev/null");
     fs::write(
         root.path("sv-lite.yaml"),
@@ -383,7 +403,8 @@ programs:
 "#,
     )
     .expect("write config");
-    let mut namespace = Namespace::start(&root, &["--root", root.str()], Path::new("/sv-lite"), &["-c", "/sv-lite.yaml"]);
+    let mut namespace =
+        Namespace::start(&root, &["--root", root.str()], Path::new("/sv-lite"), &["-c", "/sv-lite.yaml"]);
     let socket = root.path("run/sv-lite.sock");
     wait_for("the ticker to run", || root.path("data/ticked").exists());
     wait_for("three instances RUNNING", || {
@@ -427,7 +448,10 @@ programs:
         let line = line.expect("utf-8 line");
         // writer:N | wN line I abc...
         let (prefix, body) = line.split_once(" | ").unwrap_or_else(|| panic!("torn or unprefixed line: {line:?}"));
-        let index: usize = prefix.strip_prefix("writer:").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bad prefix: {line:?}"));
+        let index: usize = prefix
+            .strip_prefix("writer:")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad prefix: {line:?}"));
         let expected = format!(
             "w{index} line {} abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789",
             next_line[index]

@@ -76,11 +76,7 @@ pub(crate) fn locate(text: &str, path: &[Segment], target: Target) -> Option<(us
     let found = match walk(root, path) {
         Ok(found) => found,
         // The parent's value sits on its own line, in flow style: point there.
-        Err(parent) => {
-            return parent
-                .and_then(|parent| parent.inline)
-                .map(|(position, _)| position)
-        }
+        Err(parent) => return parent.and_then(|parent| parent.inline).map(|(position, _)| position),
     };
     match target {
         Target::Key => Some(found.key),
@@ -99,11 +95,7 @@ pub(crate) fn inline_value(text: &str, path: &[Segment]) -> Option<String> {
     let unquoted = value
         .strip_prefix('"')
         .and_then(|rest| rest.strip_suffix('"'))
-        .or_else(|| {
-            value
-                .strip_prefix('\'')
-                .and_then(|rest| rest.strip_suffix('\''))
-        });
+        .or_else(|| value.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')));
     Some(unquoted.unwrap_or(value).to_string())
 }
 
@@ -128,8 +120,7 @@ fn lines(text: &str) -> Vec<Line<'_>> {
         .filter_map(|(index, raw)| {
             let start = raw.len() - raw.trim_start_matches(' ').len();
             let content = raw[start..].trim_end();
-            let marker = start == 0
-                && (content.starts_with("---") || content == "..." || content.starts_with('%'));
+            let marker = start == 0 && (content.starts_with("---") || content == "..." || content.starts_with('%'));
             (!content.is_empty() && !content.starts_with('#') && !marker).then_some(Line {
                 number: index + 1,
                 raw,
@@ -146,82 +137,47 @@ fn is_item(content: &str) -> bool {
 fn find_key<'a>(scope: &[Line<'a>], key: &str) -> Option<Found<'a>> {
     let indent = scope.first()?.start;
     let (index, line, after) = scope.iter().enumerate().find_map(|(index, line)| {
-        (line.start == indent)
-            .then(|| key_end(line.content(), key))
-            .flatten()
-            .map(|after| (index, line, after))
+        (line.start == indent).then(|| key_end(line.content(), key)).flatten().map(|after| (index, line, after))
     })?;
     let value_start = line.start + after;
     let rest = &line.raw[value_start..];
     let value = rest.trim_start();
-    let inline = (!value.is_empty() && !value.starts_with('#')).then(|| {
-        (
-            line.position(value_start + rest.len() - value.len()),
-            value.trim_end(),
-        )
-    });
+    let inline = (!value.is_empty() && !value.starts_with('#'))
+        .then(|| (line.position(value_start + rest.len() - value.len()), value.trim_end()));
     let children = scope[index + 1..]
         .iter()
         // A block list may sit at its key's indentation: `services:` then `- name: x`.
         .take_while(|child| {
-            child.start > indent
-                || (child.start == indent && inline.is_none() && is_item(child.content()))
+            child.start > indent || (child.start == indent && inline.is_none() && is_item(child.content()))
         })
         .copied()
         .collect();
-    Some(Found {
-        key: line.position(line.start),
-        inline,
-        children,
-    })
+    Some(Found { key: line.position(line.start), inline, children })
 }
 
 /// Byte offset just past the `:` when `content` starts with `key:` (plain or quoted).
 fn key_end(content: &str, key: &str) -> Option<usize> {
-    [key.to_string(), format!("\"{key}\""), format!("'{key}'")]
-        .iter()
-        .find_map(|spelling| {
-            let rest = content
-                .strip_prefix(spelling.as_str())?
-                .trim_start_matches(' ');
-            let after = rest.strip_prefix(':')?;
-            (after.is_empty() || after.starts_with([' ', '\t']))
-                .then(|| content.len() - after.len())
-        })
+    [key.to_string(), format!("\"{key}\""), format!("'{key}'")].iter().find_map(|spelling| {
+        let rest = content.strip_prefix(spelling.as_str())?.trim_start_matches(' ');
+        let after = rest.strip_prefix(':')?;
+        (after.is_empty() || after.starts_with([' ', '\t'])).then(|| content.len() - after.len())
+    })
 }
 
 fn find_item<'a>(scope: &[Line<'a>], wanted: usize) -> Option<Found<'a>> {
     let indent = scope.first()?.start;
-    let (index, line) = scope
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| line.start == indent && is_item(line.content()))
-        .nth(wanted)?;
+    let (index, line) =
+        scope.iter().enumerate().filter(|(_, line)| line.start == indent && is_item(line.content())).nth(wanted)?;
     let after_dash = &line.raw[line.start + 1..];
     let item = after_dash.trim_start();
     let mut children = Vec::new();
     let mut inline = None;
     if !item.trim_end().is_empty() && !item.starts_with('#') {
-        let virtual_line = Line {
-            number: line.number,
-            raw: line.raw,
-            start: line.start + 1 + after_dash.len() - item.len(),
-        };
-        inline = Some((
-            virtual_line.position(virtual_line.start),
-            virtual_line.content(),
-        ));
+        let virtual_line =
+            Line { number: line.number, raw: line.raw, start: line.start + 1 + after_dash.len() - item.len() };
+        inline = Some((virtual_line.position(virtual_line.start), virtual_line.content()));
         children.push(virtual_line);
     }
-    children.extend(
-        scope[index + 1..]
-            .iter()
-            .take_while(|child| child.start > indent)
-            .copied(),
-    );
-    Some(Found {
-        key: line.position(line.start),
-        inline,
-        children,
-    })
+    children.extend(scope[index + 1..].iter().take_while(|child| child.start > indent).copied());
+    Some(Found { key: line.position(line.start), inline, children })
 }

@@ -108,13 +108,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Every problem in the text, sorted by line: YAML syntax, unknown keys, wrong types, bad
 /// values and templates, duplicate names, remote Tron nodes.
 pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let mut checker = Checker {
-        text,
-        origin,
-        errors: Vec::new(),
-    };
-    let parsed =
-        serde_yaml::from_str::<Value>(text).and_then(|mut root| root.apply_merge().map(|()| root));
+    let mut checker = Checker { text, origin, errors: Vec::new() };
+    let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut root| root.apply_merge().map(|()| root));
     let config = match parsed {
         Ok(root) => checker.config(&root),
         Err(error) => {
@@ -130,16 +125,8 @@ pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
     Err(ConfigErrors { errors })
 }
 
-const TOP_KEYS: &[&str] = &[
-    "socket",
-    "logfile",
-    "socket_group",
-    "state_dir",
-    "programs",
-    "services",
-    "nodes",
-    "node_pools",
-];
+const TOP_KEYS: &[&str] =
+    &["socket", "logfile", "socket_group", "state_dir", "programs", "services", "nodes", "node_pools"];
 
 const PROGRAM_KEYS: &[&str] = &[
     "cmd",
@@ -222,13 +209,9 @@ fn name_problem(name: &str) -> Option<String> {
              use only letters, digits, `_`, `.` and `-`"
         ))
     } else if !name.chars().all(allowed) {
-        Some(format!(
-            "invalid program name {name:?}: use only letters, digits, `_`, `.` and `-`"
-        ))
+        Some(format!("invalid program name {name:?}: use only letters, digits, `_`, `.` and `-`"))
     } else if name == "." || name == ".." || name.starts_with('-') {
-        Some(format!(
-            "invalid program name {name:?}: it must not start with `-` or be `.` or `..`"
-        ))
+        Some(format!("invalid program name {name:?}: it must not start with `-` or be `.` or `..`"))
     } else {
         None
     }
@@ -269,26 +252,15 @@ impl Checker<'_> {
         value: &Value,
         parse: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Option<T> {
-        parse(value)
-            .map_err(|message| self.error(path, Target::Value, message))
-            .ok()
+        parse(value).map_err(|message| self.error(path, Target::Value, message)).ok()
     }
 
     /// The map at `path`, or an error naming what was expected.
-    fn mapping<'v>(
-        &mut self,
-        path: &[Segment],
-        value: &'v Value,
-        what: &str,
-    ) -> Option<&'v Mapping> {
+    fn mapping<'v>(&mut self, path: &[Segment], value: &'v Value, what: &str) -> Option<&'v Mapping> {
         match value {
             Value::Mapping(map) => Some(map),
             other => {
-                self.error(
-                    path,
-                    Target::Value,
-                    format!("expected {what}, found {}", describe(other)),
-                );
+                self.error(path, Target::Value, format!("expected {what}, found {}", describe(other)));
                 None
             }
         }
@@ -300,11 +272,7 @@ impl Checker<'_> {
             Value::Sequence(items) => items,
             Value::Null => &[],
             other => {
-                self.error(
-                    path,
-                    Target::Value,
-                    format!("expected {what}, found {}", describe(other)),
-                );
+                self.error(path, Target::Value, format!("expected {what}, found {}", describe(other)));
                 &[]
             }
         }
@@ -320,11 +288,7 @@ impl Checker<'_> {
         let mut entries = Vec::new();
         for (key, value) in map {
             let Value::String(key) = key else {
-                self.error(
-                    path,
-                    Target::Key,
-                    format!("expected a string key, found {}", describe(key)),
-                );
+                self.error(path, Target::Key, format!("expected a string key, found {}", describe(key)));
                 continue;
             };
             if let Some(&name) = known.iter().find(|name| **name == key) {
@@ -333,10 +297,7 @@ impl Checker<'_> {
             }
             let message = match suggest(key, known) {
                 Some(near) => format!("unknown key `{key}`; did you mean `{near}`?"),
-                None => format!(
-                    "unknown key `{key}` (expected one of: {})",
-                    known.join(", ")
-                ),
+                None => format!("unknown key `{key}` (expected one of: {})", known.join(", ")),
             };
             self.error(&child(path, key), Target::Key, message);
         }
@@ -346,9 +307,7 @@ impl Checker<'_> {
     fn string(&mut self, path: &[Segment], value: &Value, what: &str) -> Option<String> {
         self.value(path, value, |value| match value {
             Value::String(text) if text.is_empty() => Err(format!("{what} must not be empty")),
-            Value::String(text) if text.contains('\0') => {
-                Err(format!("{what} must not contain a NUL byte"))
-            }
+            Value::String(text) if text.contains('\0') => Err(format!("{what} must not contain a NUL byte")),
             Value::String(text) => Ok(text.clone()),
             other => Err(format!("expected {what}, found {}", describe(other))),
         })
@@ -364,22 +323,13 @@ impl Checker<'_> {
             },
         };
         let entries = self.entries(&[], map, TOP_KEYS);
-        let find = |key: &str| {
-            entries
-                .iter()
-                .find(|(name, _)| *name == key)
-                .map(|(_, value)| *value)
-        };
+        let find = |key: &str| entries.iter().find(|(name, _)| *name == key).map(|(_, value)| *value);
         for (key, value) in &entries {
             let path = child(&[], key);
             match *key {
                 "socket" => config.socket = self.string(&path, value, "a path").map(PathBuf::from),
-                "logfile" => {
-                    config.logfile = self.string(&path, value, "a path").map(PathBuf::from)
-                }
-                "state_dir" => {
-                    config.state_dir = self.string(&path, value, "a path").map(PathBuf::from)
-                }
+                "logfile" => config.logfile = self.string(&path, value, "a path").map(PathBuf::from),
+                "state_dir" => config.state_dir = self.string(&path, value, "a path").map(PathBuf::from),
                 "socket_group" => config.socket_group = self.string(&path, value, "a group name"),
                 _ => {}
             }
@@ -398,11 +348,7 @@ impl Checker<'_> {
                     Value::String(name) => name.clone(),
                     Value::Number(number) => number.to_string(),
                     other => {
-                        self.error(
-                            &path,
-                            Target::Key,
-                            format!("expected a program name, found {}", describe(other)),
-                        );
+                        self.error(&path, Target::Key, format!("expected a program name, found {}", describe(other)));
                         continue;
                     }
                 };
@@ -412,18 +358,12 @@ impl Checker<'_> {
                     continue;
                 }
                 defined.insert(name.clone(), program_path.clone());
-                config
-                    .programs
-                    .extend(self.program(&name, &program_path, value));
+                config.programs.extend(self.program(&name, &program_path, value));
             }
         }
         if let Some(services) = find("services") {
             let path = child(&[], "services");
-            for (index, value) in self
-                .list(&path, services, "a list of services")
-                .iter()
-                .enumerate()
-            {
+            for (index, value) in self.list(&path, services, "a list of services").iter().enumerate() {
                 let service_path = item(&path, index);
                 let Some((name, spec)) = self.service(&service_path, value, &nodes) else {
                     continue;
@@ -441,9 +381,7 @@ impl Checker<'_> {
                 config.programs.extend(spec);
             }
         }
-        config
-            .programs
-            .sort_by(|left, right| left.name.cmp(&right.name));
+        config.programs.sort_by(|left, right| left.name.cmp(&right.name));
         config
     }
 
@@ -467,17 +405,11 @@ impl Checker<'_> {
                     has_cmd = true;
                     set!(argv, self.argv(path, value));
                 }
-                "numprocs" => set!(
-                    numprocs,
-                    self.value(path, value, |v| scalars::bounded_u32(v, 1))
-                ),
+                "numprocs" => set!(numprocs, self.value(path, value, |v| scalars::bounded_u32(v, 1))),
                 "autostart" => set!(autostart, self.value(path, value, scalars::boolean)),
                 "autorestart" => set!(autorestart, self.value(path, value, autorestart)),
                 "exitcodes" => set!(exitcodes, self.exitcodes(path, value)),
-                "startretries" => set!(
-                    startretries,
-                    self.value(path, value, |v| scalars::bounded_u32(v, 0))
-                ),
+                "startretries" => set!(startretries, self.value(path, value, |v| scalars::bounded_u32(v, 0))),
                 "starttime" => set!(starttime, self.value(path, value, scalars::duration)),
                 "restart_delay" => set!(restart_delay, self.value(path, value, scalars::duration)),
                 "stoptime" => set!(stoptime, self.value(path, value, scalars::duration)),
@@ -489,11 +421,7 @@ impl Checker<'_> {
                 "stdout" => set!(stdout, self.sink(path, value)),
                 "stderr" => set!(stderr, self.sink(path, value)),
                 "env" => set!(env, self.env(path, value)),
-                "workingdir" => {
-                    spec.workingdir = self
-                        .string(path, value, "a directory path")
-                        .map(PathBuf::from)
-                }
+                "workingdir" => spec.workingdir = self.string(path, value, "a directory path").map(PathBuf::from),
                 "umask" => spec.umask = self.umask(path, value),
                 "critical" => set!(critical, self.value(path, value, scalars::boolean)),
                 "prefix" => set!(prefix, self.value(path, value, scalars::boolean)),
@@ -503,11 +431,7 @@ impl Checker<'_> {
             }
         }
         if !has_cmd {
-            self.error(
-                path,
-                Target::Key,
-                "missing required key `cmd` (the command to run)",
-            );
+            self.error(path, Target::Key, "missing required key `cmd` (the command to run)");
         }
         let cmd_is_list = matches!(map.get("cmd"), Some(Value::Sequence(_)));
         self.check_templates(path, "cmd", cmd_is_list, &spec);
@@ -548,10 +472,7 @@ impl Checker<'_> {
                 self.error(
                     path,
                     Target::Value,
-                    format!(
-                        "expected a command string or a list of words, found {}",
-                        describe(other)
-                    ),
+                    format!("expected a command string or a list of words, found {}", describe(other)),
                 );
                 return None;
             }
@@ -559,9 +480,7 @@ impl Checker<'_> {
         let problem = match argv.first() {
             None => Some("the command is empty"),
             Some(first) if first.is_empty() => Some("the program to run (the first word) is empty"),
-            Some(_) if argv.iter().any(|word| word.contains('\0')) => {
-                Some("the command must not contain a NUL byte")
-            }
+            Some(_) if argv.iter().any(|word| word.contains('\0')) => Some("the command must not contain a NUL byte"),
             Some(_) => None,
         };
         match problem {
@@ -608,11 +527,7 @@ impl Checker<'_> {
                 return None;
             }
             other => {
-                self.error(
-                    path,
-                    Target::Value,
-                    format!("{EXPECTED}, found {}", describe(other)),
-                );
+                self.error(path, Target::Value, format!("{EXPECTED}, found {}", describe(other)));
                 return None;
             }
         };
@@ -633,20 +548,13 @@ impl Checker<'_> {
     fn sink(&mut self, path: &[Segment], value: &Value) -> Option<Sink> {
         match value {
             Value::Null => Some(Sink::Discard),
-            Value::String(text) if matches!(text.as_str(), "null" | "discard" | "/dev/null") => {
-                Some(Sink::Discard)
-            }
-            Value::String(_) => self
-                .string(path, value, "a file path")
-                .map(|text| Sink::File(PathBuf::from(text))),
+            Value::String(text) if matches!(text.as_str(), "null" | "discard" | "/dev/null") => Some(Sink::Discard),
+            Value::String(_) => self.string(path, value, "a file path").map(|text| Sink::File(PathBuf::from(text))),
             other => {
                 self.error(
                     path,
                     Target::Value,
-                    format!(
-                        "expected a file path, or null or `discard` to drop the output, found {}",
-                        describe(other)
-                    ),
+                    format!("expected a file path, or null or `discard` to drop the output, found {}", describe(other)),
                 );
                 None
             }
@@ -659,11 +567,7 @@ impl Checker<'_> {
         let mut env = Vec::new();
         for (key, value) in map {
             let Some(key) = scalars::scalar_text(key) else {
-                self.error(
-                    path,
-                    Target::Value,
-                    format!("expected a variable name, found {}", describe(key)),
-                );
+                self.error(path, Target::Value, format!("expected a variable name, found {}", describe(key)));
                 continue;
             };
             let variable_path = child(path, &key);
@@ -680,10 +584,7 @@ impl Checker<'_> {
                 None => self.error(
                     &variable_path,
                     Target::Value,
-                    format!(
-                        "expected a string, number or boolean, found {}",
-                        describe(value)
-                    ),
+                    format!("expected a string, number or boolean, found {}", describe(value)),
                 ),
             }
         }
@@ -698,34 +599,18 @@ impl Checker<'_> {
             // Read the digits as written, so `0o22` is not seen as the decimal 18.
             Value::Number(number) if number.as_u64().is_some() => {
                 let written = locate::inline_value(self.text, path).filter(|written| {
-                    written.parse::<f64>().is_ok()
-                        || written.starts_with("0o")
-                        || written.starts_with("0x")
+                    written.parse::<f64>().is_ok() || written.starts_with("0o") || written.starts_with("0x")
                 });
                 scalars::umask_text(&written.unwrap_or_else(|| number.to_string()))
             }
-            other => Err(format!(
-                "expected an octal umask such as 022, found {}",
-                describe(other)
-            )),
+            other => Err(format!("expected an octal umask such as 022, found {}", describe(other))),
         };
-        result
-            .map_err(|message| self.error(path, Target::Value, message))
-            .ok()
+        result.map_err(|message| self.error(path, Target::Value, message)).ok()
     }
 
     /// Expands every template field for instance 0, reporting each failure at its key.
-    fn check_templates(
-        &mut self,
-        path: &[Segment],
-        cmd_key: &str,
-        cmd_is_list: bool,
-        spec: &ProgramSpec,
-    ) {
-        let mut vars = vec![
-            ("name", spec.name.clone()),
-            ("instance_number", "0".to_string()),
-        ];
+    fn check_templates(&mut self, path: &[Segment], cmd_key: &str, cmd_is_list: bool, spec: &ProgramSpec) {
+        let mut vars = vec![("name", spec.name.clone()), ("instance_number", "0".to_string())];
         let mut ok = true;
         if let Some(pid_file) = &spec.pid_file {
             match spec::expand_template(pid_file, &vars) {
@@ -739,34 +624,22 @@ impl Checker<'_> {
         let mut fields: Vec<(Vec<Segment>, &str)> = Vec::new();
         for (index, word) in spec.argv.iter().enumerate() {
             let cmd_path = child(path, cmd_key);
-            fields.push((
-                if cmd_is_list {
-                    item(&cmd_path, index)
-                } else {
-                    cmd_path
-                },
-                word,
-            ));
+            fields.push((if cmd_is_list { item(&cmd_path, index) } else { cmd_path }, word));
         }
         for (key, sink) in [("stdout", &spec.stdout), ("stderr", &spec.stderr)] {
             if let Sink::File(file) = sink {
                 fields.extend(file.to_str().map(|file| (child(path, key), file)));
             }
         }
-        fields.extend(
-            spec.workingdir
-                .as_ref()
-                .and_then(|dir| dir.to_str())
-                .map(|dir| (child(path, "workingdir"), dir)),
-        );
+        fields
+            .extend(spec.workingdir.as_ref().and_then(|dir| dir.to_str()).map(|dir| (child(path, "workingdir"), dir)));
         for (key, value) in &spec.env {
             fields.push((child(&child(path, "env"), key), value));
         }
         for (field_path, template) in fields {
             if let Err(mut message) = spec::expand_template(template, &vars) {
                 if spec.pid_file.is_none() && template.contains("%(pid_file)") {
-                    message =
-                        "`%(pid_file)s` is used, but the program has no `pid_file`".to_string();
+                    message = "`%(pid_file)s` is used, but the program has no `pid_file`".to_string();
                 }
                 // After a bad pid_file, `%(pid_file)s` errors would only repeat it.
                 if ok || !template.contains("%(pid_file)") {

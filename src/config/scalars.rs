@@ -27,9 +27,9 @@ pub(crate) fn describe(value: &Value) -> String {
 /// A whole number, or a message naming what was found instead.
 pub(crate) fn integer(value: &Value) -> Result<i64, String> {
     match value {
-        Value::Number(number) if !number.is_f64() => number
-            .as_i64()
-            .ok_or_else(|| format!("integer {number} is too large")),
+        Value::Number(number) if !number.is_f64() => {
+            number.as_i64().ok_or_else(|| format!("integer {number} is too large"))
+        }
         other => Err(format!("expected an integer, found {}", describe(other))),
     }
 }
@@ -38,11 +38,7 @@ pub(crate) fn integer(value: &Value) -> Result<i64, String> {
 pub(crate) fn bounded_u32(value: &Value, minimum: u32) -> Result<u32, String> {
     let number = integer(value)?;
     if number < i64::from(minimum) {
-        let bound = if minimum == 0 {
-            "zero or more".to_string()
-        } else {
-            format!("at least {minimum}")
-        };
+        let bound = if minimum == 0 { "zero or more".to_string() } else { format!("at least {minimum}") };
         return Err(format!("must be {bound}, found {number}"));
     }
     u32::try_from(number).map_err(|_| format!("{number} is too large (at most {})", u32::MAX))
@@ -73,12 +69,9 @@ pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
         Value::Number(number) => {
             let seconds = number.as_f64().unwrap_or(f64::NAN);
             if seconds < 0.0 {
-                return Err(format!(
-                    "negative duration {number} (expected zero or more seconds)"
-                ));
+                return Err(format!("negative duration {number} (expected zero or more seconds)"));
             }
-            nanoseconds(seconds * 1e9)
-                .ok_or_else(|| format!("invalid duration {number} ({DURATION_HINT})"))
+            nanoseconds(seconds * 1e9).ok_or_else(|| format!("invalid duration {number} ({DURATION_HINT})"))
         }
         Value::String(text) => duration_text(text),
         other => Err(format!(
@@ -91,13 +84,9 @@ pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
 fn duration_text(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
-        return Err(format!(
-            "negative duration {text:?} (expected zero or more seconds)"
-        ));
+        return Err(format!("negative duration {text:?} (expected zero or more seconds)"));
     }
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
+    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
     let (number, unit) = (&trimmed[..split], trimmed[split..].trim());
     let unit_nanoseconds = match unit {
         "" | "s" => 1e9,
@@ -115,13 +104,8 @@ fn duration_text(text: &str) -> Result<Duration, String> {
 
 fn nanoseconds(value: f64) -> Option<Duration> {
     // u64 nanoseconds reach 584 years, more than any timeout needs.
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    (value.is_finite() && (0.0..u64::MAX as f64).contains(&value))
-        .then(|| Duration::from_nanos(value.round() as u64))
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    (value.is_finite() && (0.0..u64::MAX as f64).contains(&value)).then(|| Duration::from_nanos(value.round() as u64))
 }
 
 /// Bytes as an integer, or a string such as `"64k"`, `"64KiB"`, `"1M"`, `"1MiB"`.
@@ -134,9 +118,7 @@ pub(crate) fn size(value: &Value) -> Result<usize, String> {
         }
         Value::String(text) => {
             let trimmed = text.trim();
-            let split = trimmed
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(trimmed.len());
+            let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
             let multiplier: usize = match trimmed[split..].trim().to_ascii_lowercase().as_str() {
                 "" | "b" => 1,
                 "k" | "kb" | "kib" => 1 << 10,
@@ -150,10 +132,7 @@ pub(crate) fn size(value: &Value) -> Result<usize, String> {
                 .and_then(|number| number.checked_mul(multiplier))
                 .ok_or_else(|| format!("invalid size {text:?} ({HINT})"))
         }
-        other => Err(format!(
-            "expected a size ({HINT}), found {}",
-            describe(other)
-        )),
+        other => Err(format!("expected a size ({HINT}), found {}", describe(other))),
     }
 }
 
@@ -161,23 +140,14 @@ pub(crate) fn size(value: &Value) -> Result<usize, String> {
 pub(crate) fn umask_text(text: &str) -> Result<u32, String> {
     let trimmed = text.trim();
     if trimmed.starts_with("0x") || trimmed.starts_with("0X") {
-        return Err(format!(
-            "umask {text:?} is hexadecimal; write it in octal, e.g. 022"
-        ));
+        return Err(format!("umask {text:?} is hexadecimal; write it in octal, e.g. 022"));
     }
-    let digits = trimmed
-        .strip_prefix("0o")
-        .or_else(|| trimmed.strip_prefix("0O"))
-        .unwrap_or(trimmed);
+    let digits = trimmed.strip_prefix("0o").or_else(|| trimmed.strip_prefix("0O")).unwrap_or(trimmed);
     if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(format!(
-            "invalid umask {text:?} (expected octal digits, e.g. 022)"
-        ));
+        return Err(format!("invalid umask {text:?} (expected octal digits, e.g. 022)"));
     }
     if digits.contains(['8', '9']) {
-        return Err(format!(
-            "umask {text:?} is not octal (the digits 8 and 9 are not allowed)"
-        ));
+        return Err(format!("umask {text:?} is not octal (the digits 8 and 9 are not allowed)"));
     }
     match u32::from_str_radix(digits, 8) {
         Ok(mask) if mask <= 0o777 => Ok(mask),
@@ -228,9 +198,7 @@ pub(crate) fn split_words(text: &str) -> Result<Vec<String>, String> {
                                 word.push('\\');
                                 word.push(other);
                             }
-                            None => {
-                                return Err("unterminated double quote in the command".to_string())
-                            }
+                            None => return Err("unterminated double quote in the command".to_string()),
                         },
                         Some(inner) => word.push(inner),
                         None => return Err("unterminated double quote in the command".to_string()),
@@ -323,16 +291,11 @@ pub(crate) fn autorestart(value: &Value) -> Result<AutoRestart, String> {
             "never" => Ok(AutoRestart::Never),
             "unexpected" => Ok(AutoRestart::Unexpected),
             _ => Err(match suggest(text, NAMES) {
-                Some(near) => format!(
-                    "expected always, never or unexpected, found {text:?}; did you mean `{near}`?"
-                ),
+                Some(near) => format!("expected always, never or unexpected, found {text:?}; did you mean `{near}`?"),
                 None => format!("expected always, never or unexpected, found {text:?}"),
             }),
         },
-        other => Err(format!(
-            "expected always, never or unexpected, found {}",
-            describe(other)
-        )),
+        other => Err(format!("expected always, never or unexpected, found {}", describe(other))),
     }
 }
 
@@ -341,14 +304,11 @@ pub(crate) fn stopsignal(value: &Value) -> Result<Signal, String> {
         Value::String(text) => Signal::parse(text),
         Value::Number(_) => {
             let number = integer(value)?;
-            let number = i32::try_from(number)
-                .map_err(|_| format!("signal number {number} is out of range (1 to 64)"))?;
+            let number =
+                i32::try_from(number).map_err(|_| format!("signal number {number} is out of range (1 to 64)"))?;
             Signal::from_number(number)
         }
-        other => Err(format!(
-            "expected a signal name such as TERM, found {}",
-            describe(other)
-        )),
+        other => Err(format!("expected a signal name such as TERM, found {}", describe(other))),
     }
 }
 
@@ -361,9 +321,6 @@ pub(crate) fn exit_code(value: &Value) -> Result<u8, String> {
 pub(crate) fn is_dash_list(text: &str) -> bool {
     let mut words = text.split_whitespace().peekable();
     words.peek().is_some()
-        && words.all(|word| {
-            word.len() > 1
-                && word.starts_with('-')
-                && word[1..].bytes().all(|byte| byte.is_ascii_digit())
-        })
+        && words
+            .all(|word| word.len() > 1 && word.starts_with('-') && word[1..].bytes().all(|byte| byte.is_ascii_digit()))
 }

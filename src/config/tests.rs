@@ -51,22 +51,17 @@ fn strings(words: &[&str]) -> Vec<String> {
 
 #[test]
 fn empty_files_and_files_without_programs_are_valid() {
-    for text in [
-        "",
-        "# nothing yet\n",
-        "---\n",
-        "programs:\n",
-        "programs: {}\n",
-        "services: []\n",
-        "socket: /run/sv.sock\n",
-    ] {
+    for text in
+        ["", "# nothing yet\n", "---\n", "programs:\n", "programs: {}\n", "services: []\n", "socket: /run/sv.sock\n"]
+    {
         assert!(load_ok(text).programs.is_empty(), "{text:?}");
     }
 }
 
 #[test]
 fn top_level_settings() {
-    let config = load_ok("socket: /run/sv.sock\nlogfile: /var/log/sv.log\nsocket_group: wheel\nstate_dir: /var/lib/sv\n");
+    let config =
+        load_ok("socket: /run/sv.sock\nlogfile: /var/log/sv.log\nsocket_group: wheel\nstate_dir: /var/lib/sv\n");
     assert_eq!(config.socket, Some(PathBuf::from("/run/sv.sock")));
     assert_eq!(config.logfile, Some(PathBuf::from("/var/log/sv.log")));
     assert_eq!(config.socket_group.as_deref(), Some("wheel"));
@@ -85,25 +80,10 @@ fn a_minimal_program_gets_every_default() {
     assert_eq!(spec.exitcodes, [0]);
     assert_eq!(spec.startretries, 3);
     assert_eq!((spec.starttime, spec.stoptime), (secs(1), secs(10)));
-    assert_eq!(
-        (
-            spec.restart_delay,
-            spec.stability_window,
-            spec.monitor_interval
-        ),
-        (Duration::ZERO, secs(10), secs(5))
-    );
+    assert_eq!((spec.restart_delay, spec.stability_window, spec.monitor_interval), (Duration::ZERO, secs(10), secs(5)));
     assert_eq!(spec.stopsignal, Signal::TERM);
-    assert_eq!(
-        (spec.stdout.clone(), spec.stderr.clone()),
-        (Sink::Forward, Sink::Forward)
-    );
-    assert!(
-        spec.env.is_empty()
-            && spec.workingdir.is_none()
-            && spec.umask.is_none()
-            && spec.pid_file.is_none()
-    );
+    assert_eq!((spec.stdout.clone(), spec.stderr.clone()), (Sink::Forward, Sink::Forward));
+    assert!(spec.env.is_empty() && spec.workingdir.is_none() && spec.umask.is_none() && spec.pid_file.is_none());
     assert!(!spec.critical && spec.prefix);
     assert_eq!(spec.tail_buffer, 64 * 1024);
 }
@@ -172,21 +152,13 @@ programs:
         pid_file: Some("/run/%(name)s.pid".to_string()),
     };
     assert_eq!(spec, &expected);
-    assert_eq!(
-        spec.launch(1).stdout,
-        Sink::File(PathBuf::from("/var/log/api-1.out"))
-    );
+    assert_eq!(spec.launch(1).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
 }
 
 #[test]
 fn programs_are_sorted_by_name() {
-    let config =
-        load_ok("programs:\n  zeta: {cmd: z}\n  alpha: {cmd: a}\n  mid.v2-x_1: {cmd: m}\n");
-    let names: Vec<&str> = config
-        .programs
-        .iter()
-        .map(|spec| spec.name.as_str())
-        .collect();
+    let config = load_ok("programs:\n  zeta: {cmd: z}\n  alpha: {cmd: a}\n  mid.v2-x_1: {cmd: m}\n");
+    let names: Vec<&str> = config.programs.iter().map(|spec| spec.name.as_str()).collect();
     assert_eq!(names, ["alpha", "mid.v2-x_1", "zeta"]);
 }
 
@@ -194,20 +166,11 @@ fn programs_are_sorted_by_name() {
 fn cmd_strings_split_like_a_shell_without_expansion() {
     let cases: &[(&str, &[&str])] = &[
         (r#"cmd: "/bin/echo  a   b""#, &["/bin/echo", "a", "b"]),
-        (
-            r#"cmd: "sh -c 'echo $HOME; exit 1'""#,
-            &["sh", "-c", "echo $HOME; exit 1"],
-        ),
-        (
-            r#"cmd: 'printf "%s \"q\" \$x \n" '''''"#,
-            &["printf", r#"%s "q" $x \n"#, ""],
-        ),
+        (r#"cmd: "sh -c 'echo $HOME; exit 1'""#, &["sh", "-c", "echo $HOME; exit 1"]),
+        (r#"cmd: 'printf "%s \"q\" \$x \n" '''''"#, &["printf", r#"%s "q" $x \n"#, ""]),
         (r#"cmd: 'a\ b c\"d'"#, &["a b", "c\"d"]),
         (r#"cmd: 'say "it''s" x"y"z'"#, &["say", "it's", "xyz"]),
-        (
-            "cmd: [echo, 1, 2.5, false, '']",
-            &["echo", "1", "2.5", "false", ""],
-        ),
+        ("cmd: [echo, 1, 2.5, false, '']", &["echo", "1", "2.5", "false", ""]),
     ];
     for (setting, argv) in cases {
         let config = load_ok(&format!("programs:\n  web:\n    {setting}\n"));
@@ -221,61 +184,32 @@ fn bad_commands_are_rejected() {
         ("cmd: ''", "the command is empty"),
         ("cmd: '   '", "the command is empty"),
         ("cmd: []", "the command is empty"),
-        (
-            "cmd: \"''\"",
-            "the program to run (the first word) is empty",
-        ),
+        ("cmd: \"''\"", "the program to run (the first word) is empty"),
         ("cmd: \"echo 'oops\"", "unterminated single quote"),
         ("cmd: 'echo \"oops'", "unterminated double quote"),
         ("cmd: 'echo \\'", "lone backslash"),
         ("cmd: 'echo hi > /tmp/x'", "`>` is a shell operator"),
         ("cmd: 'a | b'", "`|` is a shell operator"),
-        (
-            "cmd: {a: 1}",
-            "expected a command string or a list of words, found a mapping",
-        ),
+        ("cmd: {a: 1}", "expected a command string or a list of words, found a mapping"),
     ];
     for (setting, words) in cases {
         let error = one_error(&format!("programs:\n  web:\n    {setting}\n"));
-        assert_eq!(
-            (error.path.as_str(), error.line),
-            ("programs.web.cmd", Some(3)),
-            "{setting}"
-        );
-        assert!(
-            error.message.contains(words),
-            "{setting}: {}",
-            error.message
-        );
+        assert_eq!((error.path.as_str(), error.line), ("programs.web.cmd", Some(3)), "{setting}");
+        assert!(error.message.contains(words), "{setting}: {}", error.message);
     }
     let error = one_error("programs:\n  web:\n    cmd:\n      - echo\n      - [nested]\n");
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("programs.web.cmd[1]", Some(5))
-    );
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.cmd[1]", Some(5)));
     assert_eq!(error.message, "expected a string, found a list");
     let error = one_error("programs:\n  web:\n    numprocs: 2\n");
-    assert_eq!(
-        (error.path.as_str(), error.line, error.column),
-        ("programs.web", Some(2), Some(3))
-    );
-    assert_eq!(
-        error.message,
-        "missing required key `cmd` (the command to run)"
-    );
+    assert_eq!((error.path.as_str(), error.line, error.column), ("programs.web", Some(2), Some(3)));
+    assert_eq!(error.message, "missing required key `cmd` (the command to run)");
 }
 
 #[test]
 fn a_list_written_without_spaces_after_dashes_gets_a_hint() {
     let error = one_error("programs:\n  web:\n    cmd:\n      -/bin/sleep\n      -10\n");
     assert_eq!(error.line, Some(4));
-    assert!(
-        error
-            .message
-            .contains("put a space after each dash (`- /bin/sleep`)"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("put a space after each dash (`- /bin/sleep`)"), "{}", error.message);
 }
 
 #[test]
@@ -285,51 +219,26 @@ fn integers_booleans_and_their_type_errors() {
     assert!(!web("autostart: false").autostart);
     assert_eq!(
         web_error("numprocs: five"),
-        (
-            "programs.web.numprocs".to_string(),
-            Some(4),
-            "expected an integer, found a string \"five\"".to_string()
-        )
+        ("programs.web.numprocs".to_string(), Some(4), "expected an integer, found a string \"five\"".to_string())
     );
     assert_eq!(web_error("numprocs: 0").2, "must be at least 1, found 0");
-    assert_eq!(
-        web_error("numprocs: 1.5").2,
-        "expected an integer, found a number 1.5"
-    );
-    assert_eq!(
-        web_error("numprocs: 99999999999").2,
-        "99999999999 is too large (at most 4294967295)"
-    );
-    assert_eq!(
-        web_error("startretries: -1").2,
-        "must be zero or more, found -1"
-    );
-    assert_eq!(
-        web_error("autostart: yes").2,
-        "expected true or false, found a string \"yes\""
-    );
-    assert_eq!(
-        web_error("critical: 1").2,
-        "expected true or false, found an integer 1"
-    );
+    assert_eq!(web_error("numprocs: 1.5").2, "expected an integer, found a number 1.5");
+    assert_eq!(web_error("numprocs: 99999999999").2, "99999999999 is too large (at most 4294967295)");
+    assert_eq!(web_error("startretries: -1").2, "must be zero or more, found -1");
+    assert_eq!(web_error("autostart: yes").2, "expected true or false, found a string \"yes\"");
+    assert_eq!(web_error("critical: 1").2, "expected true or false, found an integer 1");
     assert_eq!(web_error("prefix:").2, "expected true or false, found null");
 }
 
 #[test]
 fn autorestart_accepts_names_and_booleans() {
     assert_eq!(web("autorestart: never").autorestart, AutoRestart::Never);
-    assert_eq!(
-        web("autorestart: unexpected").autorestart,
-        AutoRestart::Unexpected
-    );
+    assert_eq!(web("autorestart: unexpected").autorestart, AutoRestart::Unexpected);
     assert_eq!(web("autorestart: true").autorestart, AutoRestart::Always);
     assert_eq!(web("autorestart: false").autorestart, AutoRestart::Never);
     let (path, line, message) = web_error("autorestart: unexpcted");
     assert_eq!((path.as_str(), line), ("programs.web.autorestart", Some(4)));
-    assert_eq!(
-        message,
-        "expected always, never or unexpected, found \"unexpcted\"; did you mean `unexpected`?"
-    );
+    assert_eq!(message, "expected always, never or unexpected, found \"unexpcted\"; did you mean `unexpected`?");
 }
 
 #[test]
@@ -337,25 +246,16 @@ fn exitcodes_take_one_code_or_a_list() {
     assert_eq!(web("exitcodes: 2").exitcodes, [2]);
     assert_eq!(web("exitcodes: [2, 0, 255]").exitcodes, [0, 2, 255]);
     assert_eq!(web("exitcodes: []").exitcodes, Vec::<u8>::new());
-    assert_eq!(
-        web_error("exitcodes: 256").2,
-        "exit code 256 is out of range (0 to 255)"
-    );
+    assert_eq!(web_error("exitcodes: 256").2, "exit code 256 is out of range (0 to 255)");
     let (path, line, message) = web_error("exitcodes:\n      -2");
     assert_eq!((path.as_str(), line), ("programs.web.exitcodes", Some(5)));
     assert_eq!(
         message,
         "exit code -2 is out of range (0 to 255); if you meant a YAML list, put a space after the dash (`- 2`)"
     );
-    assert_eq!(
-        web_error("exitcodes: zero").2,
-        "expected an integer or a list of integers, found a string \"zero\""
-    );
+    assert_eq!(web_error("exitcodes: zero").2, "expected an integer or a list of integers, found a string \"zero\"");
     let error = one_error(&with("exitcodes:\n      - 0\n      - x\n"));
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("programs.web.exitcodes[1]", Some(6))
-    );
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.exitcodes[1]", Some(6)));
 }
 
 #[test]
@@ -373,11 +273,7 @@ fn durations_in_seconds_or_with_units() {
         ("0.1", Duration::from_millis(100)),
     ];
     for (text, expected) in cases {
-        assert_eq!(
-            web(&format!("stoptime: {text}")).stoptime,
-            expected,
-            "{text}"
-        );
+        assert_eq!(web(&format!("stoptime: {text}")).stoptime, expected, "{text}");
     }
     assert_eq!(web("starttime: 3").starttime, secs(3));
     assert_eq!(web("restart_delay: 3").restart_delay, secs(3));
@@ -391,24 +287,11 @@ fn durations_in_seconds_or_with_units() {
             "invalid duration \"5x\" (expected e.g. \"5s\", \"250ms\")".to_string()
         )
     );
-    assert_eq!(
-        web_error("starttime: -1").2,
-        "negative duration -1 (expected zero or more seconds)"
-    );
-    assert_eq!(
-        web_error("starttime: -1s").2,
-        "negative duration \"-1s\" (expected zero or more seconds)"
-    );
-    assert_eq!(
-        web_error("monitor_interval: 0").2,
-        "must be greater than zero"
-    );
-    assert!(web_error("stoptime: [1]")
-        .2
-        .starts_with("expected a duration"));
-    assert!(web_error("stoptime: .inf")
-        .2
-        .starts_with("invalid duration"));
+    assert_eq!(web_error("starttime: -1").2, "negative duration -1 (expected zero or more seconds)");
+    assert_eq!(web_error("starttime: -1s").2, "negative duration \"-1s\" (expected zero or more seconds)");
+    assert_eq!(web_error("monitor_interval: 0").2, "must be greater than zero");
+    assert!(web_error("stoptime: [1]").2.starts_with("expected a duration"));
+    assert!(web_error("stoptime: .inf").2.starts_with("invalid duration"));
 }
 
 #[test]
@@ -417,85 +300,39 @@ fn stopsignal_by_name_or_number() {
     assert_eq!(web("stopsignal: SIGHUP").stopsignal, Signal(libc::SIGHUP));
     assert_eq!(web("stopsignal: 9").stopsignal, Signal::KILL);
     let error = one_error(&with("stopsignal: TERMINATE"));
-    assert_eq!(
-        (error.path.as_str(), error.line, error.column),
-        ("programs.web.stopsignal", Some(4), Some(17))
-    );
-    assert!(
-        error.message.starts_with("unknown signal \"TERMINATE\""),
-        "{}",
-        error.message
-    );
+    assert_eq!((error.path.as_str(), error.line, error.column), ("programs.web.stopsignal", Some(4), Some(17)));
+    assert!(error.message.starts_with("unknown signal \"TERMINATE\""), "{}", error.message);
     assert!(error.message.contains("USR1"));
-    assert_eq!(
-        web_error("stopsignal: 0").2,
-        "signal number 0 is out of range (1 to 64)"
-    );
+    assert_eq!(web_error("stopsignal: 0").2, "signal number 0 is out of range (1 to 64)");
 }
 
 #[test]
 fn output_sinks() {
-    assert_eq!(
-        web("stdout: /tmp/out.log").stdout,
-        Sink::File(PathBuf::from("/tmp/out.log"))
-    );
-    for discard in [
-        "stdout:",
-        "stdout: null",
-        "stdout: ~",
-        "stdout: 'null'",
-        "stdout: discard",
-        "stdout: /dev/null",
-    ] {
+    assert_eq!(web("stdout: /tmp/out.log").stdout, Sink::File(PathBuf::from("/tmp/out.log")));
+    for discard in ["stdout:", "stdout: null", "stdout: ~", "stdout: 'null'", "stdout: discard", "stdout: /dev/null"] {
         assert_eq!(web(discard).stdout, Sink::Discard, "{discard}");
     }
-    assert_eq!(
-        web("stderr: relative.log").stderr,
-        Sink::File(PathBuf::from("relative.log"))
-    );
+    assert_eq!(web("stderr: relative.log").stderr, Sink::File(PathBuf::from("relative.log")));
     assert_eq!(web_error("stderr: ''").2, "a file path must not be empty");
-    assert!(web_error("stderr: 5")
-        .2
-        .starts_with("expected a file path, or null or `discard`"));
+    assert!(web_error("stderr: 5").2.starts_with("expected a file path, or null or `discard`"));
 }
 
 #[test]
 fn env_values_become_strings_sorted_by_name() {
     let spec = web("env: {B: 2, A: x, C: false}");
-    assert_eq!(
-        spec.env,
-        [
-            ("A".into(), "x".into()),
-            ("B".into(), "2".into()),
-            ("C".into(), "false".into())
-        ]
-    );
+    assert_eq!(spec.env, [("A".into(), "x".into()), ("B".into(), "2".into()), ("C".into(), "false".into())]);
     let found = errors(&with("env:\n      OK: 1\n      EMPTY:\n      LIST: [1]\n"));
-    let found: Vec<(&str, Option<usize>, &str)> = found
-        .iter()
-        .map(|error| (error.path.as_str(), error.line, error.message.as_str()))
-        .collect();
+    let found: Vec<(&str, Option<usize>, &str)> =
+        found.iter().map(|error| (error.path.as_str(), error.line, error.message.as_str())).collect();
     assert_eq!(
         found,
         [
-            (
-                "programs.web.env.EMPTY",
-                Some(6),
-                "expected a string, number or boolean, found null"
-            ),
-            (
-                "programs.web.env.LIST",
-                Some(7),
-                "expected a string, number or boolean, found a list"
-            ),
+            ("programs.web.env.EMPTY", Some(6), "expected a string, number or boolean, found null"),
+            ("programs.web.env.LIST", Some(7), "expected a string, number or boolean, found a list"),
         ]
     );
-    assert!(web_error("env: [A=1]")
-        .2
-        .starts_with("expected a mapping of variable names to values"));
-    assert!(web_error("env: {'A=B': 1}")
-        .2
-        .starts_with("invalid variable name \"A=B\""));
+    assert!(web_error("env: [A=1]").2.starts_with("expected a mapping of variable names to values"));
+    assert!(web_error("env: {'A=B': 1}").2.starts_with("invalid variable name \"A=B\""));
 }
 
 #[test]
@@ -520,115 +357,48 @@ fn umask_is_octal_whether_yaml_reads_a_string_or_an_integer() {
     assert_eq!(config.programs[0].umask, Some(0o22));
     let (path, line, message) = web_error("umask: 089");
     assert_eq!((path.as_str(), line), ("programs.web.umask", Some(4)));
-    assert_eq!(
-        message,
-        "umask \"089\" is not octal (the digits 8 and 9 are not allowed)"
-    );
-    assert_eq!(
-        web_error("umask: 18").2,
-        "umask \"18\" is not octal (the digits 8 and 9 are not allowed)"
-    );
-    assert_eq!(
-        web_error("umask: 1000").2,
-        "umask \"1000\" is out of range (at most 777)"
-    );
-    assert_eq!(
-        web_error("umask: rwx").2,
-        "invalid umask \"rwx\" (expected octal digits, e.g. 022)"
-    );
+    assert_eq!(message, "umask \"089\" is not octal (the digits 8 and 9 are not allowed)");
+    assert_eq!(web_error("umask: 18").2, "umask \"18\" is not octal (the digits 8 and 9 are not allowed)");
+    assert_eq!(web_error("umask: 1000").2, "umask \"1000\" is out of range (at most 777)");
+    assert_eq!(web_error("umask: rwx").2, "invalid umask \"rwx\" (expected octal digits, e.g. 022)");
     assert!(web_error("umask: 0x12").2.contains("hexadecimal"));
-    assert_eq!(
-        web_error("umask: -2").2,
-        "expected an octal umask such as 022, found an integer -2"
-    );
+    assert_eq!(web_error("umask: -2").2, "expected an octal umask such as 022, found an integer -2");
 }
 
 #[test]
 fn tail_buffer_in_bytes_or_with_a_unit() {
-    for (text, bytes) in [
-        ("4096", 4096),
-        ("64k", 65536),
-        ("64KiB", 65536),
-        ("1M", 1 << 20),
-        ("1MiB", 1 << 20),
-        ("0", 0),
-    ] {
-        assert_eq!(
-            web(&format!("tail_buffer: {text}")).tail_buffer,
-            bytes,
-            "{text}"
-        );
+    for (text, bytes) in
+        [("4096", 4096), ("64k", 65536), ("64KiB", 65536), ("1M", 1 << 20), ("1MiB", 1 << 20), ("0", 0)]
+    {
+        assert_eq!(web(&format!("tail_buffer: {text}")).tail_buffer, bytes, "{text}");
     }
-    assert_eq!(
-        web_error("tail_buffer: 64x").2,
-        "invalid size \"64x\" (expected bytes, or e.g. \"64k\", \"1MiB\")"
-    );
+    assert_eq!(web_error("tail_buffer: 64x").2, "invalid size \"64x\" (expected bytes, or e.g. \"64k\", \"1MiB\")");
 }
 
 #[test]
 fn unknown_keys_get_a_suggestion() {
     let error = one_error("programm:\n  web:\n    cmd: x\n");
-    assert_eq!(
-        (error.path.as_str(), error.line, error.column),
-        ("programm", Some(1), Some(1))
-    );
-    assert_eq!(
-        error.message,
-        "unknown key `programm`; did you mean `programs`?"
-    );
-    assert_eq!(
-        web_error("stdout_logfile: /tmp/x").2,
-        "unknown key `stdout_logfile`; did you mean `stdout`?"
-    );
-    assert_eq!(
-        web_error("stop_signal: TERM").2,
-        "unknown key `stop_signal`; did you mean `stopsignal`?"
-    );
-    assert_eq!(
-        web_error("directory: /tmp").2,
-        "unknown key `directory`; did you mean `workingdir`?"
-    );
+    assert_eq!((error.path.as_str(), error.line, error.column), ("programm", Some(1), Some(1)));
+    assert_eq!(error.message, "unknown key `programm`; did you mean `programs`?");
+    assert_eq!(web_error("stdout_logfile: /tmp/x").2, "unknown key `stdout_logfile`; did you mean `stdout`?");
+    assert_eq!(web_error("stop_signal: TERM").2, "unknown key `stop_signal`; did you mean `stopsignal`?");
+    assert_eq!(web_error("directory: /tmp").2, "unknown key `directory`; did you mean `workingdir`?");
     let (path, line, message) = web_error("colour: blue");
     assert_eq!((path.as_str(), line), ("programs.web.colour", Some(4)));
-    assert!(
-        message.starts_with("unknown key `colour` (expected one of: cmd, numprocs,"),
-        "{message}"
-    );
+    assert!(message.starts_with("unknown key `colour` (expected one of: cmd, numprocs,"), "{message}");
 }
 
 #[test]
 fn program_names_are_checked() {
     let error = one_error("programs:\n  web:1:\n    cmd: x\n");
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("programs.web:1", Some(2))
-    );
-    assert!(
-        error
-            .message
-            .contains("`:` is reserved for addressing one instance (as in `web:0`)"),
-        "{}",
-        error.message
-    );
-    assert!(one_error("programs:\n  'a b':\n    cmd: x\n")
-        .message
-        .contains("use only letters, digits"));
-    assert!(one_error("programs:\n  '':\n    cmd: x\n")
-        .message
-        .contains("must not be empty"));
-    assert!(one_error("programs:\n  '..':\n    cmd: x\n")
-        .message
-        .contains("must not start with `-`"));
-    assert_eq!(
-        load_ok("programs:\n  42:\n    cmd: x\n").programs[0].name,
-        "42"
-    );
-    assert!(one_error("programs:\n  web: /bin/true\n")
-        .message
-        .starts_with("expected a mapping of program settings"));
-    assert!(one_error("programs: [web]\n")
-        .message
-        .starts_with("expected a mapping of program names"));
+    assert_eq!((error.path.as_str(), error.line), ("programs.web:1", Some(2)));
+    assert!(error.message.contains("`:` is reserved for addressing one instance (as in `web:0`)"), "{}", error.message);
+    assert!(one_error("programs:\n  'a b':\n    cmd: x\n").message.contains("use only letters, digits"));
+    assert!(one_error("programs:\n  '':\n    cmd: x\n").message.contains("must not be empty"));
+    assert!(one_error("programs:\n  '..':\n    cmd: x\n").message.contains("must not start with `-`"));
+    assert_eq!(load_ok("programs:\n  42:\n    cmd: x\n").programs[0].name, "42");
+    assert!(one_error("programs:\n  web: /bin/true\n").message.starts_with("expected a mapping of program settings"));
+    assert!(one_error("programs: [web]\n").message.starts_with("expected a mapping of program names"));
 }
 
 #[test]
@@ -652,10 +422,7 @@ services:
 colour: red
 ";
     let found = errors(text);
-    let summary: Vec<(&str, Option<usize>)> = found
-        .iter()
-        .map(|error| (error.path.as_str(), error.line))
-        .collect();
+    let summary: Vec<(&str, Option<usize>)> = found.iter().map(|error| (error.path.as_str(), error.line)).collect();
     assert_eq!(
         summary,
         [
@@ -668,16 +435,10 @@ colour: red
             ("colour", Some(16)),
         ]
     );
-    assert_eq!(
-        found[5].message,
-        "duplicate program name \"web\" (already defined by programs.web)"
-    );
+    assert_eq!(found[5].message, "duplicate program name \"web\" (already defined by programs.web)");
     let shown = ConfigErrors { errors: found }.to_string();
     assert_eq!(shown.lines().count(), 7);
-    assert!(
-        shown.starts_with("test.yaml:3:10: programs.web.cmd: the command is empty\n"),
-        "{shown}"
-    );
+    assert!(shown.starts_with("test.yaml:3:10: programs.web.cmd: the command is empty\n"), "{shown}");
 }
 
 #[test]
@@ -701,18 +462,10 @@ fn messages_show_origin_position_and_path() {
 fn yaml_syntax_errors_have_a_position() {
     let error = one_error("programs:\n  web:\n    cmd: [a, b\n");
     assert_eq!((error.line, error.path.as_str()), (Some(4), ""));
-    assert!(
-        error.message.starts_with("invalid yaml: "),
-        "{}",
-        error.message
-    );
+    assert!(error.message.starts_with("invalid yaml: "), "{}", error.message);
     assert!(!error.message.contains(" at line 4"), "{}", error.message);
     let error = one_error("programs:\n  web:\n    cmd: a\n    cmd: b\n");
-    assert!(
-        error.message.contains("duplicate entry"),
-        "{}",
-        error.message
-    );
+    assert!(error.message.contains("duplicate entry"), "{}", error.message);
     assert!(one_error("- just\n- a list\n")
         .message
         .starts_with("expected a mapping of settings at the top level, found a list"));
@@ -720,62 +473,32 @@ fn yaml_syntax_errors_have_a_position() {
 
 #[test]
 fn load_reads_the_file_and_names_it() {
-    let directory =
-        std::env::temp_dir().join(format!("sv-lite-config-test-{}", std::process::id()));
+    let directory = std::env::temp_dir().join(format!("sv-lite-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&directory).unwrap();
     let path = directory.join("sv.yaml");
     std::fs::write(&path, "programs:\n  web:\n    cmd: x\n    numprocs: 0\n").unwrap();
     let shown = load(&path).unwrap_err().to_string();
-    assert_eq!(
-        shown,
-        format!(
-            "{}:4:15: programs.web.numprocs: must be at least 1, found 0",
-            path.display()
-        )
-    );
+    assert_eq!(shown, format!("{}:4:15: programs.web.numprocs: must be at least 1, found 0", path.display()));
     std::fs::write(&path, "programs:\n  web:\n    cmd: x\n").unwrap();
     assert_eq!(load(&path).unwrap().programs.len(), 1);
     let missing = directory.join("missing.yaml");
     let shown = load(&missing).unwrap_err().to_string();
-    assert!(
-        shown.starts_with(&format!("{}: cannot read: ", missing.display())),
-        "{shown}"
-    );
+    assert!(shown.starts_with(&format!("{}: cannot read: ", missing.display())), "{shown}");
     std::fs::remove_dir_all(&directory).unwrap();
 }
 
 #[test]
 fn templates_are_checked_at_their_key() {
     let error = one_error("programs:\n  web:\n    cmd: run --name=%(nmae)s\n");
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("programs.web.cmd", Some(3))
-    );
-    assert_eq!(
-        error.message,
-        "unknown template variable `%(nmae)s` (known: name, instance_number)"
-    );
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.cmd", Some(3)));
+    assert_eq!(error.message, "unknown template variable `%(nmae)s` (known: name, instance_number)");
     let error = one_error("programs:\n  web:\n    cmd: [run, '--pid=%(pid_file)s']\n");
     assert_eq!(error.path, "programs.web.cmd[1]");
-    assert_eq!(
-        error.message,
-        "`%(pid_file)s` is used, but the program has no `pid_file`"
-    );
-    let found = errors(&with(
-        "pid_file: /run/%(pid_file)s\n    stdout: /log/%(bad)s\n    env: {X: '%(name'}",
-    ));
+    assert_eq!(error.message, "`%(pid_file)s` is used, but the program has no `pid_file`");
+    let found = errors(&with("pid_file: /run/%(pid_file)s\n    stdout: /log/%(bad)s\n    env: {X: '%(name'}"));
     let paths: Vec<&str> = found.iter().map(|error| error.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        [
-            "programs.web.pid_file",
-            "programs.web.stdout",
-            "programs.web.env.X"
-        ]
-    );
-    assert!(found[0]
-        .message
-        .contains("`%(pid_file)s` (known: name, instance_number)"));
+    assert_eq!(paths, ["programs.web.pid_file", "programs.web.stdout", "programs.web.env.X"]);
+    assert!(found[0].message.contains("`%(pid_file)s` (known: name, instance_number)"));
     let error = one_error(&with("workingdir: /srv/%(name)x"));
     assert_eq!(error.path, "programs.web.workingdir");
 }
@@ -786,16 +509,7 @@ fn validated_templates_expand_at_launch() {
         "programs:\n  web:\n    cmd: serve --id=%(name)s-%(instance_number)d --pid=%(pid_file)s --rate=50%% +%s\n    pid_file: /run/%(name)s.%(instance_number)s.pid\n    numprocs: 3\n",
     );
     let launch = config.programs[0].launch(2);
-    assert_eq!(
-        launch.argv,
-        [
-            "serve",
-            "--id=web-2",
-            "--pid=/run/web.2.pid",
-            "--rate=50%",
-            "+%s"
-        ]
-    );
+    assert_eq!(launch.argv, ["serve", "--id=web-2", "--pid=/run/web.2.pid", "--rate=50%", "+%s"]);
     assert_eq!(launch.pid_file, Some(PathBuf::from("/run/web.2.pid")));
 }
 
@@ -839,60 +553,27 @@ const TASKMASTER: &str = "programs:
 #[test]
 fn taskmaster_example_loads_once_its_list_is_fixed() {
     let config = load_ok(TASKMASTER);
-    let [nginx, vogsphere] = config.programs.as_slice() else {
-        panic!("{config:#?}")
-    };
-    assert_eq!(
-        nginx.argv,
-        ["/usr/local/bin/nginx", "-c", "/etc/nginx/test.conf"]
-    );
-    assert_eq!(
-        (nginx.numprocs, nginx.umask, nginx.exitcodes.as_slice()),
-        (1, Some(0o22), &[0, 2][..])
-    );
+    let [nginx, vogsphere] = config.programs.as_slice() else { panic!("{config:#?}") };
+    assert_eq!(nginx.argv, ["/usr/local/bin/nginx", "-c", "/etc/nginx/test.conf"]);
+    assert_eq!((nginx.numprocs, nginx.umask, nginx.exitcodes.as_slice()), (1, Some(0o22), &[0, 2][..]));
     assert_eq!(nginx.workingdir, Some(PathBuf::from("/tmp")));
     assert!(nginx.autostart);
     assert_eq!(nginx.autorestart, AutoRestart::Unexpected);
-    assert_eq!(
-        (nginx.startretries, nginx.starttime, nginx.stoptime),
-        (3, secs(5), secs(10))
-    );
+    assert_eq!((nginx.startretries, nginx.starttime, nginx.stoptime), (3, secs(5), secs(10)));
     assert_eq!(nginx.stopsignal, Signal::TERM);
     assert_eq!(nginx.stdout, Sink::File(PathBuf::from("/tmp/nginx.stdout")));
     assert_eq!(nginx.stderr, Sink::File(PathBuf::from("/tmp/nginx.stderr")));
-    assert_eq!(
-        nginx.env,
-        [
-            ("ANSWER".into(), "42".into()),
-            ("STARTED_BY".into(), "taskmaster".into())
-        ]
-    );
-    assert_eq!(
-        vogsphere.argv,
-        ["/usr/local/bin/vogsphere-worker", "--no-prefork"]
-    );
-    assert_eq!(
-        (
-            vogsphere.numprocs,
-            vogsphere.umask,
-            vogsphere.exitcodes.as_slice()
-        ),
-        (8, Some(0o77), &[0][..])
-    );
+    assert_eq!(nginx.env, [("ANSWER".into(), "42".into()), ("STARTED_BY".into(), "taskmaster".into())]);
+    assert_eq!(vogsphere.argv, ["/usr/local/bin/vogsphere-worker", "--no-prefork"]);
+    assert_eq!((vogsphere.numprocs, vogsphere.umask, vogsphere.exitcodes.as_slice()), (8, Some(0o77), &[0][..]));
     assert_eq!(vogsphere.stopsignal, Signal(libc::SIGUSR1));
 }
 
 #[test]
 fn taskmaster_example_as_written_shows_how_to_fix_its_list() {
-    let as_written = TASKMASTER.replace(
-        "          - 0\n          - 2\n",
-        "          -0\n          -2\n",
-    );
+    let as_written = TASKMASTER.replace("          - 0\n          - 2\n", "          -0\n          -2\n");
     let error = one_error(&as_written);
-    assert_eq!(
-        (error.path.as_str(), error.line, error.column),
-        ("programs.nginx.exitcodes", Some(10), Some(11))
-    );
+    assert_eq!((error.path.as_str(), error.line, error.column), ("programs.nginx.exitcodes", Some(10), Some(11)));
     assert_eq!(
         error.message,
         "expected an integer or a list of integers, found the string \"-0 -2\"; a YAML list needs a space after \
@@ -928,17 +609,8 @@ fn tron_example_loads() {
     );
     assert!(spec.autostart);
     let launch = spec.launch(2);
-    assert_eq!(
-        launch.pid_file,
-        Some(PathBuf::from("/tmp/x/email_worker-2.pid"))
-    );
-    assert_eq!(
-        launch.argv,
-        [
-            "/usr/local/bin/start_email_worker",
-            "--pid_file=/tmp/x/email_worker-2.pid"
-        ]
-    );
+    assert_eq!(launch.pid_file, Some(PathBuf::from("/tmp/x/email_worker-2.pid")));
+    assert_eq!(launch.argv, ["/usr/local/bin/start_email_worker", "--pid_file=/tmp/x/email_worker-2.pid"]);
 }
 
 #[test]
@@ -959,71 +631,39 @@ fn tron_service_errors() {
         .replace("hostname: localhost", "hostname: web1.example.com")
         .replace("service_pool\n        count", "local\n        count");
     let error = one_error(&remote);
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("services[0].node", Some(9))
-    );
+    assert_eq!((error.path.as_str(), error.line), ("services[0].node", Some(9)));
     assert_eq!(
         error.message,
         "node \"local\" resolves to host \"web1.example.com\"; remote nodes are not supported yet (sv-lite runs services on this machine only)"
     );
     let error = one_error(&TRON.replace("hostname: localhost", "hostname: web1.example.com"));
-    assert!(error.message.starts_with(
-        "node pool \"service_pool\" includes node \"local\" on host \"web1.example.com\""
-    ));
+    assert!(error
+        .message
+        .starts_with("node pool \"service_pool\" includes node \"local\" on host \"web1.example.com\""));
     let error = one_error(&TRON.replace("node: service_pool", "node: elsewhere"));
-    assert!(
-        error.message.starts_with("unknown node \"elsewhere\""),
-        "{}",
-        error.message
-    );
+    assert!(error.message.starts_with("unknown node \"elsewhere\""), "{}", error.message);
 
-    let found =
-        errors("services:\n  - name: svc\n    command: svc\n    nod: localhost\n  - name: svc\n");
-    let summary: Vec<(&str, Option<usize>, &str)> = found
-        .iter()
-        .map(|error| (error.path.as_str(), error.line, error.message.as_str()))
-        .collect();
+    let found = errors("services:\n  - name: svc\n    command: svc\n    nod: localhost\n  - name: svc\n");
+    let summary: Vec<(&str, Option<usize>, &str)> =
+        found.iter().map(|error| (error.path.as_str(), error.line, error.message.as_str())).collect();
     assert_eq!(
         summary,
         [
             ("services[0]", Some(2), "missing required key `node`"),
             ("services[0]", Some(2), "missing required key `pid_file`"),
-            (
-                "services[0]",
-                Some(2),
-                "missing required key `monitor_interval`"
-            ),
-            (
-                "services[0].nod",
-                Some(4),
-                "unknown key `nod`; did you mean `node`?"
-            ),
+            ("services[0]", Some(2), "missing required key `monitor_interval`"),
+            ("services[0].nod", Some(4), "unknown key `nod`; did you mean `node`?"),
             ("services[1]", Some(5), "missing required key `node`"),
             ("services[1]", Some(5), "missing required key `pid_file`"),
             ("services[1]", Some(5), "missing required key `command`"),
-            (
-                "services[1]",
-                Some(5),
-                "missing required key `monitor_interval`"
-            ),
-            (
-                "services[1].name",
-                Some(5),
-                "duplicate program name \"svc\" (already defined by services[0].name)"
-            ),
+            ("services[1]", Some(5), "missing required key `monitor_interval`"),
+            ("services[1].name", Some(5), "duplicate program name \"svc\" (already defined by services[0].name)"),
         ]
     );
     let error = one_error(&TRON.replace("count: 4", "count: 0"));
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("services[0].count", Some(10))
-    );
+    assert_eq!((error.path.as_str(), error.line), ("services[0].count", Some(10)));
     let error = one_error(&TRON.replace("nodes: [local]", "nodes: [local, ghost]"));
-    assert_eq!(
-        (error.path.as_str(), error.line),
-        ("node_pools[0].nodes[1]", Some(6))
-    );
+    assert_eq!((error.path.as_str(), error.line), ("node_pools[0].nodes[1]", Some(6)));
 }
 
 #[test]
@@ -1050,55 +690,24 @@ programs:
             })
             .collect()
     };
-    assert_eq!(
-        locate::locate(text, &path("services.2.command"), Target::Key),
-        Some((10, 5))
-    );
-    assert_eq!(
-        locate::locate(text, &path("services.2.command"), Target::Value),
-        Some((10, 14))
-    );
-    assert_eq!(
-        locate::locate(text, &path("services.1.command"), Target::Value),
-        Some((7, 16))
-    );
-    assert_eq!(
-        locate::locate(text, &path("services.1"), Target::Key),
-        Some((5, 3))
-    );
-    assert_eq!(
-        locate::locate(text, &path("services.0.name"), Target::Key),
-        Some((3, 5))
-    );
+    assert_eq!(locate::locate(text, &path("services.2.command"), Target::Key), Some((10, 5)));
+    assert_eq!(locate::locate(text, &path("services.2.command"), Target::Value), Some((10, 14)));
+    assert_eq!(locate::locate(text, &path("services.1.command"), Target::Value), Some((7, 16)));
+    assert_eq!(locate::locate(text, &path("services.1"), Target::Key), Some((5, 3)));
+    assert_eq!(locate::locate(text, &path("services.0.name"), Target::Key), Some((3, 5)));
     assert_eq!(locate::locate(text, &path("services.3"), Target::Key), None);
     // Flow style: the enclosing value's line.
-    assert_eq!(
-        locate::locate(text, &path("programs.web.numprocs"), Target::Value),
-        Some((12, 8))
-    );
+    assert_eq!(locate::locate(text, &path("programs.web.numprocs"), Target::Value), Some((12, 8)));
     assert_eq!(locate::locate(text, &path("nothing"), Target::Key), None);
-    assert_eq!(
-        locate::inline_value(text, &path("services.2.command")).as_deref(),
-        Some("three")
-    );
+    assert_eq!(locate::inline_value(text, &path("services.2.command")).as_deref(), Some("three"));
     let error = one_error("programs:\n  web: {cmd: x, numprocs: 0}\n");
-    assert_eq!(
-        (error.line, error.path.as_str()),
-        (Some(2), "programs.web.numprocs")
-    );
+    assert_eq!((error.line, error.path.as_str()), (Some(2), "programs.web.numprocs"));
 }
 
 #[test]
 fn merge_keys_share_settings() {
-    let config = load_ok(
-        "programs:\n  web: &base\n    cmd: x\n    stoptime: 3\n  api:\n    <<: *base\n    cmd: y\n",
-    );
-    let [api, web] = config.programs.as_slice() else {
-        panic!("{config:#?}")
-    };
-    assert_eq!(
-        (api.argv.as_slice(), api.stoptime),
-        (&["y".to_string()][..], secs(3))
-    );
+    let config = load_ok("programs:\n  web: &base\n    cmd: x\n    stoptime: 3\n  api:\n    <<: *base\n    cmd: y\n");
+    let [api, web] = config.programs.as_slice() else { panic!("{config:#?}") };
+    assert_eq!((api.argv.as_slice(), api.stoptime), (&["y".to_string()][..], secs(3)));
     assert_eq!(web.stoptime, secs(3));
 }

@@ -12,15 +12,7 @@ use super::locate::{Segment, Target};
 use super::{child, item, name_problem, new_program, scalars, Checker};
 use crate::spec::{AutoRestart, ProgramSpec};
 
-const SERVICE_KEYS: &[&str] = &[
-    "name",
-    "node",
-    "pid_file",
-    "command",
-    "monitor_interval",
-    "restart_delay",
-    "count",
-];
+const SERVICE_KEYS: &[&str] = &["name", "node", "pid_file", "command", "monitor_interval", "restart_delay", "count"];
 
 const NODE_KEYS: &[&str] = &["name", "hostname", "username", "port"];
 const NODE_POOL_KEYS: &[&str] = &["name", "nodes"];
@@ -45,11 +37,7 @@ impl Checker<'_> {
         let entries = self.entries(path, map, SERVICE_KEYS);
         for required in ["name", "node", "pid_file", "command", "monitor_interval"] {
             if !entries.iter().any(|(key, _)| *key == required) {
-                self.error(
-                    path,
-                    Target::Key,
-                    format!("missing required key `{required}`"),
-                );
+                self.error(path, Target::Key, format!("missing required key `{required}`"));
             }
         }
         let name = match map.get("name") {
@@ -75,21 +63,13 @@ impl Checker<'_> {
                 }
                 "pid_file" => spec.pid_file = self.string(path, value, "a path"),
                 "command" => spec.argv = self.argv(path, value).unwrap_or_default(),
-                "monitor_interval" => {
-                    spec.monitor_interval = self.monitor_interval(path, value).unwrap_or_default()
-                }
+                "monitor_interval" => spec.monitor_interval = self.monitor_interval(path, value).unwrap_or_default(),
                 "restart_delay" => {
                     // Tron restarts a service only when it has a restart_delay.
                     spec.autorestart = AutoRestart::Always;
-                    spec.restart_delay = self
-                        .value(path, value, scalars::duration)
-                        .unwrap_or_default();
+                    spec.restart_delay = self.value(path, value, scalars::duration).unwrap_or_default();
                 }
-                "count" => {
-                    spec.numprocs = self
-                        .value(path, value, |v| scalars::bounded_u32(v, 1))
-                        .unwrap_or(1)
-                }
+                "count" => spec.numprocs = self.value(path, value, |v| scalars::bounded_u32(v, 1)).unwrap_or(1),
                 _ => {}
             }
         }
@@ -100,22 +80,14 @@ impl Checker<'_> {
     }
 
     /// Tron's `nodes:` and `node_pools:`, by name.
-    pub(super) fn nodes(
-        &mut self,
-        nodes: Option<&Value>,
-        pools: Option<&Value>,
-    ) -> BTreeMap<String, NodeTarget> {
+    pub(super) fn nodes(&mut self, nodes: Option<&Value>, pools: Option<&Value>) -> BTreeMap<String, NodeTarget> {
         let mut targets = BTreeMap::new();
         let nodes_path = child(&[], "nodes");
-        for (index, value) in nodes
-            .map(|nodes| self.list(&nodes_path, nodes, "a list of nodes"))
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
+        for (index, value) in
+            nodes.map(|nodes| self.list(&nodes_path, nodes, "a list of nodes")).unwrap_or_default().iter().enumerate()
         {
             let path = item(&nodes_path, index);
-            let Some(map) = self.mapping(&path, value, "a mapping with `name` and `hostname`")
-            else {
+            let Some(map) = self.mapping(&path, value, "a mapping with `name` and `hostname`") else {
                 continue;
             };
             let (mut name, mut hostname) = (None, None);
@@ -126,10 +98,7 @@ impl Checker<'_> {
                     _ => {}
                 }
             }
-            for (key, present) in [
-                ("name", map.contains_key("name")),
-                ("hostname", map.contains_key("hostname")),
-            ] {
+            for (key, present) in [("name", map.contains_key("name")), ("hostname", map.contains_key("hostname"))] {
                 if !present {
                     self.error(&path, Target::Key, format!("missing required key `{key}`"));
                 }
@@ -170,18 +139,9 @@ impl Checker<'_> {
         targets
     }
 
-    fn pool_members(
-        &mut self,
-        path: &[Segment],
-        value: &Value,
-        targets: &BTreeMap<String, NodeTarget>,
-    ) -> Vec<String> {
+    fn pool_members(&mut self, path: &[Segment], value: &Value, targets: &BTreeMap<String, NodeTarget>) -> Vec<String> {
         let mut members = Vec::new();
-        for (index, member) in self
-            .list(path, value, "a list of node names")
-            .iter()
-            .enumerate()
-        {
+        for (index, member) in self.list(path, value, "a list of node names").iter().enumerate() {
             let member_path = item(path, index);
             let Some(member) = self.string(&member_path, member, "a node name") else {
                 continue;
@@ -199,8 +159,7 @@ impl Checker<'_> {
     }
 
     fn check_node(&mut self, path: &[Segment], node: &str, targets: &BTreeMap<String, NodeTarget>) {
-        const REMOTE: &str =
-            "remote nodes are not supported yet (sv-lite runs services on this machine only)";
+        const REMOTE: &str = "remote nodes are not supported yet (sv-lite runs services on this machine only)";
         let remote = |host: &str| !LOCAL_HOSTS.contains(&host);
         match targets.get(node) {
             Some(NodeTarget::Host(host)) if remote(host) => {
@@ -210,14 +169,22 @@ impl Checker<'_> {
                 for member in members {
                     if let Some(NodeTarget::Host(host)) = targets.get(member) {
                         if remote(host) {
-                            self.error(path, Target::Value, format!("node pool {node:?} includes node {member:?} on host {host:?}; {REMOTE}"));
+                            self.error(
+                                path,
+                                Target::Value,
+                                format!("node pool {node:?} includes node {member:?} on host {host:?}; {REMOTE}"),
+                            );
                         }
                     }
                 }
             }
             Some(NodeTarget::Host(_)) => {}
             None if node == "localhost" => {}
-            None => self.error(path, Target::Value, format!("unknown node {node:?} (define it under `nodes:` or `node_pools:`, or use `localhost`)")),
+            None => self.error(
+                path,
+                Target::Value,
+                format!("unknown node {node:?} (define it under `nodes:` or `node_pools:`, or use `localhost`)"),
+            ),
         }
     }
 }

@@ -28,21 +28,43 @@ pub(crate) enum State {
     /// `Action::Spawn` is queued; `Spawned` or `SpawnFailed` comes next.
     Spawning,
     /// Up, but not yet for `starttime`; an exit now is a failed start.
-    Starting { pid: Pid, up_at: Instant },
+    Starting {
+        pid: Pid,
+        up_at: Instant,
+    },
     /// Pid-file program: the command exited 0; waiting until `up_at` for its pid file.
-    WaitingPidFile { up_at: Instant },
-    Running { pid: Pid, since: Instant },
+    WaitingPidFile {
+        up_at: Instant,
+    },
+    Running {
+        pid: Pid,
+        since: Instant,
+    },
     /// Stopped with SIGSTOP on request; not dead, not restarted. `since` is when it started
     /// running, for the crash-loop window.
-    Paused { pid: Pid, since: Instant },
+    Paused {
+        pid: Pid,
+        since: Instant,
+    },
     /// Waiting to spawn again.
-    Backoff { retry_at: Instant, reason: String },
+    Backoff {
+        retry_at: Instant,
+        reason: String,
+    },
     /// Stop signal sent; SIGKILL at `kill_at` (None once it was sent).
-    Stopping { pid: Pid, kill_at: Option<Instant> },
+    Stopping {
+        pid: Pid,
+        kill_at: Option<Instant>,
+    },
     /// Exited on its own and not restarted.
-    Exited { status: ExitStatus, expected: bool },
+    Exited {
+        status: ExitStatus,
+        expected: bool,
+    },
     /// Gave up: too many failed starts, or the command cannot be started at all.
-    Fatal { reason: String },
+    Fatal {
+        reason: String,
+    },
 }
 
 impl State {
@@ -224,9 +246,10 @@ impl Instance {
                 self.spawn(ctx);
                 Outcome::Nothing
             }
-            (State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. }, Event::Start) => {
-                Outcome::Nothing
-            }
+            (
+                State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. },
+                Event::Start,
+            ) => Outcome::Nothing,
             (State::Paused { pid, since }, Event::Start) => {
                 let (pid, since) = (*pid, *since);
                 self.resume(ctx, pid, since);
@@ -506,13 +529,19 @@ impl Instance {
                 self.monitor_at = None;
                 Outcome::Nothing
             }
-            (State::Starting { .. } | State::WaitingPidFile { .. }, Event::PidFile(PidObservation::Alive { pid, start_time })) => {
+            (
+                State::Starting { .. } | State::WaitingPidFile { .. },
+                Event::PidFile(PidObservation::Alive { pid, start_time }),
+            ) => {
                 self.daemon = Some((pid, start_time));
                 self.log(ctx, log::Level::Info, format!("pid file names pid {pid}, alive"));
                 self.become_running(ctx, pid);
                 Outcome::Nothing
             }
-            (State::Starting { up_at, .. } | State::WaitingPidFile { up_at }, Event::PidFile(PidObservation::Gone { reason })) => {
+            (
+                State::Starting { up_at, .. } | State::WaitingPidFile { up_at },
+                Event::PidFile(PidObservation::Gone { reason }),
+            ) => {
                 if *up_at > now {
                     return Outcome::Nothing; // Still within starttime: the deadline checks again.
                 }
@@ -520,12 +549,19 @@ impl Instance {
                 let why = format!("no live pid within starttime: {reason}");
                 self.start_failed(ctx, why, 1, None)
             }
-            (State::Running { pid, since } | State::Paused { pid, since }, Event::PidFile(PidObservation::Alive { pid: new_pid, start_time })) => {
+            (
+                State::Running { pid, since } | State::Paused { pid, since },
+                Event::PidFile(PidObservation::Alive { pid: new_pid, start_time }),
+            ) => {
                 let (old_pid, since) = (*pid, *since);
                 self.checks += 1;
                 self.daemon = Some((new_pid, start_time));
                 if new_pid != old_pid {
-                    self.log(ctx, log::Level::Info, format!("pid file now names pid {new_pid} (was {old_pid}); following it"));
+                    self.log(
+                        ctx,
+                        log::Level::Info,
+                        format!("pid file now names pid {new_pid} (was {old_pid}); following it"),
+                    );
                     self.state = match self.state {
                         State::Paused { .. } => State::Paused { pid: new_pid, since },
                         _ => State::Running { pid: new_pid, since },
@@ -533,7 +569,10 @@ impl Instance {
                 }
                 Outcome::Nothing
             }
-            (State::Running { since, .. } | State::Paused { since, .. }, Event::PidFile(PidObservation::Gone { reason })) => {
+            (
+                State::Running { since, .. } | State::Paused { since, .. },
+                Event::PidFile(PidObservation::Gone { reason }),
+            ) => {
                 let since = *since;
                 self.kill_leftovers(ctx);
                 self.exited_after_running(ctx, since, format!("daemon is gone ({reason})"), None)
@@ -630,7 +669,13 @@ impl Instance {
 
     /// An exit of an instance that had started: restart per `autorestart`, with
     /// `restart_delay` and the crash-loop backoff, or stay EXITED.
-    fn exited_after_running(&mut self, ctx: &mut Ctx<'_>, since: Instant, why: String, status: Option<ExitStatus>) -> Outcome {
+    fn exited_after_running(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        since: Instant,
+        why: String,
+        status: Option<ExitStatus>,
+    ) -> Outcome {
         let now = ctx.now;
         let ran_for = now.saturating_duration_since(since);
         if status.is_some() {
@@ -787,7 +832,7 @@ pub fn human_duration(duration: Duration) -> String {
         format!("{millis}ms")
     } else if millis < 60_000 {
         let tenths = millis / 100;
-        if tenths % 10 == 0 {
+        if tenths.is_multiple_of(10) {
             format!("{}s", tenths / 10)
         } else {
             format!("{}.{}s", tenths / 10, tenths % 10)

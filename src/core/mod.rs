@@ -136,7 +136,8 @@ impl Supervisor {
             match key {
                 TimerKey::Waiter(conn) => self.expire_waiters(now, conn),
                 TimerKey::Monitor(id) => {
-                    let due = self.instances.get(&id).and_then(|instance| instance.monitor_at).is_some_and(|at| at <= now);
+                    let due =
+                        self.instances.get(&id).and_then(|instance| instance.monitor_at).is_some_and(|at| at <= now);
                     if due {
                         self.apply(now, id, Event::Monitor);
                     }
@@ -233,7 +234,9 @@ impl Supervisor {
         let (mut up, mut starting, mut failed) = (0u32, 0u32, 0u32);
         for instance in &instances {
             match &instance.state {
-                State::Running { .. } | State::Paused { .. } if instance.pid_mode() && instance.checks == 0 => starting += 1,
+                State::Running { .. } | State::Paused { .. } if instance.pid_mode() && instance.checks == 0 => {
+                    starting += 1
+                }
                 State::Running { .. } | State::Paused { .. } => up += 1,
                 State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } => starting += 1,
                 State::Backoff { .. } | State::Fatal { .. } | State::Exited { expected: false, .. } => failed += 1,
@@ -269,7 +272,10 @@ impl Supervisor {
     fn autostart(&mut self, now: Instant, id: InstanceId) {
         let Some(instance) = self.instances.get(&id) else { return };
         if instance.held_stopped {
-            let message = format!("{}: held down by a stop flag; `sv-lite ctl start {}` releases it", instance.name, instance.name);
+            let message = format!(
+                "{}: held down by a stop flag; `sv-lite ctl start {}` releases it",
+                instance.name, instance.name
+            );
             self.log(log::Level::Info, message);
             return;
         }
@@ -352,7 +358,10 @@ impl Supervisor {
             }
             Outcome::CriticalFailure(code) => {
                 let name = self.instances.get(&id).map(|instance| instance.name.clone()).unwrap_or_default();
-                self.log(log::Level::Error, format!("{name}: critical program failed; shutting down with exit code {code}"));
+                self.log(
+                    log::Level::Error,
+                    format!("{name}: critical program failed; shutting down with exit code {code}"),
+                );
                 self.begin_shutdown(now, code, None);
             }
         }
@@ -406,7 +415,11 @@ impl Supervisor {
                 Some(pid) => {
                     self.actions.push_back(Action::Kill { pid, signal, group: true });
                     self.log(log::Level::Info, format!("{name}: sending {signal} to process group {pid} on request"));
-                    results.push(TargetResult { name, ok: true, message: format!("sent {signal} to process group {pid}") });
+                    results.push(TargetResult {
+                        name,
+                        ok: true,
+                        message: format!("sent {signal} to process group {pid}"),
+                    });
                 }
                 None => {
                     let message = format!("not running ({})", instance.state.name());
@@ -426,7 +439,7 @@ impl Supervisor {
             let Some(instance) = self.instances.get(&id) else { continue };
             let state = instance.state.name();
             let (ok, message) = if state == wanted {
-                (true, format!("{}", if wanted == StateName::Paused { "paused" } else { "resumed" }))
+                (true, if wanted == StateName::Paused { "paused" } else { "resumed" }.to_string())
             } else {
                 (false, format!("cannot {}: {state}", if wanted == StateName::Paused { "pause" } else { "resume" }))
             };
@@ -439,7 +452,7 @@ impl Supervisor {
         let mut index = 0;
         while index < self.waiters.len() {
             let waiter = &self.waiters[index];
-            if waiter.conn != conn || !waiter.deadline.is_some_and(|deadline| deadline <= now) {
+            if waiter.conn != conn || waiter.deadline.is_none_or(|deadline| deadline > now) {
                 index += 1;
                 continue;
             }
@@ -501,7 +514,11 @@ impl Supervisor {
                 _ => "stopping",
             };
             let mut results = early;
-            results.extend(instances.into_iter().map(|(name, _)| TargetResult { name, ok: true, message: verb.to_string() }));
+            results.extend(instances.into_iter().map(|(name, _)| TargetResult {
+                name,
+                ok: true,
+                message: verb.to_string(),
+            }));
             self.reply(conn, Reply::Results(results));
         }
     }
@@ -515,7 +532,8 @@ impl Supervisor {
         if everything {
             ids.extend(self.programs.values().flat_map(|program| program.instances.iter().copied()));
             // Instances of removed programs that are still stopping.
-            let mut leftovers: Vec<InstanceId> = self.instances.keys().filter(|id| !ids.contains(id)).copied().collect();
+            let mut leftovers: Vec<InstanceId> =
+                self.instances.keys().filter(|id| !ids.contains(id)).copied().collect();
             leftovers.sort();
             ids.extend(leftovers);
         }
@@ -525,7 +543,11 @@ impl Supervisor {
                 None => (target.as_str(), None),
             };
             let Some(program) = self.programs.get(name) else {
-                unknown.push(TargetResult { name: target.clone(), ok: false, message: format!("no such program `{name}`") });
+                unknown.push(TargetResult {
+                    name: target.clone(),
+                    ok: false,
+                    message: format!("no such program `{name}`"),
+                });
                 continue;
             };
             match index {
@@ -570,7 +592,8 @@ impl Supervisor {
         let mut changed = Vec::new();
         let mut resized = Vec::new();
         let mut removed = Vec::new();
-        let new_names: std::collections::BTreeSet<&str> = config.programs.iter().map(|spec| spec.name.as_str()).collect();
+        let new_names: std::collections::BTreeSet<&str> =
+            config.programs.iter().map(|spec| spec.name.as_str()).collect();
         let old_names: Vec<String> = self.programs.keys().cloned().collect();
         for name in old_names.iter().filter(|name| !new_names.contains(name.as_str())) {
             if let Some(program) = self.programs.remove(name) {
@@ -597,7 +620,8 @@ impl Supervisor {
                 resized.push(format!("{} ({} -> {})", spec.name, program.spec.numprocs, spec.numprocs));
             }
             self.resize_program(now, &spec);
-            let kept: Vec<InstanceId> = self.programs.get(&spec.name).map(|program| program.instances.clone()).unwrap_or_default();
+            let kept: Vec<InstanceId> =
+                self.programs.get(&spec.name).map(|program| program.instances.clone()).unwrap_or_default();
             for id in kept {
                 let Some(instance) = self.instances.get_mut(&id) else { continue };
                 let was_live = instance.is_live();
@@ -650,11 +674,15 @@ impl Supervisor {
             match conn {
                 Some(conn) => shutdown.conns.push(conn),
                 None => {
-                    self.log(log::Level::Warn, "shutdown requested again: killing every remaining process now".to_string());
+                    self.log(
+                        log::Level::Warn,
+                        "shutdown requested again: killing every remaining process now".to_string(),
+                    );
                     let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
                     for id in ids {
                         if let Some(instance) = self.instances.get_mut(&id) {
-                            let mut ctx = Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down: true };
+                            let mut ctx =
+                                Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down: true };
                             instance.kill_now(&mut ctx);
                         }
                     }
@@ -662,7 +690,13 @@ impl Supervisor {
             }
             return;
         }
-        self.log(log::Level::Info, format!("shutting down: stopping {} instances", self.instances.values().filter(|instance| instance.is_live()).count()));
+        self.log(
+            log::Level::Info,
+            format!(
+                "shutting down: stopping {} instances",
+                self.instances.values().filter(|instance| instance.is_live()).count()
+            ),
+        );
         self.shutdown = Some(Shutdown { exit_code, conns: conn.into_iter().collect(), exited: false });
         let mut ids: Vec<InstanceId> = self.instances.keys().copied().collect();
         ids.sort();
@@ -679,7 +713,9 @@ impl Supervisor {
                 TimerKey::Instance(id) => {
                     self.instances.get(&id).and_then(|instance| instance.state.deadline()) == Some(deadline)
                 }
-                TimerKey::Monitor(id) => self.instances.get(&id).and_then(|instance| instance.monitor_at) == Some(deadline),
+                TimerKey::Monitor(id) => {
+                    self.instances.get(&id).and_then(|instance| instance.monitor_at) == Some(deadline)
+                }
                 TimerKey::Waiter(conn) => {
                     self.waiters.iter().any(|waiter| waiter.conn == conn && waiter.deadline == Some(deadline))
                 }
@@ -723,7 +759,11 @@ impl Supervisor {
         let mut results = waiter.early.clone();
         for (name, id) in &waiter.instances {
             let Some(instance) = self.instances.get(id) else {
-                results.push(TargetResult { name: name.clone(), ok: waiter.goal == Goal::Down, message: "removed".to_string() });
+                results.push(TargetResult {
+                    name: name.clone(),
+                    ok: waiter.goal == Goal::Down,
+                    message: "removed".to_string(),
+                });
                 continue;
             };
             let (ok, message) = match (waiter.goal, &instance.state) {
@@ -740,7 +780,9 @@ impl Supervisor {
                     | State::Backoff { .. }
                     | State::Stopping { .. },
                 ) => return None,
-                (Goal::Down, State::Stopped | State::Exited { .. } | State::Fatal { .. }) => (true, "stopped".to_string()),
+                (Goal::Down, State::Stopped | State::Exited { .. } | State::Fatal { .. }) => {
+                    (true, "stopped".to_string())
+                }
                 (
                     Goal::Down,
                     State::Spawning

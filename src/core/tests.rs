@@ -164,7 +164,9 @@ impl Harness {
 
 fn render_reply(reply: &Reply) -> String {
     match reply {
-        Reply::Status(rows) => rows.iter().map(|row| format!("{}={}", row.name, row.state)).collect::<Vec<_>>().join(","),
+        Reply::Status(rows) => {
+            rows.iter().map(|row| format!("{}={}", row.name, row.state)).collect::<Vec<_>>().join(",")
+        }
         Reply::Results(results) => results
             .iter()
             .map(|result| format!("{}:{}:{}", result.name, if result.ok { "ok" } else { "FAIL" }, result.message))
@@ -418,8 +420,18 @@ fn reload_applies_only_the_difference() {
         program("grow", |_| {}),
         program("shrink", |p| p.numprocs = 3),
     ]);
-    h.expect("spawn same:0\nspawn changed:0\nspawn gone:0\nspawn grow:0\nspawn shrink:0\nspawn shrink:1\nspawn shrink:2");
-    for (pid, name) in [(1, "changed:0"), (2, "gone:0"), (3, "grow:0"), (4, "same:0"), (5, "shrink:0"), (6, "shrink:1"), (7, "shrink:2")] {
+    h.expect(
+        "spawn same:0\nspawn changed:0\nspawn gone:0\nspawn grow:0\nspawn shrink:0\nspawn shrink:1\nspawn shrink:2",
+    );
+    for (pid, name) in [
+        (1, "changed:0"),
+        (2, "gone:0"),
+        (3, "grow:0"),
+        (4, "same:0"),
+        (5, "shrink:0"),
+        (6, "shrink:1"),
+        (7, "shrink:2"),
+    ] {
         h.spawned(name, pid);
     }
     h.advance(secs(1));
@@ -454,7 +466,10 @@ fn a_failed_reload_changes_nothing() {
     let mut h = Harness::new(vec![program("web", |_| {})]);
     h.expect("spawn web:0");
     h.spawned("web:0", 100);
-    h.input(Input::Reload { conn: Some(3), result: Err("sv.yaml:2:3: programs.web.numprocs: must be at least 1".to_string()) });
+    h.input(Input::Reload {
+        conn: Some(3),
+        result: Err("sv.yaml:2:3: programs.web.numprocs: must be at least 1".to_string()),
+    });
     h.expect("reply 3 error reload failed, nothing changed:\nsv.yaml:2:3: programs.web.numprocs: must be at least 1");
     assert_eq!(h.supervisor.instance_of_pid(100), Some("web:0"));
 }
@@ -638,7 +653,9 @@ fn a_daemon_found_gone_by_the_monitor_is_restarted_and_a_new_pid_is_followed() {
     h.expect("check svc:0 /run/svc-0.pid known=30@2");
     h.pid_file("svc:0", gone("pid 30 from /run/svc-0.pid now belongs to another process (pid reused)"));
     h.expect("kill -30 KILL\nkill -10 KILL");
-    assert!(h.logged("daemon is gone (pid 30 from /run/svc-0.pid now belongs to another process (pid reused)) (unexpected)"));
+    assert!(h.logged(
+        "daemon is gone (pid 30 from /run/svc-0.pid now belongs to another process (pid reused)) (unexpected)"
+    ));
     h.advance(secs(2));
     h.expect("spawn svc:0");
 }
@@ -661,7 +678,11 @@ fn a_pid_file_that_never_appears_within_starttime_is_a_failed_start() {
     h.expect("kill -10 KILL");
     assert_eq!(h.state("svc:0"), "FATAL");
     let rows = h.supervisor.status(h.now, &[]);
-    assert!(rows[0].detail.as_deref().unwrap_or("").starts_with("no live pid within starttime: pid file /run/svc-0.pid"));
+    assert!(rows[0]
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("no live pid within starttime: pid file /run/svc-0.pid"));
 }
 
 #[test]
@@ -720,10 +741,13 @@ fn stop_flags_persist_hold_instances_down_and_start_clears_them() {
     h.actions();
     assert_eq!(h.flags, ["web:0 stopped on"]);
     // A reload does not start held instances, even a changed program.
-    reload(&mut h, vec![program("web", |p| {
-        p.numprocs = 2;
-        p.argv = vec!["/bin/false".to_string()];
-    })]);
+    reload(
+        &mut h,
+        vec![program("web", |p| {
+            p.numprocs = 2;
+            p.argv = vec!["/bin/false".to_string()];
+        })],
+    );
     h.expect("reply 9 done reloaded: changed web");
     h.exited(1, KILLED);
     h.expect("");

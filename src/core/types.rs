@@ -106,37 +106,84 @@ impl Flag {
 #[derive(Debug, PartialEq)]
 pub enum Action {
     /// Start a process for this instance and answer with `Spawned` or `SpawnFailed`.
-    Spawn { id: InstanceId, name: String, launch: Launch, prefix: bool, tail_buffer: usize },
+    Spawn {
+        id: InstanceId,
+        name: String,
+        launch: Launch,
+        prefix: bool,
+        tail_buffer: usize,
+    },
     /// Send a signal to a process, or to its whole process group.
-    Kill { pid: Pid, signal: Signal, group: bool },
-    Reply { conn: ConnId, reply: Reply },
+    Kill {
+        pid: Pid,
+        signal: Signal,
+        group: bool,
+    },
+    Reply {
+        conn: ConnId,
+        reply: Reply,
+    },
     /// One line of the event log.
-    Log { level: log::Level, message: String },
+    Log {
+        level: log::Level,
+        message: String,
+    },
     /// Everything is down: exit the daemon with this code.
     Exit(u8),
     /// Read `path` and answer with `Input::PidFile`. `known` is the pid and start time already
     /// trusted for this instance, if any.
-    CheckPidFile { id: InstanceId, path: std::path::PathBuf, known: Option<(Pid, u64)> },
+    CheckPidFile {
+        id: InstanceId,
+        path: std::path::PathBuf,
+        known: Option<(Pid, u64)>,
+    },
     /// Persist (or clear) a flag for an instance, e.g. `web:0`.
-    SetFlag { instance: String, flag: Flag, on: bool },
+    SetFlag {
+        instance: String,
+        flag: Flag,
+        on: bool,
+    },
 }
 
 /// A control request, already parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    Status { targets: Vec<String> },
-    Start { targets: Vec<String>, wait: bool },
+    Status {
+        targets: Vec<String>,
+    },
+    Start {
+        targets: Vec<String>,
+        wait: bool,
+    },
     /// With `timeout`, fail (exit 1) if still not down by then (`ctl zap`).
-    Stop { targets: Vec<String>, wait: bool, timeout: Option<Duration> },
-    Restart { targets: Vec<String>, wait: bool },
+    Stop {
+        targets: Vec<String>,
+        wait: bool,
+        timeout: Option<Duration>,
+    },
+    Restart {
+        targets: Vec<String>,
+        wait: bool,
+    },
     /// Send any signal to the instances' process groups.
-    Signal { signal: Signal, targets: Vec<String> },
+    Signal {
+        signal: Signal,
+        targets: Vec<String>,
+    },
     /// SIGSTOP the process groups; PAUSED instances are not treated as dead.
-    Pause { targets: Vec<String> },
+    Pause {
+        targets: Vec<String>,
+    },
     /// SIGCONT the process groups of PAUSED instances.
-    Resume { targets: Vec<String> },
+    Resume {
+        targets: Vec<String>,
+    },
     /// Answer once every target is in `state`, or fail after `timeout`.
-    Wait { targets: Vec<String>, state: StateName, timeout: Option<Duration> },
+    Wait {
+        targets: Vec<String>,
+        state: StateName,
+        timeout: Option<Duration>,
+    },
 }
 
 /// The core's answer to a request.
