@@ -359,6 +359,13 @@ impl Driver {
                 Err(error) => log::warn!("{error}; keeping the old event log file"),
             }
         }
+        for source in self.sources.values_mut() {
+            if let Source::Child { output, .. } = source {
+                if let Err(error) = output.reopen() {
+                    log::warn!("{}: cannot reopen {} file: {error}; keeping the old one", output.name, output.stream.as_str());
+                }
+            }
+        }
         self.event(log::Level::Info, "received SIGUSR1: reopened log files");
     }
 

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::sys;
 
@@ -39,7 +39,8 @@ pub enum OutputSink {
         fd: i32,
         prefix: Option<Vec<u8>>,
     },
-    File(File),
+    /// Appended to the file at `path` (kept, to reopen it on SIGUSR1).
+    File { file: File, path: PathBuf },
     /// Kept only in the tail ring.
     Discard,
 }
@@ -57,7 +58,8 @@ impl OutputSink {
 
     /// Opens `path` for appending, creating it if needed.
     pub fn file(path: &Path) -> io::Result<OutputSink> {
-        OpenOptions::new().create(true).append(true).open(path).map(OutputSink::File)
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(OutputSink::File { file, path: path.to_path_buf() })
     }
 }
 
@@ -177,7 +179,7 @@ impl ChildOutput {
     pub fn deliver(&mut self, chunk: &[u8], scratch: &mut Vec<u8>) {
         let result = match &mut self.sink {
             OutputSink::Discard => Ok(()),
-            OutputSink::File(file) => file.write_all(chunk),
+            OutputSink::File { file, .. } => file.write_all(chunk),
             OutputSink::Forward { fd, prefix } => {
                 scratch.clear();
                 self.framer.push(chunk, prefix.as_deref().unwrap_or_default(), scratch);
@@ -191,6 +193,14 @@ impl ChildOutput {
         if let Err(error) = result {
             log::warn!("{}: cannot write {} output: {error}; dropping it", self.name, self.stream.as_str());
         }
+    }
+
+    /// Reopens a file sink at its path (after logrotate renamed it); other sinks are unchanged.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        if let OutputSink::File { path, .. } = &self.sink {
+            self.sink = OutputSink::file(&path.clone())?;
+        }
+        Ok(())
     }
 
     /// The stream ended: flush an unfinished last line.

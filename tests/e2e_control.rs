@@ -308,3 +308,26 @@ programs:
     assert!(!events.contains("panicked"), "{events}");
     daemon.shutdown();
 }
+
+#[test]
+fn sigusr1_reopens_the_event_log_and_output_files_after_logrotate() {
+    let daemon = Daemon::start(
+        r#"
+programs:
+  ticker:
+    cmd: ["/bin/sh", "-c", "i=0; while :; do echo \"tick $i\"; i=$((i+1)); sleep 0.05; done"]
+    stdout: "{dir}/ticker.log"
+    starttime: 0
+"#,
+    );
+    daemon.wait_running("ticker:0");
+    daemon.wait_file("ticker.log", "tick 3");
+    // logrotate's default: rename, then tell the daemon.
+    std::fs::rename(daemon.path("ticker.log"), daemon.path("ticker.log.1")).expect("rotate output");
+    std::fs::rename(daemon.path("events.log"), daemon.path("events.log.1")).expect("rotate event log");
+    daemon.signal("USR1");
+    daemon.wait_file("ticker.log", "tick");
+    daemon.wait_file("events.log", "received SIGUSR1: reopened log files");
+    assert_eq!(daemon.state_of("ticker:0"), "RUNNING");
+    daemon.shutdown();
+}
