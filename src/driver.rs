@@ -362,7 +362,11 @@ impl Driver {
         for source in self.sources.values_mut() {
             if let Source::Child { output, .. } = source {
                 if let Err(error) = output.reopen() {
-                    log::warn!("{}: cannot reopen {} file: {error}; keeping the old one", output.name, output.stream.as_str());
+                    log::warn!(
+                        "{}: cannot reopen {} file: {error}; keeping the old one",
+                        output.name,
+                        output.stream.as_str()
+                    );
                 }
             }
         }

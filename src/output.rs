@@ -35,10 +35,7 @@ impl StreamKind {
 #[derive(Debug)]
 pub enum OutputSink {
     /// The daemon's own fd 1 or 2, with an optional `name | ` prefix on each line.
-    Forward {
-        fd: i32,
-        prefix: Option<Vec<u8>>,
-    },
+    Forward { fd: i32, prefix: Option<Vec<u8>> },
     /// Appended to the file at `path` (kept, to reopen it on SIGUSR1).
     File { file: File, path: PathBuf },
     /// Kept only in the tail ring.
