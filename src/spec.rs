@@ -68,6 +68,36 @@ pub struct ProgramSpec {
 }
 
 impl ProgramSpec {
+    /// A program with every option at its default and an empty command; each input format
+    /// starts here and sets what its input says.
+    #[must_use]
+    pub fn with_defaults(name: &str) -> ProgramSpec {
+        ProgramSpec {
+            name: name.to_string(),
+            argv: Vec::new(),
+            numprocs: defaults::NUMPROCS,
+            autostart: true,
+            autorestart: AutoRestart::Unexpected,
+            exitcodes: vec![0],
+            startretries: defaults::STARTRETRIES,
+            starttime: defaults::STARTTIME,
+            restart_delay: defaults::RESTART_DELAY,
+            stability_window: defaults::STABILITY_WINDOW,
+            stopsignal: Signal::TERM,
+            stoptime: defaults::STOPTIME,
+            stdout: Sink::Forward,
+            stderr: Sink::Forward,
+            env: Vec::new(),
+            workingdir: None,
+            umask: None,
+            critical: false,
+            prefix: true,
+            tail_buffer: defaults::TAIL_BUFFER,
+            pid_file: None,
+            monitor_interval: defaults::MONITOR_INTERVAL,
+        }
+    }
+
     /// Whether two specs differ only in `numprocs`, so a reload may keep the surviving
     /// instances running.
     #[must_use]
@@ -334,28 +364,16 @@ mod tests {
     #[test]
     fn launch_expands_every_template_field() {
         let spec = ProgramSpec {
-            name: "worker".to_string(),
             argv: vec!["run".to_string(), "--pid=%(pid_file)s".to_string(), "-n%(instance_number)d".to_string()],
             numprocs: 3,
-            autostart: true,
             autorestart: AutoRestart::Always,
-            exitcodes: vec![0],
-            startretries: defaults::STARTRETRIES,
-            starttime: defaults::STARTTIME,
-            restart_delay: defaults::RESTART_DELAY,
-            stability_window: defaults::STABILITY_WINDOW,
-            stopsignal: Signal::TERM,
-            stoptime: defaults::STOPTIME,
             stdout: Sink::File(PathBuf::from("/log/%(name)s-%(instance_number)s.out")),
             stderr: Sink::Discard,
             env: vec![("ID".to_string(), "%(name)s:%(instance_number)s".to_string())],
             workingdir: Some(PathBuf::from("/srv/%(name)s")),
             umask: Some(0o22),
-            critical: false,
-            prefix: true,
-            tail_buffer: defaults::TAIL_BUFFER,
             pid_file: Some("/run/%(name)s-%(instance_number)s.pid".to_string()),
-            monitor_interval: defaults::MONITOR_INTERVAL,
+            ..ProgramSpec::with_defaults("worker")
         };
         let launch = spec.launch(2);
         assert_eq!(launch.argv, ["run", "--pid=/run/worker-2.pid", "-n2"]);

@@ -171,33 +171,6 @@ fn item(path: &[Segment], index: usize) -> Vec<Segment> {
     path
 }
 
-fn new_program(name: &str) -> ProgramSpec {
-    ProgramSpec {
-        name: name.to_string(),
-        argv: Vec::new(),
-        numprocs: defaults::NUMPROCS,
-        autostart: true,
-        autorestart: AutoRestart::Unexpected,
-        exitcodes: vec![0],
-        startretries: defaults::STARTRETRIES,
-        starttime: defaults::STARTTIME,
-        restart_delay: defaults::RESTART_DELAY,
-        stability_window: defaults::STABILITY_WINDOW,
-        stopsignal: Signal::TERM,
-        stoptime: defaults::STOPTIME,
-        stdout: Sink::Forward,
-        stderr: Sink::Forward,
-        env: Vec::new(),
-        workingdir: None,
-        umask: None,
-        critical: false,
-        prefix: true,
-        tail_buffer: defaults::TAIL_BUFFER,
-        pid_file: None,
-        monitor_interval: defaults::MONITOR_INTERVAL,
-    }
-}
-
 /// Why `name` cannot name a program, if it cannot.
 fn name_problem(name: &str) -> Option<String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
@@ -388,7 +361,7 @@ impl Checker<'_> {
     fn program(&mut self, name: &str, path: &[Segment], value: &Value) -> Option<ProgramSpec> {
         let map = self.mapping(path, value, "a mapping of program settings")?;
         let errors_before = self.errors.len();
-        let mut spec = new_program(name);
+        let mut spec = ProgramSpec::with_defaults(name);
         let mut has_cmd = false;
         for (key, value) in self.entries(path, map, PROGRAM_KEYS) {
             let path = child(path, key);

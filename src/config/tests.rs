@@ -71,7 +71,7 @@ fn top_level_settings() {
 #[test]
 fn a_minimal_program_gets_every_default() {
     let spec = web("");
-    let mut expected = new_program("web");
+    let mut expected = ProgramSpec::with_defaults("web");
     expected.argv = strings(&["/bin/true"]);
     assert_eq!(spec, expected);
     assert_eq!(spec.numprocs, 1);
@@ -617,7 +617,7 @@ fn tron_example_loads() {
 fn tron_services_without_restart_delay_are_never_restarted() {
     let config = load_ok("services:\n- name: svc\n  node: localhost\n  pid_file: /tmp/svc.pid\n  command: [svc, --daemon]\n  monitor_interval: 2.5\n");
     let spec = &config.programs[0];
-    let mut expected = new_program("svc");
+    let mut expected = ProgramSpec::with_defaults("svc");
     expected.argv = strings(&["svc", "--daemon"]);
     expected.pid_file = Some("/tmp/svc.pid".to_string());
     expected.monitor_interval = Duration::from_millis(2500);

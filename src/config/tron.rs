@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_yaml::Value;
 
 use super::locate::{Segment, Target};
-use super::{child, item, name_problem, new_program, scalars, Checker};
+use super::{child, item, name_problem, scalars, Checker};
 use crate::spec::{AutoRestart, ProgramSpec};
 
 const SERVICE_KEYS: &[&str] = &["name", "node", "pid_file", "command", "monitor_interval", "restart_delay", "count"];
@@ -50,7 +50,7 @@ impl Checker<'_> {
             }
             None => None,
         };
-        let mut spec = new_program(name.as_deref().unwrap_or_default());
+        let mut spec = ProgramSpec::with_defaults(name.as_deref().unwrap_or_default());
         spec.autorestart = AutoRestart::Never;
         for (key, value) in entries {
             let path = child(path, key);

@@ -9,30 +9,8 @@ use super::*;
 use crate::spec::{defaults, AutoRestart, Config, ProgramSpec, Signal, Sink};
 
 fn program(name: &str, tweak: impl FnOnce(&mut ProgramSpec)) -> ProgramSpec {
-    let mut spec = ProgramSpec {
-        name: name.to_string(),
-        argv: vec!["/bin/true".to_string()],
-        numprocs: 1,
-        autostart: true,
-        autorestart: AutoRestart::Unexpected,
-        exitcodes: vec![0],
-        startretries: defaults::STARTRETRIES,
-        starttime: defaults::STARTTIME,
-        restart_delay: defaults::RESTART_DELAY,
-        stability_window: defaults::STABILITY_WINDOW,
-        stopsignal: Signal::TERM,
-        stoptime: defaults::STOPTIME,
-        stdout: Sink::Forward,
-        stderr: Sink::Forward,
-        env: Vec::new(),
-        workingdir: None::<PathBuf>,
-        umask: None,
-        critical: false,
-        prefix: true,
-        tail_buffer: defaults::TAIL_BUFFER,
-        pid_file: None,
-        monitor_interval: defaults::MONITOR_INTERVAL,
-    };
+    let mut spec = ProgramSpec::with_defaults(name);
+    spec.argv = vec!["/bin/true".to_string()];
     tweak(&mut spec);
     spec
 }
