@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-use crate::spec::{self, defaults, AutoRestart, Config, ProgramSpec, Signal, Sink};
+use crate::spec::{self, Config, ProgramSpec, Sink};
 use locate::{DisplayPath, Segment, Target};
 use scalars::{autorestart, describe, exit_code, is_dash_list, stopsignal, suggest};
 

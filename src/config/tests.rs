@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+use crate::spec::{AutoRestart, Signal};
 
 fn load_ok(text: &str) -> Config {
     from_yaml_str(text, "test.yaml").unwrap_or_else(|errors| panic!("unexpected errors:\n{errors}"))

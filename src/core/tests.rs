@@ -2,7 +2,6 @@
 //! actions back as text through one [`Harness`].
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::*;
