@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::spec::{defaults, AutoRestart, Config, ProgramSpec, Signal, Sink};
+use crate::spec::{AutoRestart, Config, ProgramSpec, Signal};
 
 fn program(name: &str, tweak: impl FnOnce(&mut ProgramSpec)) -> ProgramSpec {
     let mut spec = ProgramSpec::with_defaults(name);
