@@ -33,6 +33,19 @@ const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
 const FIRST_DYNAMIC_TOKEN: usize = 2;
 
+/// Spawns carried out per turn of the loop; the rest wait for the next turn, so that a large
+/// batch (1000 programs at startup) does not keep signals and the control socket waiting.
+const SPAWNS_PER_TURN: usize = 64;
+
+/// A spawn the core asked for, not yet carried out.
+struct QueuedSpawn {
+    id: InstanceId,
+    name: String,
+    launch: Launch,
+    prefix: bool,
+    tail_buffer: usize,
+}
+
 /// Bytes a client may leave unread before it is dropped.
 const MAX_REPLY_BACKLOG: usize = 4 * 1024 * 1024;
 /// Bytes a `tail -f` client may fall behind before it is dropped.
@@ -102,6 +115,10 @@ struct Driver {
     next_token: usize,
     supervisor: Supervisor,
     reaped: Vec<(Pid, ExitStatus)>,
+    /// Spawns asked for and not yet carried out, oldest first.
+    spawn_queue: std::collections::VecDeque<QueuedSpawn>,
+    /// Spawns carried out in this turn of the loop.
+    spawns_this_turn: usize,
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
     followers: Vec<Follower>,
@@ -122,6 +139,10 @@ impl Driver {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|error| format!("cannot register signals: {error}"))?;
+        match sys::raise_fd_limit() {
+            Ok(limit) => log::debug!("open files limit: {limit}"),
+            Err(error) => log::warn!("cannot raise the open files limit: {error}"),
+        }
         if sys::getpid() != 1 {
             if let Err(error) = sys::set_child_subreaper() {
                 log::warn!("cannot become child subreaper: {error}; orphans of programs will not be reaped by sv-lite");
@@ -169,6 +190,8 @@ impl Driver {
             next_token: FIRST_DYNAMIC_TOKEN,
             supervisor,
             reaped: Vec::new(),
+            spawn_queue: std::collections::VecDeque::new(),
+            spawns_this_turn: 0,
             rings: HashMap::new(),
             followers: Vec::new(),
             socket_group,
@@ -187,7 +210,12 @@ impl Driver {
                 (Some(core), Some(idle)) => Some(core.min(idle)),
                 (core, idle) => core.or(idle),
             };
-            let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let timeout = if self.spawn_queue.is_empty() {
+                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO) // More spawns to do: look at events, then carry on.
+            };
+            self.spawns_this_turn = 0;
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -218,50 +246,70 @@ impl Driver {
         self.drain_actions();
     }
 
+    /// Carries out every action the core has queued, and spawns up to this turn's budget
+    /// (spawn results are fed back at once, and may queue more actions).
     fn drain_actions(&mut self) {
-        while let Some(action) = self.supervisor.poll_action() {
-            match action {
-                Action::Spawn { id, name, launch, prefix, tail_buffer } => {
-                    let input = match self.spawn(id, &name, &launch, prefix, tail_buffer) {
-                        Ok(pid) => Input::Spawned { id, pid },
-                        Err(error) => Input::SpawnFailed { id, error },
-                    };
-                    self.supervisor.handle_input(Instant::now(), input);
-                }
-                Action::Kill { pid, signal, group } => {
-                    // A daemon found through its pid file may not lead a process group:
-                    // then the signal goes to the pid alone.
-                    let result = match sys::kill(pid, signal, group) {
-                        Ok(false) if group => sys::kill(pid, signal, false),
-                        other => other,
-                    };
-                    if let Err(error) = result {
-                        log::warn!(
-                            "cannot send {signal} to {} {pid}: {error}",
-                            if group { "process group" } else { "pid" }
-                        );
-                    }
-                }
-                Action::CheckPidFile { id, path, known } => {
-                    let observation = pidfile::observe(&path, known, sys::getpid());
-                    log::debug!("pid file {}: {observation:?}", path.display());
-                    self.supervisor.handle_input(Instant::now(), Input::PidFile { id, observation });
-                }
-                Action::SetFlag { instance, flag, on } => {
-                    if let Err(error) = state_dir::set(&self.state_dir, &instance, flag, on) {
-                        let verb = if on { "set" } else { "clear" };
-                        let message = format!(
-                            "{instance}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
-                            flag.as_str(),
-                            self.state_dir.display()
-                        );
-                        self.event(log::Level::Warn, &message);
-                    }
-                }
-                Action::Reply { conn, reply } => self.send(conn, &control::encode_reply(&reply), true),
-                Action::Log { level, message } => self.event(level, &message),
-                Action::Exit(code) => self.exit_code = Some(code),
+        loop {
+            while let Some(action) = self.supervisor.poll_action() {
+                self.carry_out(action);
             }
+            if self.spawns_this_turn >= SPAWNS_PER_TURN {
+                return;
+            }
+            let Some(QueuedSpawn { id, name, launch, prefix, tail_buffer }) = self.spawn_queue.pop_front() else {
+                return;
+            };
+            if !self.supervisor.wants_spawn(id) {
+                log::debug!("{name}: queued spawn dropped; the instance no longer wants it");
+                continue;
+            }
+            self.spawns_this_turn += 1;
+            let input = match self.spawn(id, &name, &launch, prefix, tail_buffer) {
+                Ok(pid) => Input::Spawned { id, pid },
+                Err(error) => Input::SpawnFailed { id, error },
+            };
+            self.supervisor.handle_input(Instant::now(), input);
+        }
+    }
+
+    fn carry_out(&mut self, action: Action) {
+        match action {
+            Action::Spawn { id, name, launch, prefix, tail_buffer } => {
+                self.spawn_queue.push_back(QueuedSpawn { id, name, launch, prefix, tail_buffer });
+            }
+            Action::Kill { pid, signal, group } => {
+                // A daemon found through its pid file may not lead a process group:
+                // then the signal goes to the pid alone.
+                let result = match sys::kill(pid, signal, group) {
+                    Ok(false) if group => sys::kill(pid, signal, false),
+                    other => other,
+                };
+                if let Err(error) = result {
+                    log::warn!(
+                        "cannot send {signal} to {} {pid}: {error}",
+                        if group { "process group" } else { "pid" }
+                    );
+                }
+            }
+            Action::CheckPidFile { id, path, known } => {
+                let observation = pidfile::observe(&path, known, sys::getpid());
+                log::debug!("pid file {}: {observation:?}", path.display());
+                self.supervisor.handle_input(Instant::now(), Input::PidFile { id, observation });
+            }
+            Action::SetFlag { instance, flag, on } => {
+                if let Err(error) = state_dir::set(&self.state_dir, &instance, flag, on) {
+                    let verb = if on { "set" } else { "clear" };
+                    let message = format!(
+                        "{instance}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
+                        flag.as_str(),
+                        self.state_dir.display()
+                    );
+                    self.event(log::Level::Warn, &message);
+                }
+            }
+            Action::Reply { conn, reply } => self.send(conn, &control::encode_reply(&reply), true),
+            Action::Log { level, message } => self.event(level, &message),
+            Action::Exit(code) => self.exit_code = Some(code),
         }
     }
 

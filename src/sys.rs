@@ -230,6 +230,24 @@ pub fn set_child_subreaper() -> io::Result<()> {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit: every instance holds two pipes, so
+/// the usual soft limit of 1024 would cap the daemon near 500 instances. Returns the new limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is a valid out-pointer to an rlimit on our stack.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit on our stack; setrlimit only reads it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
 /// Our own pid.
 #[must_use]
 pub fn getpid() -> Pid {

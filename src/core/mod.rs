@@ -208,6 +208,13 @@ impl Supervisor {
         }
     }
 
+    /// Whether the instance still waits for the spawn it asked for (a queued spawn of an
+    /// instance stopped meanwhile must not be carried out).
+    #[must_use]
+    pub fn wants_spawn(&self, id: InstanceId) -> bool {
+        self.instances.get(&id).is_some_and(|instance| instance.state == State::Spawning)
+    }
+
     /// The instance a pid belongs to, as `name:N`.
     #[must_use]
     pub fn instance_of_pid(&self, pid: Pid) -> Option<&str> {
