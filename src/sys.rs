@@ -5,11 +5,15 @@
 //! async-signal-safe calls: no allocation, no locks, no logging.
 #![allow(unsafe_code)]
 
+use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use crate::core::{ExitStatus, Pid};
 use crate::spec::{Launch, Signal};
@@ -69,14 +73,19 @@ impl std::error::Error for SpawnError {
 #[derive(Debug)]
 pub struct SpawnedChild {
     pub pid: Pid,
-    pub stdout: Option<ChildStdout>,
-    pub stderr: Option<ChildStderr>,
+    /// The read ends of the stdout and stderr pipes, when piped.
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
 /// Starts `launch` as the leader of a new process group, with default signal dispositions and
 /// an empty signal mask. The error says which step failed.
+///
+/// The usual path is `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`), which copies no
+/// page tables, so spawning stays cheap however large the daemon grows. Giving a terminal's
+/// foreground to the child needs code in the child, so that case forks (`spawn_forked`).
 pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
-    let Some((program, args)) = launch.argv.split_first() else {
+    let Some(program) = launch.argv.first() else {
         return Err(SpawnError {
             step: "spawn".to_string(),
             error: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
@@ -90,6 +99,202 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
             Err(error) => return Err(SpawnError { step: step(), error }),
         }
     }
+    if options.foreground_tty {
+        return spawn_forked(launch, options);
+    }
+    spawn_posix(launch, options).map_err(|error| SpawnError { step: format!("exec {program}"), error })
+}
+
+/// The environment a child gets: ours, with `overrides` replacing or adding variables.
+fn child_environment(overrides: &[(String, String)]) -> Vec<(OsString, OsString)> {
+    let mut environment: Vec<(OsString, OsString)> =
+        std::env::vars_os().filter(|(key, _)| !overrides.iter().any(|(name, _)| OsStr::new(name) == key)).collect();
+    environment.extend(overrides.iter().map(|(key, value)| (OsString::from(key), OsString::from(value))));
+    environment
+}
+
+/// Finds `program` as execvp would: a name with a slash is used as is, otherwise the first
+/// executable file of that name in `path_var` (the child's PATH).
+fn resolve_program(program: &str, path_var: Option<&OsStr>) -> io::Result<PathBuf> {
+    if program.contains('/') {
+        return Ok(PathBuf::from(program));
+    }
+    let default_path = OsStr::new("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut found_unexecutable = false;
+    for dir in std::env::split_paths(path_var.unwrap_or(default_path)) {
+        let candidate = dir.join(program);
+        if let Ok(meta) = fs::metadata(&candidate) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return Ok(candidate);
+            }
+            found_unexecutable = true;
+        }
+    }
+    Err(io::Error::from_raw_os_error(if found_unexecutable { libc::EACCES } else { libc::ENOENT }))
+}
+
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "an argument or variable contains a NUL byte"))
+}
+
+/// A pipe whose both ends are close-on-exec (the child's end is dup'ed onto 1 or 2, which
+/// clears the flag on the copy): (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid out-array of two c_ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Checks a posix_spawn* return value (an errno, not -1).
+fn spawn_call(result: libc::c_int) -> io::Result<()> {
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(result))
+    }
+}
+
+/// posix_spawn file actions, destroyed on drop.
+struct FileActions(libc::posix_spawn_file_actions_t);
+
+impl Drop for FileActions {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `spawn_posix` right after construction, destroyed once here.
+        unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
+    }
+}
+
+/// posix_spawn attributes, destroyed on drop.
+struct SpawnAttributes(libc::posix_spawnattr_t);
+
+impl Drop for SpawnAttributes {
+    fn drop(&mut self) {
+        // SAFETY: initialised in `spawn_posix` right after construction, destroyed once here.
+        unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
+    }
+}
+
+fn spawn_posix(launch: &Launch, options: SpawnOptions) -> io::Result<SpawnedChild> {
+    // Everything the call needs is built first, in the parent.
+    let environment = child_environment(&launch.env);
+    let path_var = environment.iter().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_os_str());
+    let program = c_string(resolve_program(&launch.argv[0], path_var)?.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = launch.argv.iter().map(|arg| c_string(arg.as_bytes())).collect::<io::Result<_>>()?;
+    let envp: Vec<CString> = environment
+        .into_iter()
+        .map(|(key, value)| {
+            let mut pair = key.into_vec();
+            pair.push(b'=');
+            pair.extend(value.into_vec());
+            c_string(&pair)
+        })
+        .collect::<io::Result<_>>()?;
+    let mut argv_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
+    argv_ptrs.push(std::ptr::null_mut());
+    let mut envp_ptrs: Vec<*mut libc::c_char> = envp.iter().map(|pair| pair.as_ptr().cast_mut()).collect();
+    envp_ptrs.push(std::ptr::null_mut());
+    let workingdir = match &launch.workingdir {
+        Some(dir) => Some(c_string(dir.as_os_str().as_bytes())?),
+        None => None,
+    };
+    let dev_null = c"/dev/null";
+
+    // SAFETY: a zeroed posix_spawn_file_actions_t is valid storage for init, called next
+    // (Drop destroys it, which is valid after init).
+    let mut actions = FileActions(unsafe { std::mem::zeroed() });
+    // SAFETY: `actions.0` is valid storage.
+    spawn_call(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) })?;
+    let mut stdout = None;
+    let mut stderr = None;
+    let mut child_ends = Vec::new();
+    for (fd, stream, flags) in [
+        (libc::STDIN_FILENO, options.stdin, libc::O_RDONLY),
+        (libc::STDOUT_FILENO, options.stdout, libc::O_WRONLY),
+        (libc::STDERR_FILENO, options.stderr, libc::O_WRONLY),
+    ] {
+        match stream {
+            Stream::Inherit => {}
+            Stream::Null => {
+                // SAFETY: `actions.0` is initialised; the path is a NUL-terminated literal.
+                let result =
+                    unsafe { libc::posix_spawn_file_actions_addopen(&mut actions.0, fd, dev_null.as_ptr(), flags, 0) };
+                spawn_call(result)?;
+            }
+            Stream::Pipe => {
+                let (read_end, write_end) = pipe()?;
+                // SAFETY: `actions.0` is initialised; the write end stays open (held in
+                // `child_ends`) until posix_spawn has returned.
+                let result =
+                    unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, write_end.as_raw_fd(), fd) };
+                spawn_call(result)?;
+                child_ends.push(write_end);
+                if fd == libc::STDOUT_FILENO {
+                    stdout = Some(read_end);
+                } else {
+                    stderr = Some(read_end);
+                }
+            }
+        }
+    }
+    if let Some(dir) = &workingdir {
+        // SAFETY: `actions.0` is initialised; `dir` is a live NUL-terminated string.
+        spawn_call(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut actions.0, dir.as_ptr()) })?;
+    }
+
+    // SAFETY: a zeroed posix_spawnattr_t is valid storage for init, called next (Drop destroys
+    // it, which is valid after init).
+    let mut attributes = SpawnAttributes(unsafe { std::mem::zeroed() });
+    // SAFETY: `attributes.0` is valid storage, initialised first. The sigset_t values are
+    // zeroed storage filled by sigemptyset or by writing every byte of their own size. Every signal goes back to
+    // SIG_DFL in the child (the full set), with an empty mask, in a new process group.
+    unsafe {
+        spawn_call(libc::posix_spawnattr_init(&mut attributes.0))?;
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        // Every bit set, glibc's internal signals 32 and 33 included: sigfillset leaves them
+        // out, and glibc's spawn child then sets them to SIG_IGN, which would survive exec.
+        let mut full: libc::sigset_t = std::mem::zeroed();
+        std::ptr::write_bytes(&mut full as *mut libc::sigset_t as *mut u8, 0xff, std::mem::size_of::<libc::sigset_t>());
+        spawn_call(libc::posix_spawnattr_setsigmask(&mut attributes.0, &empty))?;
+        spawn_call(libc::posix_spawnattr_setsigdefault(&mut attributes.0, &full))?;
+        spawn_call(libc::posix_spawnattr_setpgroup(&mut attributes.0, 0))?;
+        let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+        spawn_call(libc::posix_spawnattr_setflags(&mut attributes.0, flags as libc::c_short))?;
+    }
+
+    // The umask is process-wide and posix_spawn cannot set it: set it around the call. The
+    // daemon has one thread, so no other file creation can see the temporary value.
+    // SAFETY: umask only swaps an integer in the process.
+    let saved_umask = launch.umask.map(|mask| unsafe { libc::umask(mask as libc::mode_t) });
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: every pointer is live for the call: `program`, `argv`/`envp` and their
+    // NULL-terminated pointer arrays, the initialised actions and attributes. glibc's
+    // posix_spawn returns the exec error of the child, so a missing program is reported here.
+    let result = unsafe {
+        libc::posix_spawn(&mut pid, program.as_ptr(), &actions.0, &attributes.0, argv_ptrs.as_ptr(), envp_ptrs.as_ptr())
+    };
+    if let Some(mask) = saved_umask {
+        // SAFETY: as above; restores our own umask.
+        unsafe { libc::umask(mask) };
+    }
+    drop(child_ends);
+    spawn_call(result)?;
+    Ok(SpawnedChild { pid, stdout, stderr })
+}
+
+/// The fork path, for what posix_spawn cannot do (taking the terminal's foreground).
+fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
+    let Some((program, args)) = launch.argv.split_first() else {
+        return Err(SpawnError {
+            step: "spawn".to_string(),
+            error: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+        });
+    };
     let mut command = Command::new(program);
     command.args(args);
     command.envs(launch.env.iter().map(|(key, value)| (key, value)));
@@ -142,7 +347,9 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
     match command.spawn() {
         Ok(mut child) => {
             let pid = child.id() as Pid;
-            Ok(SpawnedChild { pid, stdout: child.stdout.take(), stderr: child.stderr.take() })
+            let stdout = child.stdout.take().map(OwnedFd::from);
+            let stderr = child.stderr.take().map(OwnedFd::from);
+            Ok(SpawnedChild { pid, stdout, stderr })
         }
         Err(error) => Err(SpawnError { step: format!("exec {program}"), error }),
     }
