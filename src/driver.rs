@@ -125,6 +125,8 @@ struct Driver {
     /// Members may use the control socket, besides root and our own uid.
     socket_group: Option<Group>,
     euid: u32,
+    /// RLIMIT_NOFILE after raising it, for messages.
+    fd_limit: u64,
     read_buffer: Vec<u8>,
     scratch: Vec<u8>,
     exit_code: Option<u8>,
@@ -139,10 +141,16 @@ impl Driver {
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|error| format!("cannot register signals: {error}"))?;
-        match sys::raise_fd_limit() {
-            Ok(limit) => log::debug!("open files limit: {limit}"),
-            Err(error) => log::warn!("cannot raise the open files limit: {error}"),
-        }
+        let fd_limit = match sys::raise_fd_limit() {
+            Ok(limit) => {
+                log::debug!("open files limit: {limit}");
+                limit
+            }
+            Err(error) => {
+                log::warn!("cannot raise the open files limit: {error}");
+                0
+            }
+        };
         if sys::getpid() != 1 {
             if let Err(error) = sys::set_child_subreaper() {
                 log::warn!("cannot become child subreaper: {error}; orphans of programs will not be reaped by sv-lite");
@@ -196,6 +204,7 @@ impl Driver {
             followers: Vec::new(),
             socket_group,
             euid: sys::geteuid(),
+            fd_limit,
             read_buffer: vec![0; READ_BUFFER_BYTES],
             scratch: Vec::with_capacity(READ_BUFFER_BYTES),
             exit_code: None,
@@ -266,7 +275,7 @@ impl Driver {
             self.spawns_this_turn += 1;
             let input = match self.spawn(id, &name, &launch, prefix, tail_buffer) {
                 Ok(pid) => Input::Spawned { id, pid },
-                Err(error) => Input::SpawnFailed { id, error },
+                Err((error, transient)) => Input::SpawnFailed { id, error, transient },
             };
             self.supervisor.handle_input(Instant::now(), input);
         }
@@ -320,13 +329,24 @@ impl Driver {
         launch: &Launch,
         prefix: bool,
         tail_buffer: usize,
-    ) -> Result<Pid, String> {
-        let stdout_sink = open_sink(&launch.stdout, StreamKind::Stdout, name, prefix)?;
-        let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix)?;
+    ) -> Result<Pid, (String, bool)> {
+        let stdout_sink =
+            open_sink(&launch.stdout, StreamKind::Stdout, name, prefix).map_err(|error| (error, false))?;
+        let stderr_sink =
+            open_sink(&launch.stderr, StreamKind::Stderr, name, prefix).map_err(|error| (error, false))?;
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
         let options =
             SpawnOptions { stdin: Stream::Null, stdout: Stream::Pipe, stderr: Stream::Pipe, foreground_tty: false };
-        let child = sys::spawn(launch, options).map_err(|error| error.to_string())?;
+        let child = sys::spawn(launch, options).map_err(|error| {
+            let mut message = error.to_string();
+            if error.error.raw_os_error() == Some(libc::EMFILE) {
+                message.push_str(&format!(
+                    " (the open files limit is {}, and each instance holds 2 pipes; raise `ulimit -n`)",
+                    self.fd_limit
+                ));
+            }
+            (message, error.is_transient())
+        })?;
         for stream in [StreamKind::Stdout, StreamKind::Stderr] {
             self.rings.entry((id, stream)).or_insert_with(|| OutputRing::new(tail_buffer));
         }

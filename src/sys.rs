@@ -48,6 +48,12 @@ pub struct SpawnError {
 }
 
 impl SpawnError {
+    /// Whether the failure is a lack of resources that a later retry may get past.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self.error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM))
+    }
+
     /// The exit code a shell (and tini) uses for this failure: 127 not found, 126 not executable.
     #[must_use]
     pub fn shell_code(&self) -> u8 {
@@ -438,7 +444,9 @@ pub fn set_child_subreaper() -> io::Result<()> {
 }
 
 /// Raises the soft limit on open files to the hard limit: every instance holds two pipes, so
-/// the usual soft limit of 1024 would cap the daemon near 500 instances. Returns the new limit.
+/// the usual soft limit of 1024 would cap the daemon near 500 instances. The hard limit is
+/// left alone: children inherit our limits, and a huge soft limit slows programs that close
+/// every descriptor at startup. Returns the new soft limit.
 pub fn raise_fd_limit() -> io::Result<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid out-pointer to an rlimit on our stack.

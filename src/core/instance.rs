@@ -127,7 +127,10 @@ pub(crate) enum Event {
     /// SIGCONT the group (ctl resume).
     Resume,
     Spawned(Pid),
-    SpawnFailed(String),
+    SpawnFailed {
+        error: String,
+        transient: bool,
+    },
     Exited(ExitStatus),
     /// The state's deadline passed.
     Timeout,
@@ -376,7 +379,11 @@ impl Instance {
                 }
                 Outcome::Nothing
             }
-            (State::Spawning, Event::SpawnFailed(error)) => {
+            (State::Spawning, Event::SpawnFailed { error, transient: true }) => {
+                // Out of descriptors, memory or processes: a failed start, retried with backoff.
+                self.start_failed(ctx, format!("cannot start: {error}"), 1, None)
+            }
+            (State::Spawning, Event::SpawnFailed { error, transient: false }) => {
                 self.log(ctx, log::Level::Error, format!("cannot start: {error}; FATAL"));
                 self.enter(now, State::Fatal { reason: error });
                 self.critical_outcome(1)
@@ -407,7 +414,7 @@ impl Instance {
                 | State::Stopping { .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
-                Event::SpawnFailed(error),
+                Event::SpawnFailed { error, .. },
             ) => {
                 crate::never!("{}: spawn failure while {}: {error}", self.name, self.state.name());
                 Outcome::Nothing
@@ -810,7 +817,7 @@ fn after_stop_for(event: &Event) -> AfterStop {
         | Event::Pause
         | Event::Resume
         | Event::Spawned(_)
-        | Event::SpawnFailed(_)
+        | Event::SpawnFailed { .. }
         | Event::Exited(_)
         | Event::Timeout
         | Event::Monitor

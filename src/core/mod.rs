@@ -111,7 +111,7 @@ impl Supervisor {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         match input {
             Input::Spawned { id, pid } => self.apply(now, id, Event::Spawned(pid)),
-            Input::SpawnFailed { id, error } => self.apply(now, id, Event::SpawnFailed(error)),
+            Input::SpawnFailed { id, error, transient } => self.apply(now, id, Event::SpawnFailed { error, transient }),
             Input::Exited { pid, status } => match self.by_pid.get(&pid) {
                 Some(&id) => self.apply(now, id, Event::Exited(status)),
                 None => self.log(log::Level::Debug, format!("reaped pid {pid} ({status}), an adopted orphan")),

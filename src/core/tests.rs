@@ -95,7 +95,7 @@ impl Harness {
 
     fn spawn_failed(&mut self, name: &str, error: &str) {
         let id = self.spawn_ids[name];
-        self.input(Input::SpawnFailed { id, error: error.to_string() });
+        self.input(Input::SpawnFailed { id, error: error.to_string(), transient: false });
     }
 
     fn exited(&mut self, pid: Pid, status: ExitStatus) {
@@ -769,4 +769,25 @@ fn an_exit_seen_after_starttime_passed_counts_as_a_started_run() {
     h.exited(1, ExitStatus::Exited(0));
     h.expect("");
     assert_eq!(h.state("web:0"), "EXITED", "an expected exit of a started run, not a failed start");
+}
+
+#[test]
+fn running_out_of_descriptors_at_spawn_is_retried_not_fatal() {
+    let mut h = Harness::new(vec![program("web", |p| p.startretries = 1)]);
+    h.expect("spawn web:0");
+    let id = h.spawn_ids["web:0"];
+    h.input(Input::SpawnFailed {
+        id,
+        error: "exec sleep: Too many open files (os error 24)".to_string(),
+        transient: true,
+    });
+    assert_eq!(h.state("web:0"), "BACKOFF");
+    h.step();
+    h.expect("spawn web:0");
+    h.input(Input::SpawnFailed {
+        id,
+        error: "exec sleep: Too many open files (os error 24)".to_string(),
+        transient: true,
+    });
+    assert_eq!(h.state("web:0"), "FATAL", "still bounded by startretries");
 }

@@ -56,8 +56,9 @@ impl fmt::Display for ExitStatus {
 pub enum Input {
     /// The driver started the process asked for by [`Action::Spawn`].
     Spawned { id: InstanceId, pid: Pid },
-    /// The driver could not start it; `error` says which step failed and why.
-    SpawnFailed { id: InstanceId, error: String },
+    /// The driver could not start it; `error` says which step failed and why. `transient`
+    /// marks a lack of resources (descriptors, memory, processes) that a retry may get past.
+    SpawnFailed { id: InstanceId, error: String, transient: bool },
     /// A child was reaped (ours or an adopted orphan).
     Exited { pid: Pid, status: ExitStatus },
     /// A control request.
