@@ -162,17 +162,6 @@ pub fn run(socket: &Path, command: &Command) -> u8 {
     }
 }
 
-/// Asks the daemon which instances exist (for completion). Empty when unreachable.
-#[must_use]
-pub fn instance_names(socket: &Path) -> Vec<String> {
-    let request = WireRequest { op: "status".to_string(), ..WireRequest::default() };
-    let mut names = Vec::new();
-    let _ = exchange(socket, &request, |reply| {
-        names.extend(reply.status.iter().flatten().map(|row| row.name.clone()));
-    });
-    names
-}
-
 enum Failure {
     Unreachable(std::io::Error),
     Protocol(String),

@@ -764,31 +764,29 @@ impl Driver {
         }
     }
 
-    /// The earliest time an idle connection must be closed.
+    /// When a connection becomes idle enough to close, if it stays as it is now: `None` while
+    /// it has a request in flight or follows a `tail -f`.
+    fn idle_deadline(&self, token: Token) -> Option<Instant> {
+        match self.sources.get(&token) {
+            Some(Source::Conn(connection)) if connection.pending == 0 && !connection.following => {
+                Some(connection.last_active + IDLE_TIMEOUT)
+            }
+            Some(Source::Conn(_) | Source::Child { .. }) | None => None,
+        }
+    }
+
+    /// The earliest time an idle connection must be closed. Looks at connections only, never
+    /// at the (many more) child pipes.
     fn next_idle_deadline(&self) -> Option<Instant> {
-        self.sources
-            .values()
-            .filter_map(|source| match source {
-                Source::Conn(connection) if connection.pending == 0 && !connection.following => {
-                    Some(connection.last_active + IDLE_TIMEOUT)
-                }
-                Source::Conn(_) | Source::Child { .. } => None,
-            })
-            .min()
+        self.conn_tokens.values().filter_map(|&token| self.idle_deadline(token)).min()
     }
 
     fn close_idle_connections(&mut self, now: Instant) {
-        if self.conn_tokens.is_empty() {
-            return;
-        }
         let idle: Vec<Token> = self
-            .sources
-            .iter()
-            .filter(|(_, source)| {
-                matches!(source, Source::Conn(connection)
-                    if connection.pending == 0 && !connection.following && connection.last_active + IDLE_TIMEOUT <= now)
-            })
-            .map(|(token, _)| *token)
+            .conn_tokens
+            .values()
+            .copied()
+            .filter(|&token| self.idle_deadline(token).is_some_and(|deadline| deadline <= now))
             .collect();
         for token in idle {
             log::debug!("control connection {}: idle for {IDLE_TIMEOUT:?}; closing it", token.0);

@@ -11,7 +11,6 @@
 use signal_hook::consts::signal::*;
 use signal_hook::iterator::Signals;
 
-use crate::core::ExitStatus;
 use crate::spec::{Launch, Signal, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 
@@ -98,7 +97,7 @@ pub fn run(argv: Vec<String>) -> u8 {
                     // Collect whatever else is already dead before leaving.
                     let mut rest = Vec::new();
                     sys::reap_all(&mut rest);
-                    return exit_code(status);
+                    return status.shell_code();
                 }
                 log::debug!("reaped orphan pid {pid} ({status})");
             }
@@ -112,8 +111,4 @@ fn forward(pid: i32, signal: i32) {
         Ok(false) => log::debug!("process group {pid} is gone; {} not forwarded", Signal(signal)),
         Err(error) => log::warn!("cannot forward {} to process group {pid}: {error}", Signal(signal)),
     }
-}
-
-fn exit_code(status: ExitStatus) -> u8 {
-    status.shell_code()
 }

@@ -113,7 +113,7 @@ mod tests {
         assert!(
             matches!(observe(&path, Some((me, start_time + 1)), me), PidObservation::Gone { reason } if reason.contains("reused"))
         );
-        // Not a descendant of the supervisor (pid 2 here is never our ancestor... use init's child).
+        // Our parent is not our descendant: as a stranger's pid it does not count.
         let parent = stat(me).unwrap().ppid;
         fs::write(&path, format!("{parent}\n")).unwrap();
         assert!(

@@ -511,13 +511,6 @@ fn wait_writable(fd: i32) {
     unsafe { libc::poll(&mut poll_fd, 1, 1000) };
 }
 
-/// Whether the process `pid` exists (signal 0).
-#[must_use]
-pub fn process_exists(pid: Pid) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-}
-
 /// Credentials of the peer of a connected Unix socket: (pid, uid, gid).
 pub fn peer_credentials(fd: i32) -> io::Result<(Pid, u32, u32)> {
     let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };

@@ -173,12 +173,15 @@ impl Supervisor {
     #[must_use]
     pub fn status(&self, now: Instant, targets: &[String]) -> Vec<InstanceStatus> {
         let (ids, unknown) = self.resolve(targets);
+        // One service state per program, not per row: a program may have thousands of rows.
+        let mut services: HashMap<&str, Option<ServiceState>> = HashMap::new();
         let mut rows: Vec<InstanceStatus> = ids
             .iter()
             .filter_map(|id| self.instances.get(id))
             .map(|instance| {
+                let program = instance.spec.name.as_str();
                 let mut row = status_row(now, instance);
-                row.service = self.service_state(&instance.spec.name);
+                row.service = *services.entry(program).or_insert_with(|| self.service_state(program));
                 row
             })
             .collect();
@@ -219,12 +222,6 @@ impl Supervisor {
     #[must_use]
     pub fn instance_of_pid(&self, pid: Pid) -> Option<&str> {
         self.by_pid.get(&pid).and_then(|id| self.instances.get(id)).map(|instance| instance.name.as_str())
-    }
-
-    /// Number of instances (including ones being removed).
-    #[must_use]
-    pub fn n_instances(&self) -> usize {
-        self.instances.len()
     }
 
     /// Armed timer entries, stale ones included (for tests of timer growth).
@@ -539,8 +536,9 @@ impl Supervisor {
         if everything {
             ids.extend(self.programs.values().flat_map(|program| program.instances.iter().copied()));
             // Instances of removed programs that are still stopping.
+            let listed: HashSet<InstanceId> = ids.iter().copied().collect();
             let mut leftovers: Vec<InstanceId> =
-                self.instances.keys().filter(|id| !ids.contains(id)).copied().collect();
+                self.instances.keys().filter(|id| !listed.contains(id)).copied().collect();
             leftovers.sort();
             ids.extend(leftovers);
         }
@@ -573,7 +571,7 @@ impl Supervisor {
                 },
             }
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         ids.retain(|id| seen.insert(*id));
         (ids, unknown)
     }
@@ -746,9 +744,12 @@ impl Supervisor {
                 None => index += 1,
             }
         }
-        let all_down = self.instances.values().all(|instance| !instance.is_live());
+        // Only a shutdown needs to know that everything is down; checking on every input would
+        // make a start-up of n instances O(n^2).
+        let shutdown_done = self.shutdown.as_ref().is_some_and(|shutdown| !shutdown.exited)
+            && self.instances.values().all(|instance| !instance.is_live());
         if let Some(shutdown) = &mut self.shutdown {
-            if all_down && !shutdown.exited {
+            if shutdown_done {
                 shutdown.exited = true;
                 let exit_code = shutdown.exit_code;
                 let conns = std::mem::take(&mut shutdown.conns);
@@ -787,19 +788,9 @@ impl Supervisor {
                     | State::Backoff { .. }
                     | State::Stopping { .. },
                 ) => return None,
-                (Goal::Down, State::Stopped | State::Exited { .. } | State::Fatal { .. }) => {
-                    (true, "stopped".to_string())
-                }
-                (
-                    Goal::Down,
-                    State::Spawning
-                    | State::Starting { .. }
-                    | State::WaitingPidFile { .. }
-                    | State::Running { .. }
-                    | State::Paused { .. }
-                    | State::Backoff { .. }
-                    | State::Stopping { .. },
-                ) => return None,
+                // Down is exactly "not live"; `Instance::is_live` is the one place that decides it.
+                (Goal::Down, _) if instance.is_live() => return None,
+                (Goal::Down, _) => (true, "stopped".to_string()),
                 (Goal::State(goal), state) if state.name() == goal => (true, goal.to_string()),
                 (Goal::State(_), _) => return None,
             };
