@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -108,7 +108,7 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
     if options.foreground_tty {
         return spawn_forked(launch, options);
     }
-    spawn_posix(launch, options).map_err(|error| SpawnError { step: format!("exec {program}"), error })
+    spawn_posix(launch, options, program)
 }
 
 /// The environment a child gets: ours, with `overrides` replacing or adding variables.
@@ -185,12 +185,76 @@ impl Drop for SpawnAttributes {
     }
 }
 
-fn spawn_posix(launch: &Launch, options: SpawnOptions) -> io::Result<SpawnedChild> {
+/// Where the child's standard descriptors come from when they are not pipes of ours: an open
+/// `/dev/null`, or, in a root without `/dev`, a pipe standing in for it.
+enum NullSource {
+    DevNull(OwnedFd),
+    /// No `/dev/null`: stdin reads from a pipe whose write end is closed (an empty input), and
+    /// an output stream becomes a pipe that the caller drains.
+    Missing,
+}
+
+fn open_dev_null(write: bool) -> io::Result<OwnedFd> {
+    let mut options = fs::OpenOptions::new();
+    if write {
+        options.write(true);
+    } else {
+        options.read(true);
+    }
+    // std opens with O_CLOEXEC, so nothing but the child's dup2'ed copy survives exec.
+    options.open("/dev/null").map(OwnedFd::from)
+}
+
+/// What a failed step of the spawn was, for [`SpawnError::step`].
+fn step_error(step: impl Into<String>) -> impl FnOnce(io::Error) -> SpawnError {
+    let step = step.into();
+    move |error| SpawnError { step, error }
+}
+
+/// Restores the daemon's working directory when dropped (the spawn changes it for the child).
+struct RestoreCwd(OwnedFd);
+
+impl Drop for RestoreCwd {
+    fn drop(&mut self) {
+        // SAFETY: fchdir takes a descriptor we own (an open directory) and has no memory effects.
+        if unsafe { libc::fchdir(self.0.as_raw_fd()) } != 0 {
+            log::error!("cannot return to the daemon's working directory: {}", io::Error::last_os_error());
+        }
+    }
+}
+
+/// Enters `dir` for the duration of the spawn and comes back when the guard drops.
+///
+/// Why not `posix_spawn_file_actions_addchdir_np`: in a static glibc build the symbol is only
+/// weakly referenced and the archive member that defines it is not linked in, so the call jumps
+/// to address 0 (a crash that only the shipped binary had). The daemon has one thread, so no
+/// other code sees the temporary working directory; the child inherits it, and a relative
+/// program path resolves against it, exactly as with a chdir in the child.
+fn enter_workingdir(dir: &Path) -> io::Result<RestoreCwd> {
+    let here = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+        .open(".")
+        .map(OwnedFd::from)?;
+    std::env::set_current_dir(dir)?;
+    Ok(RestoreCwd(here))
+}
+
+fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Result<SpawnedChild, SpawnError> {
+    let exec_step = || format!("exec {program_name}");
+    let setup = |error| SpawnError { step: "spawn setup".to_string(), error };
     // Everything the call needs is built first, in the parent.
     let environment = child_environment(&launch.env);
     let path_var = environment.iter().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_os_str());
-    let program = c_string(resolve_program(&launch.argv[0], path_var)?.as_os_str().as_bytes())?;
-    let argv: Vec<CString> = launch.argv.iter().map(|arg| c_string(arg.as_bytes())).collect::<io::Result<_>>()?;
+    let program = resolve_program(&launch.argv[0], path_var)
+        .and_then(|path| c_string(path.as_os_str().as_bytes()))
+        .map_err(step_error(exec_step()))?;
+    let argv: Vec<CString> = launch
+        .argv
+        .iter()
+        .map(|arg| c_string(arg.as_bytes()))
+        .collect::<io::Result<_>>()
+        .map_err(step_error("command line"))?;
     let envp: Vec<CString> = environment
         .into_iter()
         .map(|(key, value)| {
@@ -199,46 +263,48 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions) -> io::Result<SpawnedChil
             pair.extend(value.into_vec());
             c_string(&pair)
         })
-        .collect::<io::Result<_>>()?;
+        .collect::<io::Result<_>>()
+        .map_err(step_error("environment"))?;
     let mut argv_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
     argv_ptrs.push(std::ptr::null_mut());
     let mut envp_ptrs: Vec<*mut libc::c_char> = envp.iter().map(|pair| pair.as_ptr().cast_mut()).collect();
     envp_ptrs.push(std::ptr::null_mut());
-    let workingdir = match &launch.workingdir {
-        Some(dir) => Some(c_string(dir.as_os_str().as_bytes())?),
-        None => None,
-    };
-    let dev_null = c"/dev/null";
 
-    // SAFETY: a zeroed posix_spawn_file_actions_t is valid storage for init, called next
-    // (Drop destroys it, which is valid after init).
-    let mut actions = FileActions(unsafe { std::mem::zeroed() });
-    // SAFETY: `actions.0` is valid storage.
-    spawn_call(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) })?;
+    // Every descriptor the child gets is opened here, in the parent, so that each failure names
+    // its own step; posix_spawn's single errno is then the exec's alone.
     let mut stdout = None;
     let mut stderr = None;
-    let mut child_ends = Vec::new();
-    for (fd, stream, flags) in [
-        (libc::STDIN_FILENO, options.stdin, libc::O_RDONLY),
-        (libc::STDOUT_FILENO, options.stdout, libc::O_WRONLY),
-        (libc::STDERR_FILENO, options.stderr, libc::O_WRONLY),
+    // Descriptors to dup2 onto 0, 1, 2 in the child; they stay open until posix_spawn returns.
+    let mut child_ends: Vec<(libc::c_int, OwnedFd)> = Vec::new();
+    for (fd, stream) in [
+        (libc::STDIN_FILENO, options.stdin),
+        (libc::STDOUT_FILENO, options.stdout),
+        (libc::STDERR_FILENO, options.stderr),
     ] {
-        match stream {
-            Stream::Inherit => {}
-            Stream::Null => {
-                // SAFETY: `actions.0` is initialised; the path is a NUL-terminated literal.
-                let result =
-                    unsafe { libc::posix_spawn_file_actions_addopen(&mut actions.0, fd, dev_null.as_ptr(), flags, 0) };
-                spawn_call(result)?;
+        let is_input = fd == libc::STDIN_FILENO;
+        let stream_name = ["stdin", "stdout", "stderr"][fd as usize];
+        let source = match stream {
+            Stream::Inherit => continue,
+            Stream::Pipe => None,
+            Stream::Null => match open_dev_null(!is_input) {
+                Ok(null) => Some(NullSource::DevNull(null)),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Some(NullSource::Missing),
+                Err(error) => return Err(SpawnError { step: format!("{stream_name} (/dev/null)"), error }),
+            },
+        };
+        match source {
+            Some(NullSource::DevNull(null)) => child_ends.push((fd, null)),
+            Some(NullSource::Missing) if is_input => {
+                // An empty stdin: the write end closes right here, so the child reads EOF.
+                let (read_end, _write_end) = pipe().map_err(step_error("stdin (empty pipe; no /dev/null)"))?;
+                child_ends.push((fd, read_end));
             }
-            Stream::Pipe => {
-                let (read_end, write_end) = pipe()?;
-                // SAFETY: `actions.0` is initialised; the write end stays open (held in
-                // `child_ends`) until posix_spawn has returned.
-                let result =
-                    unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, write_end.as_raw_fd(), fd) };
-                spawn_call(result)?;
-                child_ends.push(write_end);
+            None | Some(NullSource::Missing) => {
+                if is_input {
+                    return Err(setup(io::Error::new(io::ErrorKind::InvalidInput, "stdin cannot be a pipe")));
+                }
+                let (read_end, write_end) = pipe().map_err(step_error(format!("{stream_name} pipe")))?;
+                child_ends.push((fd, write_end));
                 if fd == libc::STDOUT_FILENO {
                     stdout = Some(read_end);
                 } else {
@@ -247,9 +313,17 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions) -> io::Result<SpawnedChil
             }
         }
     }
-    if let Some(dir) = &workingdir {
-        // SAFETY: `actions.0` is initialised; `dir` is a live NUL-terminated string.
-        spawn_call(unsafe { libc::posix_spawn_file_actions_addchdir_np(&mut actions.0, dir.as_ptr()) })?;
+
+    // SAFETY: a zeroed posix_spawn_file_actions_t is valid storage for init, called next
+    // (Drop destroys it, which is valid after init).
+    let mut actions = FileActions(unsafe { std::mem::zeroed() });
+    // SAFETY: `actions.0` is valid storage.
+    spawn_call(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) }).map_err(setup)?;
+    for (fd, end) in &child_ends {
+        // SAFETY: `actions.0` is initialised; `end` stays open (held in `child_ends`) until
+        // posix_spawn has returned.
+        let result = unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, end.as_raw_fd(), *fd) };
+        spawn_call(result).map_err(setup)?;
     }
 
     // SAFETY: a zeroed posix_spawnattr_t is valid storage for init, called next (Drop destroys
@@ -259,22 +333,26 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions) -> io::Result<SpawnedChil
     // zeroed storage filled by sigemptyset or by writing every byte of their own size. Every signal goes back to
     // SIG_DFL in the child (the full set), with an empty mask, in a new process group.
     unsafe {
-        spawn_call(libc::posix_spawnattr_init(&mut attributes.0))?;
+        spawn_call(libc::posix_spawnattr_init(&mut attributes.0)).map_err(setup)?;
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         // Every bit set, glibc's internal signals 32 and 33 included: sigfillset leaves them
         // out, and glibc's spawn child then sets them to SIG_IGN, which would survive exec.
         let mut full: libc::sigset_t = std::mem::zeroed();
         std::ptr::write_bytes(&mut full as *mut libc::sigset_t as *mut u8, 0xff, std::mem::size_of::<libc::sigset_t>());
-        spawn_call(libc::posix_spawnattr_setsigmask(&mut attributes.0, &empty))?;
-        spawn_call(libc::posix_spawnattr_setsigdefault(&mut attributes.0, &full))?;
-        spawn_call(libc::posix_spawnattr_setpgroup(&mut attributes.0, 0))?;
+        spawn_call(libc::posix_spawnattr_setsigmask(&mut attributes.0, &empty)).map_err(setup)?;
+        spawn_call(libc::posix_spawnattr_setsigdefault(&mut attributes.0, &full)).map_err(setup)?;
+        spawn_call(libc::posix_spawnattr_setpgroup(&mut attributes.0, 0)).map_err(setup)?;
         let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
-        spawn_call(libc::posix_spawnattr_setflags(&mut attributes.0, flags as libc::c_short))?;
+        spawn_call(libc::posix_spawnattr_setflags(&mut attributes.0, flags as libc::c_short)).map_err(setup)?;
     }
 
-    // The umask is process-wide and posix_spawn cannot set it: set it around the call. The
-    // daemon has one thread, so no other file creation can see the temporary value.
+    // The working directory and umask are process-wide and set around the call; the daemon has
+    // one thread, so nothing else sees the temporary values. The guard restores the directory.
+    let _cwd = match &launch.workingdir {
+        Some(dir) => Some(enter_workingdir(dir).map_err(step_error(format!("workingdir {}", dir.display())))?),
+        None => None,
+    };
     // SAFETY: umask only swaps an integer in the process.
     let saved_umask = launch.umask.map(|mask| unsafe { libc::umask(mask as libc::mode_t) });
     let mut pid: libc::pid_t = 0;
@@ -289,7 +367,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions) -> io::Result<SpawnedChil
         unsafe { libc::umask(mask) };
     }
     drop(child_ends);
-    spawn_call(result)?;
+    spawn_call(result).map_err(step_error(exec_step()))?;
     Ok(SpawnedChild { pid, stdout, stderr })
 }
 
@@ -484,31 +562,97 @@ pub fn isatty(fd: i32) -> bool {
 }
 
 /// Writes all of `bytes` to a descriptor we do not own (stdout, stderr), retrying on EINTR
-/// and short writes. Blocking: used for the daemon's own output.
+/// and short writes. Blocking: used only before the daemon's loop runs and by the client.
 pub fn write_all_fd(fd: i32, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        // SAFETY: the pointer and length come from a live slice; write does not keep them.
-        let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if written < 0 {
-            let error = io::Error::last_os_error();
-            match error.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => {
-                    wait_writable(fd);
-                    continue;
-                }
-                _ => return Err(error),
+        match write_fd(fd, bytes, false) {
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                wait_writable(fd, 1000);
             }
+            Err(error) => return Err(error),
         }
-        bytes = &bytes[written as usize..];
     }
     Ok(())
 }
 
-fn wait_writable(fd: i32) {
+/// One `write` (or, for a socket, one `send` with `MSG_DONTWAIT`, which never blocks whatever
+/// the descriptor's flags). Returns the bytes taken; `WouldBlock` when none fit.
+pub fn write_fd(fd: i32, bytes: &[u8], socket: bool) -> io::Result<usize> {
+    let written = if socket {
+        // SAFETY: the pointer and length come from a live slice; send does not keep them.
+        unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
+    } else {
+        // SAFETY: the pointer and length come from a live slice; write does not keep them.
+        unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
+    };
+    if written < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(written as usize)
+    }
+}
+
+/// Waits up to `timeout_ms` for `fd` to take a write; returns whether it will.
+pub fn wait_writable(fd: i32, timeout_ms: i32) -> bool {
     let mut poll_fd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-    // SAFETY: one valid pollfd on our stack; the 1 s timeout bounds the wait.
-    unsafe { libc::poll(&mut poll_fd, 1, 1000) };
+    // SAFETY: one valid pollfd on our stack; the timeout bounds the wait.
+    let ready = unsafe { libc::poll(&mut poll_fd, 1, timeout_ms) };
+    ready > 0 && poll_fd.revents & libc::POLLOUT != 0
+}
+
+/// What kind of file a descriptor is open on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    Regular,
+    Fifo,
+    Socket,
+    Terminal,
+    /// Another character device (`/dev/null`), a directory, or something else that never
+    /// makes a writer wait.
+    Other,
+    /// Not open.
+    Closed,
+}
+
+/// The kind of file `fd` is open on (fstat).
+#[must_use]
+pub fn fd_kind(fd: i32) -> FdKind {
+    // SAFETY: a zeroed stat is valid out-storage for fstat, which writes at most its size.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is a valid out-pointer; fstat only queries the descriptor.
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return FdKind::Closed;
+    }
+    match stat.st_mode & libc::S_IFMT {
+        libc::S_IFREG => FdKind::Regular,
+        libc::S_IFIFO => FdKind::Fifo,
+        libc::S_IFSOCK => FdKind::Socket,
+        libc::S_IFCHR if isatty(fd) => FdKind::Terminal,
+        _ => FdKind::Other,
+    }
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description; returns the flags it had.
+pub fn set_nonblocking(fd: i32, on: bool) -> io::Result<libc::c_int> {
+    // SAFETY: fcntl(F_GETFL) takes an integer and returns the flags or -1.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let wanted = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    // SAFETY: fcntl(F_SETFL) takes integers and has no memory effects.
+    if wanted != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags)
+}
+
+/// Puts back the flags [`set_nonblocking`] returned.
+pub fn restore_flags(fd: i32, flags: libc::c_int) {
+    // SAFETY: fcntl(F_SETFL) takes integers and has no memory effects.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
 }
 
 /// Credentials of the peer of a connected Unix socket: (pid, uid, gid).
