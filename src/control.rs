@@ -108,6 +108,9 @@ pub struct WireStatus {
     /// A persistent flag holding the instance: `stopped` or `paused`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
+    /// Its forwarded output waits for a slow reader of the daemon's stdout/stderr.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_stalled: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -229,6 +232,7 @@ fn wire_status(row: &InstanceStatus) -> WireStatus {
         error: row.error.clone(),
         service: row.service.map(|service| service.as_str().to_string()),
         held: row.held.map(|flag| flag.as_str().to_string()),
+        output_stalled: row.output_stalled,
     }
 }
 

@@ -154,6 +154,10 @@ pub fn run(socket: &Path, command: &Command) -> u8 {
             eprintln!("sv-lite ctl: {}: {error}", socket.display());
             return EXIT_UNREACHABLE;
         }
+        Err(Failure::Untrusted(error)) => {
+            eprintln!("sv-lite ctl: {error}");
+            return EXIT_UNREACHABLE;
+        }
     }
     if ok {
         EXIT_OK
@@ -165,12 +169,46 @@ pub fn run(socket: &Path, command: &Command) -> u8 {
 enum Failure {
     Unreachable(std::io::Error),
     Protocol(String),
+    /// The server is not one we may trust with a request.
+    Untrusted(String),
+}
+
+/// Connects to the daemon's socket and checks who answers before anything is sent: the
+/// server must run as root, as our own uid, or as the owner of the socket's directory.
+/// Anything else may be someone who created the path first (in `/tmp`, say) to read our
+/// requests or feed us false answers.
+pub fn connect(socket: &Path) -> Result<UnixStream, String> {
+    let stream = UnixStream::connect(socket).map_err(|error| format!("cannot connect: {error}"))?;
+    check_server(socket, &stream)?;
+    Ok(stream)
+}
+
+fn check_server(socket: &Path, stream: &UnixStream) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let (pid, uid, _) = crate::sys::peer_credentials(stream.as_raw_fd())
+        .map_err(|error| format!("{}: cannot check the server's credentials: {error}", socket.display()))?;
+    let me = crate::sys::geteuid();
+    let dir_owner = socket
+        .parent()
+        .map(|dir| if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        .and_then(|dir| std::fs::metadata(dir).ok())
+        .map(|meta| meta.uid());
+    if uid == 0 || uid == me || dir_owner == Some(uid) {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to talk to {}: the server (pid {pid}) runs as uid {uid}, which is not root, not you (uid {me}) \
+         and not the owner of the socket's directory; someone else may have created that socket",
+        socket.display()
+    ))
 }
 
 /// Sends one request and hands each reply line to `on_reply`: one line, or for a following
 /// `tail` one line per chunk of output until the daemon closes the connection.
 fn exchange(socket: &Path, request: &WireRequest, mut on_reply: impl FnMut(&WireReply)) -> Result<(), Failure> {
     let mut stream = UnixStream::connect(socket).map_err(Failure::Unreachable)?;
+    check_server(socket, &stream).map_err(Failure::Untrusted)?;
     let mut line = serde_json::to_vec(request).map_err(|error| Failure::Protocol(error.to_string()))?;
     line.push(b'\n');
     // A refusing daemon answers and closes before reading: read its answer even if the
@@ -277,6 +315,15 @@ fn row_info(row: &WireStatus) -> String {
     if let Some(error) = &row.error {
         return error.clone();
     }
+    let info = state_info(row);
+    if row.output_stalled {
+        let note = "output stalled: sv-lite's stdout/stderr reader is not reading";
+        return if info.is_empty() { note.to_string() } else { format!("{info}; {note}") };
+    }
+    info
+}
+
+fn state_info(row: &WireStatus) -> String {
     let since = human_duration(Duration::from_millis(row.since_ms));
     let exit = match (&row.exit_code, &row.exit_signal) {
         (Some(code), _) => format!("exit status {code}"),

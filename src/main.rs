@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sv_lite::{config, ctl, driver, shell};
+use sv_lite::{config, ctl, daemon, shell};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -105,11 +105,14 @@ fn init_logging_with_default(level: &str) {
         writeln!(
             out,
             "{} sv-lite {:<5} {}",
-            driver::utc_timestamp(std::time::SystemTime::now()),
+            daemon::utc_timestamp(std::time::SystemTime::now()),
             record.level(),
             record.args()
         )
     });
+    // Through the daemon's stderr queue while its loop runs, so that a stalled reader of
+    // stderr never blocks the loop on a log line; a plain write otherwise.
+    builder.target(env_logger::Target::Pipe(Box::new(daemon::stdio::LogWriter)));
     builder.init();
 }
 
@@ -149,7 +152,7 @@ fn run_daemon(args: &[String]) -> u8 {
         }
     };
     let socket_path = ctl::resolve_socket(flags.socket, config.socket.clone());
-    match driver::run(driver::DaemonOptions { config_path, config, socket_path }) {
+    match daemon::run(daemon::DaemonOptions { config_path, config, socket_path }) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("sv-lite: {error}");

@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -501,7 +500,7 @@ impl ShellHelper {
 }
 
 fn fetch_instance_names(socket: &Path) -> Result<Vec<String>, String> {
-    let stream = UnixStream::connect(socket).map_err(|error| error.to_string())?;
+    let stream = crate::ctl::connect(socket)?;
     stream.set_read_timeout(Some(NAMES_TIMEOUT)).map_err(|error| error.to_string())?;
     stream.set_write_timeout(Some(NAMES_TIMEOUT)).map_err(|error| error.to_string())?;
     let request = WireRequest { op: "status".to_string(), ..WireRequest::default() };

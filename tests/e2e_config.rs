@@ -211,7 +211,7 @@ programs:
 
     // Without FILE, check reads ./sv-lite.yaml.
     std::fs::copy(&good, dir.join("sv-lite.yaml")).expect("copy the config");
-    let mut command = std::process::Command::new(common::BIN);
+    let mut command = std::process::Command::new(&*common::BIN);
     command.arg("check").current_dir(&dir.path);
     let output = common::run_with_deadline(&mut command, common::CTL_DEADLINE);
     assert_eq!(output.code, Some(0), "{output}");

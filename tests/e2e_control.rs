@@ -46,7 +46,7 @@ programs:
     assert_eq!(ambiguous.code, Some(1), "{}", ambiguous.all());
 
     // tail -f: new lines keep arriving on one connection.
-    let mut follower = Command::new(BIN)
+    let mut follower = Command::new(&*BIN)
         .args(["ctl", "-s"])
         .arg(daemon.path("sock"))
         .args(["tail", "-f", "-n", "1", "counter"])
@@ -149,7 +149,7 @@ fn ensure_user(name: &str, group: Option<&str>) -> u32 {
 
 fn ctl_as(user: &str, socket: &std::path::Path, args: &[&str]) -> Output {
     let mut command = Command::new("runuser");
-    command.args(["-u", user, "--", BIN, "ctl", "-s"]).arg(socket).args(args);
+    command.args(["-u", user, "--"]).arg(&*BIN).args(["ctl", "-s"]).arg(socket).args(args);
     run_with_deadline(&mut command, CTL_DEADLINE)
 }
 

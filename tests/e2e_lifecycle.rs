@@ -158,13 +158,13 @@ programs:
 
     // The socket can also come from the config (-c) or from SV_LITE_SOCKET.
     let by_config = run_with_deadline(
-        Command::new(common::BIN).args(["ctl", "-c"]).arg(&d.config).arg("status").env_remove("SV_LITE_SOCKET"),
+        Command::new(&*common::BIN).args(["ctl", "-c"]).arg(&d.config).arg("status").env_remove("SV_LITE_SOCKET"),
         CTL_DEADLINE,
     );
     assert_eq!(by_config.code, Some(0), "ctl -c CONFIG status:\n{by_config}");
     assert!(by_config.stdout.contains("web:0"), "{by_config}");
     let by_env = run_with_deadline(
-        Command::new(common::BIN)
+        Command::new(&*common::BIN)
             .args(["ctl", "status", "web"])
             .env("SV_LITE_SOCKET", &d.socket)
             .current_dir(&d.dir.path),

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sv-lite");
+mod common;
+use common::BIN;
 const DEADLINE: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(25);
 const PROMPT: &str = "sv-lite> ";
@@ -77,7 +78,7 @@ impl Daemon {
             .expect("write the config");
         let socket = dir.join("ctl.sock");
         let log = fs::File::create(dir.join("daemon.log")).expect("create the daemon log");
-        let child = Command::new(BIN)
+        let child = Command::new(&*BIN)
             .arg("-c")
             .arg(&config)
             .arg("-s")
@@ -103,7 +104,7 @@ impl Daemon {
     }
 
     fn ctl(&self, args: &[&str]) -> Output {
-        let child = Command::new(BIN)
+        let child = Command::new(&*BIN)
             .arg("ctl")
             .arg("-s")
             .arg(&self.socket)
@@ -118,7 +119,7 @@ impl Daemon {
 
     /// `sv-lite ctl` with no command, fed `script` on a pipe.
     fn shell_script(&self, script: &str) -> Output {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(&*BIN)
             .arg("ctl")
             .arg("-s")
             .arg(&self.socket)
@@ -320,7 +321,7 @@ fn the_interactive_shell_edits_completes_and_remembers() {
         "env XDG_STATE_HOME={} HOME={} {} ctl -s {}",
         quote(&state),
         quote(&daemon.dir.join("home")),
-        quote(Path::new(BIN)),
+        quote(BIN.as_path()),
         quote(&daemon.socket)
     );
 

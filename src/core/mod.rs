@@ -38,6 +38,8 @@ pub struct Supervisor {
     /// Persistent flags by instance name (`web:0`), as loaded from the state directory and
     /// changed by requests since.
     flags: HashSet<(String, Flag)>,
+    /// Instances whose forwarded output waits for a slow reader (driver's report).
+    output_stalled: HashSet<InstanceId>,
 }
 
 #[derive(Debug)]
@@ -97,6 +99,7 @@ impl Supervisor {
             rng: Rng::new(seed),
             shutdown: None,
             flags,
+            output_stalled: HashSet::new(),
         };
         let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
         supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
@@ -126,6 +129,13 @@ impl Supervisor {
             Input::Reload { conn, result } => self.reload(now, conn, result),
             Input::Shutdown { conn } => self.begin_shutdown(now, 0, conn),
             Input::PidFile { id, observation } => self.apply(now, id, Event::PidFile(observation)),
+            Input::OutputStalled { id, stalled } => {
+                if stalled {
+                    self.output_stalled.insert(id);
+                } else {
+                    self.output_stalled.remove(&id);
+                }
+            }
         }
         self.after_mutation();
     }
@@ -182,6 +192,7 @@ impl Supervisor {
                 let program = instance.spec.name.as_str();
                 let mut row = status_row(now, instance);
                 row.service = *services.entry(program).or_insert_with(|| self.service_state(program));
+                row.output_stalled = self.output_stalled.contains(&instance.id);
                 row
             })
             .collect();
@@ -195,6 +206,7 @@ impl Supervisor {
             error: Some(result.message),
             service: None,
             held: None,
+            output_stalled: false,
         }));
         rows
     }
@@ -834,6 +846,7 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
     InstanceStatus {
         service: None,
         held,
+        output_stalled: false,
         name: instance.name.clone(),
         state: instance.state.name(),
         pid: instance.state.pid(),

@@ -72,6 +72,9 @@ pub enum Input {
     Shutdown { conn: Option<ConnId> },
     /// The answer to [`Action::CheckPidFile`].
     PidFile { id: InstanceId, observation: PidObservation },
+    /// The instance's forwarded output is (or is no longer) held back because the reader of the
+    /// daemon's stdout/stderr is behind; its process waits in `write`. Shown in `status`.
+    OutputStalled { id: InstanceId, stalled: bool },
 }
 
 /// What the driver found behind a pid file.
@@ -238,6 +241,8 @@ pub struct InstanceStatus {
     pub service: Option<ServiceState>,
     /// Held down or paused by a persistent flag.
     pub held: Option<Flag>,
+    /// Its forwarded output waits for a slow reader of the daemon's stdout/stderr.
+    pub output_stalled: bool,
 }
 
 /// A program's overall state, as Tron names a service's.

@@ -20,10 +20,17 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+pub mod output;
+pub mod stdio;
+
+use std::collections::HashSet;
+
+use mio::unix::SourceFd;
+
+use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use crate::config;
 use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
 use crate::core::{Action, ConnId, ExitStatus, Input, InstanceId, Pid, Supervisor};
-use crate::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::users::{self, Group};
@@ -31,7 +38,12 @@ use crate::{pidfile, state_dir};
 
 const SIGNALS: Token = Token(0);
 const CONTROL: Token = Token(1);
-const FIRST_DYNAMIC_TOKEN: usize = 2;
+/// The daemon's own stdout and stderr, watched for writability while output waits.
+const STDOUT: Token = Token(2);
+const STDERR: Token = Token(3);
+const FIRST_DYNAMIC_TOKEN: usize = 4;
+/// How long buffered output may take to reach a slow reader at exit.
+const EXIT_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Spawns carried out per turn of the loop; the rest wait for the next turn, so that a large
 /// batch (1000 programs at startup) does not keep signals and the control socket waiting.
@@ -122,6 +134,12 @@ struct Driver {
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
     followers: Vec<Follower>,
+    /// Flag changes asked for in this turn, written together by `write_flags`.
+    flag_changes: Vec<state_dir::FlagChange>,
+    /// Child pipes not read because the stream they are forwarded to is backed up.
+    stalled: Vec<Token>,
+    /// Instances the core was told have stalled output.
+    stalled_instances: HashSet<InstanceId>,
     /// Members may use the control socket, besides root and our own uid.
     socket_group: Option<Group>,
     euid: u32,
@@ -164,6 +182,13 @@ impl Driver {
         poll.registry()
             .register(&mut listener, CONTROL, Interest::READABLE)
             .map_err(|error| format!("cannot register control socket: {error}"))?;
+        for (fd, token) in stdio::install().into_iter().zip([STDOUT, STDERR]) {
+            if let Some(fd) = fd {
+                if let Err(error) = poll.registry().register(&mut SourceFd(&fd), token, Interest::WRITABLE) {
+                    log::debug!("cannot watch fd {fd} for writability: {error}; writes to it are retried each turn");
+                }
+            }
+        }
         let event_log_path = options.config.logfile.clone();
         let event_log = match &event_log_path {
             Some(path) => Some(open_event_log(path)?),
@@ -202,6 +227,9 @@ impl Driver {
             spawns_this_turn: 0,
             rings: HashMap::new(),
             followers: Vec::new(),
+            flag_changes: Vec::new(),
+            stalled: Vec::new(),
+            stalled_instances: HashSet::new(),
             socket_group,
             euid: sys::geteuid(),
             fd_limit,
@@ -235,6 +263,7 @@ impl Driver {
                 match event.token() {
                     SIGNALS => self.handle_signals(),
                     CONTROL => self.accept_connections(),
+                    STDOUT | STDERR => {} // Flushed below, every turn.
                     token => self.handle_source(token),
                 }
                 if self.exit_code.is_some() {
@@ -245,6 +274,7 @@ impl Driver {
             self.supervisor.handle_timeout(now);
             self.drain_actions();
             self.close_idle_connections(now);
+            self.flush_output();
         }
         self.finish();
         Ok(self.exit_code.unwrap_or(0))
@@ -262,6 +292,7 @@ impl Driver {
             while let Some(action) = self.supervisor.poll_action() {
                 self.carry_out(action);
             }
+            self.write_flags();
             if self.spawns_this_turn >= SPAWNS_PER_TURN {
                 return;
             }
@@ -306,19 +337,33 @@ impl Driver {
                 self.supervisor.handle_input(Instant::now(), Input::PidFile { id, observation });
             }
             Action::SetFlag { instance, flag, on } => {
-                if let Err(error) = state_dir::set(&self.state_dir, &instance, flag, on) {
-                    let verb = if on { "set" } else { "clear" };
-                    let message = format!(
-                        "{instance}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
-                        flag.as_str(),
-                        self.state_dir.display()
-                    );
-                    self.event(log::Level::Warn, &message);
-                }
+                // Written as one batch with one directory fsync, before the next reply goes out.
+                self.flag_changes.push(state_dir::FlagChange { instance, flag, on });
             }
-            Action::Reply { conn, reply } => self.send(conn, &control::encode_reply(&reply), true),
+            Action::Reply { conn, reply } => {
+                self.write_flags();
+                self.send(conn, &control::encode_reply(&reply), true);
+            }
             Action::Log { level, message } => self.event(level, &message),
             Action::Exit(code) => self.exit_code = Some(code),
+        }
+    }
+
+    /// Writes the flag changes queued by this turn's actions (one fsync for all).
+    fn write_flags(&mut self) {
+        if self.flag_changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.flag_changes);
+        for (change, error) in state_dir::apply(&self.state_dir, &changes) {
+            let verb = if change.on { "set" } else { "clear" };
+            let message = format!(
+                "{}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
+                change.instance,
+                change.flag.as_str(),
+                self.state_dir.display()
+            );
+            self.event(log::Level::Warn, &message);
         }
     }
 
@@ -499,9 +544,17 @@ impl Driver {
         let key = (*instance, output.stream);
         let mut ring = self.rings.get_mut(&key);
         let followed = self.followers.iter().any(|follower| (follower.instance, follower.stream) == key);
+        let forwarded_to = output.forwarded_to();
         let mut for_followers = Vec::new();
         let mut at_eof = false;
+        let mut stalled = false;
         loop {
+            if forwarded_to.is_some_and(stdio::over_high_water) {
+                // The reader of our stdout/stderr is behind: leave the bytes in the pipe, so
+                // the child waits in write() as on a slow terminal. Read again once it drains.
+                stalled = true;
+                break;
+            }
             match receiver.read(&mut self.read_buffer) {
                 Ok(0) => {
                     at_eof = true;
@@ -526,6 +579,13 @@ impl Driver {
                 }
             }
         }
+        let instance = key.0;
+        if stalled && !self.stalled.contains(&token) {
+            self.stalled.push(token);
+            if self.stalled_instances.insert(instance) {
+                self.supervisor.handle_input(Instant::now(), Input::OutputStalled { id: instance, stalled: true });
+            }
+        }
         if !for_followers.is_empty() {
             self.feed_followers(key, &for_followers);
         }
@@ -536,6 +596,45 @@ impl Driver {
                 log::debug!("{} ({instance:?}): {} closed", output.name, output.stream.as_str());
             }
         }
+    }
+
+    /// Writes what the readers of our stdout and stderr take, then reads again the pipes that
+    /// waited for them, once their stream has drained below the low-water mark.
+    fn flush_output(&mut self) {
+        stdio::flush(StreamKind::Stdout);
+        stdio::flush(StreamKind::Stderr);
+        if self.stalled.is_empty() && self.stalled_instances.is_empty() {
+            return;
+        }
+        let ready: Vec<Token> = self
+            .stalled
+            .iter()
+            .copied()
+            .filter(|token| match self.sources.get(token) {
+                Some(Source::Child { output, .. }) => {
+                    output.forwarded_to().is_none_or(|stream| stdio::pending(stream) < stdio::LOW_WATER)
+                }
+                Some(Source::Conn(_)) | None => true,
+            })
+            .collect();
+        self.stalled.retain(|token| !ready.contains(token));
+        for token in ready {
+            self.read_child(token);
+        }
+        let still: HashSet<InstanceId> = self
+            .stalled
+            .iter()
+            .filter_map(|token| match self.sources.get(token) {
+                Some(Source::Child { instance, .. }) => Some(*instance),
+                Some(Source::Conn(_)) | None => None,
+            })
+            .collect();
+        let resumed: Vec<InstanceId> = self.stalled_instances.difference(&still).copied().collect();
+        for id in resumed {
+            self.stalled_instances.remove(&id);
+            self.supervisor.handle_input(Instant::now(), Input::OutputStalled { id, stalled: false });
+        }
+        self.drain_actions();
     }
 
     fn service_connection(&mut self, token: Token) {
@@ -807,22 +906,36 @@ impl Driver {
         }
     }
 
-    /// Last duties before exit: deliver pending replies, drain output, remove the socket.
+    /// Last duties before exit: deliver pending replies, drain the programs' output to our
+    /// stdout and stderr (waiting for a slow reader up to [`EXIT_FLUSH_DEADLINE`]), remove the
+    /// socket.
     fn finish(&mut self) {
+        let deadline = Instant::now() + EXIT_FLUSH_DEADLINE;
         let tokens: Vec<Token> = self.sources.keys().copied().collect();
         for token in tokens {
             match self.sources.get_mut(&token) {
                 Some(Source::Conn(connection)) => {
-                    // Best effort, briefly blocking: the client waits for "shut down".
+                    // Best effort, never waiting: the client waits for "shut down".
                     let _ = connection.stream.write(&connection.output);
                 }
                 Some(Source::Child { .. }) => self.read_child(token),
                 None => {}
             }
         }
+        // Pipes held back by a slow reader: give them until the deadline.
+        while !self.stalled.is_empty() && Instant::now() < deadline {
+            for stream in [StreamKind::Stdout, StreamKind::Stderr] {
+                stdio::drain(stream, stdio::LOW_WATER, deadline);
+            }
+            let stalled = std::mem::take(&mut self.stalled);
+            for token in stalled {
+                self.read_child(token);
+            }
+        }
         if let Err(error) = sys::remove_if_exists(&self.socket_path) {
             log::warn!("cannot remove control socket {}: {error}", self.socket_path.display());
         }
+        stdio::uninstall(deadline);
     }
 }
 
@@ -848,30 +961,49 @@ fn open_event_log(path: &Path) -> Result<File, String> {
 /// socket file left by a dead one. The socket is mode 0600, or 0660 and owned by
 /// `socket_group` when one is set; its directory must not be world-writable.
 fn bind_control_socket(path: &Path, group: Option<&Group>) -> Result<UnixListener, String> {
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "control socket {}: another sv-lite is running and listening on it; stop it first or use another socket (-s)",
-                path.display()
-            ));
-        }
-        log::info!("removing stale control socket {}", path.display());
-        sys::remove_if_exists(path)
-            .map_err(|error| format!("control socket {}: cannot remove stale file: {error}", path.display()))?;
-    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|error| format!("control socket directory {}: {error}", dir.display()))?;
-    }
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        use std::os::unix::fs::MetadataExt;
         let mode = std::fs::metadata(dir).map(|meta| meta.mode()).unwrap_or(0);
-        if mode & 0o002 != 0 {
+        // World-writable is fine with the sticky bit (/tmp): nobody else can then unlink or
+        // rename what we create there. Squatting (creating the path first) is checked below.
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
             return Err(format!(
-                "control socket {}: directory {} is world-writable, so anyone could replace the socket; \
-                 put it in a directory only sv-lite's user can write (e.g. /run/sv-lite/sv-lite.sock)",
+                "control socket {}: directory {} is world-writable without the sticky bit, so anyone could \
+                 replace the socket; put it in a directory only sv-lite's user can write (e.g. /run/sv-lite/sv-lite.sock)",
                 path.display(),
                 dir.display()
             ));
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(error) => return Err(format!("control socket {}: {error}", path.display())),
+        Ok(meta) => {
+            if !meta.file_type().is_socket() {
+                return Err(format!(
+                    "control socket {}: a file that is not a socket is in the way; refusing to replace it",
+                    path.display()
+                ));
+            }
+            if meta.uid() != sys::geteuid() {
+                return Err(format!(
+                    "control socket {}: it exists and belongs to uid {}, not to us (uid {}); refusing to replace \
+                     someone else's socket. Remove it if it is stale, or use another socket (-s)",
+                    path.display(),
+                    meta.uid(),
+                    sys::geteuid()
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "control socket {}: another sv-lite is running and listening on it; stop it first or use another socket (-s)",
+                    path.display()
+                ));
+            }
+            log::info!("removing stale control socket {}", path.display());
+            sys::remove_if_exists(path)
+                .map_err(|error| format!("control socket {}: cannot remove stale file: {error}", path.display()))?;
         }
     }
     let listener =

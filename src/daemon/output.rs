@@ -1,7 +1,7 @@
 //! Child output: where each stream's bytes go, and line framing for forwarded output.
 //!
-//! Forwarded lines are written to the daemon's stdout/stderr whole, one `write` per batch of
-//! complete lines, so lines of different children never interleave or tear. File sinks get the
+//! Forwarded lines go to the daemon's stdout/stderr queues ([`super::stdio`]) whole, a batch of
+//! complete lines at a time, so lines of different children never interleave or tear. File sinks get the
 //! bytes as they come, unframed. The framing ([`LineFramer`]) is pure and unit-tested.
 
 use std::collections::VecDeque;
@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::sys;
+use super::stdio;
 
 /// Longest line forwarded as one; longer ones are split at this length.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -34,8 +34,8 @@ impl StreamKind {
 /// Where a child's stream goes once the daemon has read it.
 #[derive(Debug)]
 pub enum OutputSink {
-    /// The daemon's own fd 1 or 2, with an optional `name | ` prefix on each line.
-    Forward { fd: i32, prefix: Option<Vec<u8>> },
+    /// The daemon's own stdout or stderr, with an optional `name | ` prefix on each line.
+    Forward { target: StreamKind, prefix: Option<Vec<u8>> },
     /// Appended to the file at `path` (kept, to reopen it on SIGUSR1).
     File { file: File, path: PathBuf },
     /// Kept only in the tail ring.
@@ -46,11 +46,7 @@ impl OutputSink {
     /// A forwarding sink for `stream`, prefixed with `name` when `prefix` is set.
     #[must_use]
     pub fn forward(stream: StreamKind, name: &str, prefix: bool) -> OutputSink {
-        let fd = match stream {
-            StreamKind::Stdout => libc::STDOUT_FILENO,
-            StreamKind::Stderr => libc::STDERR_FILENO,
-        };
-        OutputSink::Forward { fd, prefix: prefix.then(|| format!("{name} | ").into_bytes()) }
+        OutputSink::Forward { target: stream, prefix: prefix.then(|| format!("{name} | ").into_bytes()) }
     }
 
     /// Opens `path` for appending, creating it if needed.
@@ -177,18 +173,26 @@ impl ChildOutput {
         let result = match &mut self.sink {
             OutputSink::Discard => Ok(()),
             OutputSink::File { file, .. } => file.write_all(chunk),
-            OutputSink::Forward { fd, prefix } => {
+            OutputSink::Forward { target, prefix } => {
                 scratch.clear();
                 self.framer.push(chunk, prefix.as_deref().unwrap_or_default(), scratch);
-                if scratch.is_empty() {
-                    Ok(())
-                } else {
-                    sys::write_all_fd(*fd, scratch)
+                if !scratch.is_empty() {
+                    stdio::forward(*target, scratch);
                 }
+                Ok(())
             }
         };
         if let Err(error) = result {
             log::warn!("{}: cannot write {} output: {error}; dropping it", self.name, self.stream.as_str());
+        }
+    }
+
+    /// The daemon stream this output is forwarded to, if it is forwarded.
+    #[must_use]
+    pub fn forwarded_to(&self) -> Option<StreamKind> {
+        match &self.sink {
+            OutputSink::Forward { target, .. } => Some(*target),
+            OutputSink::File { .. } | OutputSink::Discard => None,
         }
     }
 
@@ -202,13 +206,11 @@ impl ChildOutput {
 
     /// The stream ended: flush an unfinished last line.
     pub fn finish(&mut self, scratch: &mut Vec<u8>) {
-        if let OutputSink::Forward { fd, prefix } = &self.sink {
+        if let OutputSink::Forward { target, prefix } = &self.sink {
             scratch.clear();
             self.framer.finish(prefix.as_deref().unwrap_or_default(), scratch);
             if !scratch.is_empty() {
-                if let Err(error) = sys::write_all_fd(*fd, scratch) {
-                    log::warn!("{}: cannot write {} output: {error}", self.name, self.stream.as_str());
-                }
+                stdio::forward(*target, scratch);
             }
         }
     }

@@ -22,8 +22,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_sv-lite");
+/// The binary under test: the shipped static build when `SV_LITE_STATIC_BIN` names it (as
+/// `make test`, and so CI, does), else the debug build cargo made for the tests.
+pub static BIN: std::sync::LazyLock<PathBuf> =
+    std::sync::LazyLock::new(|| match std::env::var_os("SV_LITE_STATIC_BIN") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(path.exists(), "SV_LITE_STATIC_BIN={} does not exist; run `make static`", path.display());
+            path
+        }
+        None => PathBuf::from(env!("CARGO_BIN_EXE_sv-lite")),
+    });
 
 /// How often conditions are polled.
 pub const POLL: Duration = Duration::from_millis(20);
@@ -193,14 +202,14 @@ pub fn run_with_deadline(command: &mut Command, deadline: Duration) -> Output {
 
 /// `sv-lite ARGS...` (check, --version...), with a deadline.
 pub fn sv_lite(args: &[&str]) -> Output {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(&*BIN);
     command.args(args).env_remove("SV_LITE_SOCKET").env("RUST_LOG", "info");
     run_with_deadline(&mut command, CTL_DEADLINE)
 }
 
 /// `sv-lite ctl -s SOCKET ARGS...` against any socket.
 pub fn ctl_at(socket: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(BIN);
+    let mut command = Command::new(&*BIN);
     command.arg("ctl").arg("-s").arg(socket).args(args).env_remove("SV_LITE_SOCKET").env("NO_COLOR", "1");
     run_with_deadline(&mut command, CTL_DEADLINE)
 }
@@ -350,7 +359,7 @@ impl Daemon {
         let stdout_path = dir.join("daemon.stdout");
         let stderr_path = dir.join("daemon.stderr");
         let mut command = match launch.shell_prelude {
-            None => Command::new(BIN),
+            None => Command::new(&*BIN),
             Some(prelude) => {
                 // `sh` by name with PATH set explicitly makes std fork and exec instead of using
                 // posix_spawn, whose glibc version hands the child the internal signals 32 and
@@ -358,7 +367,7 @@ impl Daemon {
                 // sets.
                 let mut shell = Command::new("sh");
                 shell.env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()));
-                shell.arg("-c").arg(format!("{prelude}\nexec \"$0\" \"$@\"")).arg(BIN);
+                shell.arg("-c").arg(format!("{prelude}\nexec \"$0\" \"$@\"")).arg(&*BIN);
                 shell
             }
         };
@@ -375,7 +384,7 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(file_for(&stdout_path))
             .stderr(file_for(&stderr_path));
-        let child = command.spawn().unwrap_or_else(|error| panic!("cannot start {BIN}: {error}"));
+        let child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", BIN.display()));
         let pid = child.id() as i32;
         let mut daemon = Daemon {
             child,
@@ -419,7 +428,7 @@ impl Daemon {
 
     /// Runs the daemon on an existing config and socket path; waits for it to exit.
     pub fn run_expecting_failure(dir: &TestDir, config: &Path, socket: &Path) -> (Option<i32>, String) {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(&*BIN);
         command
             .arg("-c")
             .arg(config)
