@@ -28,8 +28,9 @@ environment: RUST_LOG sets the log level (default info), SV_LITE_SOCKET the sock
 
 const CHECK_USAGE: &str = "usage: sv-lite check [FILE]
 
-Validates FILE (default ./sv-lite.yaml, then /etc/sv-lite.yaml) and prints every error.
-Exit 0 when valid, 2 when not.";
+Validates FILE (default ./sv-lite.yaml, then /etc/sv-lite.yaml) and prints every error,
+or the warnings about what it accepted but you should fix.
+Exit 0 when valid (warnings or not), 2 when not.";
 
 /// Exit code for usage errors, bad configs and a daemon that cannot start.
 const EXIT_USAGE: u8 = 2;
@@ -144,7 +145,10 @@ fn run_daemon(args: &[String]) -> u8 {
     init_logging();
     let config_path = flags.config.unwrap_or_else(default_config);
     let config = match config::load(&config_path) {
-        Ok(config) => config,
+        Ok(config) => {
+            config.warnings.iter().for_each(|warning| log::warn!("{warning}"));
+            config
+        }
         Err(errors) => {
             eprintln!("{errors}");
             eprintln!("sv-lite: {}: invalid config, nothing started", config_path.display());
@@ -184,6 +188,7 @@ fn run_check(args: &[String]) -> u8 {
 fn check_file(path: &Path) -> u8 {
     match config::load(path) {
         Ok(config) => {
+            config.warnings.iter().for_each(|warning| eprintln!("{warning}"));
             let instances: u32 = config.programs.iter().map(|program| program.numprocs).sum();
             println!("{}: ok, {} programs, {instances} instances", path.display(), config.programs.len());
             0

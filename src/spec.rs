@@ -23,6 +23,9 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// Programs, sorted by name, names unique.
     pub programs: Vec<ProgramSpec>,
+    /// What the loader accepted but the user should fix, each as `{file}:{line}:{column}:
+    /// {key path}: {message}`, in file order. For the user only: supervision ignores it.
+    pub warnings: Vec<String>,
 }
 
 /// One program: a command and the policy that keeps `numprocs` instances of it alive.

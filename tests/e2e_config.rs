@@ -1,6 +1,6 @@
 //! Bad input: `sv-lite check` and the daemon reject every kind of bad config with the file,
 //! line and key path, and the daemon exits 2 before spawning anything. Valid configs, the
-//! taskmaster reference example and examples/demo.yaml pass.
+//! taskmaster reference example (as written, with a warning) and examples/demo.yaml pass.
 
 mod common;
 
@@ -98,13 +98,6 @@ const CASES: &[Case] = &[
         line: 8,
         path: "programs.web.umask",
         says: &["089", "octal"],
-    },
-    Case {
-        what: "taskmaster's exitcodes without a space after the dashes",
-        body: &["cmd: \"sleep 1000\"", "exitcodes:", "  -0", "  -2"],
-        line: 9,
-        path: "programs.web.exitcodes",
-        says: &["\"-0 -2\"", "[0, 2]", "- 0"],
     },
 ];
 
@@ -222,62 +215,37 @@ programs:
     assert!(missing.stderr.contains("missing.yaml"), "{missing}");
 }
 
-/// The example of the taskmaster subject, verbatim except for its binaries.
-const TASKMASTER_EXAMPLE: &str = "programs:
-    nginx:
-        cmd: \"/bin/sleep 1000\"
-        numprocs: 1
-        umask: 022
-        workingdir: /tmp
-        autostart: true
-        autorestart: unexpected
-        exitcodes:
-          -0
-          -2
-        startretries: 3
-        starttime: 5
-        stopsignal: TERM
-        stoptime: 10
-        stdout: /tmp/nginx.stdout
-        stderr: /tmp/nginx.stderr
-        env:
-            STARTED_BY: taskmaster
-            ANSWER: 42
-    vogsphere:
-        cmd: \"/bin/sleep 1000\"
-        numprocs: 8
-        umask: 077
-        workingdir: /tmp
-        autostart: true
-        autorestart: unexpected
-        exitcodes: 0
-        startretries: 3
-        starttime: 5
-        stopsignal: USR1
-        stoptime: 10
-        stdout: /tmp/vgsworker.stdout
-        stderr: /tmp/vgsworker.stderr
-";
+/// What `sv-lite check examples/taskmaster.yaml` and the daemon say about its exitcodes.
+const TASKMASTER_WARNING: &str = "programs.nginx.exitcodes: read \"-0 -2\" as the list [0, 2]; \
+                                  YAML took those lines as one string; write it as exitcodes: [0, 2]";
 
 #[test]
-fn the_taskmaster_example_loads_except_for_its_dash_list_whose_error_shows_the_fix() {
-    let dir = TestDir::new();
-    let file = dir.write("taskmaster.yaml", TASKMASTER_EXAMPLE);
-    let output = sv_lite(&["check", &file.display().to_string()]);
-    assert_eq!(output.code, Some(2), "{output}");
-    let errors: Vec<&str> = output.stderr.lines().filter(|line| line.contains(": programs.")).collect();
-    assert_eq!(errors.len(), 1, "only the exitcodes mistake is an error:\n{output}");
-    let expected_prefix = format!("{}:10:", file.display());
-    assert!(errors[0].starts_with(&expected_prefix), "points at line 10:\n{output}");
-    assert!(errors[0].contains("programs.nginx.exitcodes") && errors[0].contains("[0, 2]"), "{output}");
-
-    let fixed = dir.write(
-        "fixed.yaml",
-        &TASKMASTER_EXAMPLE.replace("          -0\n          -2\n", "          - 0\n          - 2\n"),
-    );
-    let output = sv_lite(&["check", &fixed.display().to_string()]);
+fn the_taskmaster_example_passes_check_as_written_with_a_warning_on_stderr() {
+    let mut command = std::process::Command::new(common::BIN);
+    command.args(["check", "examples/taskmaster.yaml"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    let output = common::run_with_deadline(&mut command, common::CTL_DEADLINE);
     assert_eq!(output.code, Some(0), "{output}");
-    assert!(output.stdout.contains("2 programs, 9 instances"), "{output}");
+    let warning = format!("examples/taskmaster.yaml:10:11: {TASKMASTER_WARNING}");
+    assert_eq!(output.stderr.lines().collect::<Vec<_>>(), [warning.as_str()], "{output}");
+    assert!(output.stdout.contains("examples/taskmaster.yaml: ok, 2 programs, 9 instances"), "{output}");
+}
+
+#[test]
+fn the_daemon_logs_the_exitcodes_warning_at_start_and_at_each_reload() {
+    let config =
+        "logfile: {dir}/events.log\nprograms:\n  web:\n    cmd: \"sleep 1000\"\n    exitcodes:\n      -0\n      -2\n";
+    let d = Daemon::start(config);
+    let warning = format!("sv-lite.yaml:6:7: {}", TASKMASTER_WARNING.replace("nginx", "web"));
+    let warnings = || {
+        common::read(&d.stderr_path).lines().filter(|line| line.contains(" WARN ") && line.contains(&warning)).count()
+    };
+    d.wait_for("the warning at start", common::WAIT, || warnings() == 1);
+    d.ctl_ok(&["reload"]);
+    d.wait_for("the warning at `ctl reload`", common::WAIT, || warnings() == 2);
+    assert!(common::send_signal(d.pid, "HUP"));
+    d.wait_for("the warning at SIGHUP", common::WAIT, || warnings() == 3);
+    d.wait_running("web:0");
+    assert_eq!(d.shutdown().code(), Some(0));
 }
 
 #[test]

@@ -25,7 +25,7 @@ use serde_yaml::{Mapping, Value};
 
 use crate::spec::{self, Config, ProgramSpec, Sink};
 use locate::{DisplayPath, Segment, Target};
-use scalars::{autorestart, describe, exit_code, is_dash_list, stopsignal, suggest};
+use scalars::{autorestart, describe, exit_code, stopsignal, suggest};
 
 /// Every problem found in one config file.
 #[derive(Debug)]
@@ -103,25 +103,33 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// Parses and validates config text; `origin` names the file in messages. Pure.
 ///
+/// What it accepts but the user should fix (for now only taskmaster's `exitcodes:` list written
+/// without spaces after the dashes) comes back in [`Config::warnings`], in the same
+/// `{origin}:{line}:{column}: {path}: {message}` form as errors.
+///
 /// # Errors
 ///
 /// Every problem in the text, sorted by line: YAML syntax, unknown keys, wrong types, bad
 /// values and templates, duplicate names, remote Tron nodes.
 pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let mut checker = Checker { text, origin, errors: Vec::new() };
+    let mut checker = Checker { text, origin, errors: Vec::new(), warnings: Vec::new() };
     let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut root| root.apply_merge().map(|()| root));
-    let config = match parsed {
+    let mut config = match parsed {
         Ok(root) => checker.config(&root),
         Err(error) => {
             checker.yaml_error(&error);
             Config::default()
         }
     };
+    let in_file_order = |problem: &ConfigError| (problem.line.unwrap_or(usize::MAX), problem.column.unwrap_or(0));
     let mut errors = checker.errors;
     if errors.is_empty() {
+        let mut warnings = checker.warnings;
+        warnings.sort_by_key(in_file_order);
+        config.warnings = warnings.iter().map(ToString::to_string).collect();
         return Ok(config);
     }
-    errors.sort_by_key(|error| (error.line.unwrap_or(usize::MAX), error.column.unwrap_or(0)));
+    errors.sort_by_key(in_file_order);
     Err(ConfigErrors { errors })
 }
 
@@ -152,11 +160,13 @@ const PROGRAM_KEYS: &[&str] = &[
     "pid_file",
 ];
 
-/// Walks the parsed tree, collecting errors.
+/// Walks the parsed tree, collecting errors and warnings.
 struct Checker<'t> {
     text: &'t str,
     origin: &'t str,
     errors: Vec<ConfigError>,
+    /// Accepted, but worth fixing; dropped when there are errors.
+    warnings: Vec<ConfigError>,
 }
 
 fn child(path: &[Segment], key: &str) -> Vec<Segment> {
@@ -192,14 +202,24 @@ fn name_problem(name: &str) -> Option<String> {
 
 impl Checker<'_> {
     fn error(&mut self, path: &[Segment], target: Target, message: impl Into<String>) {
+        let error = self.problem(path, target, message.into());
+        self.errors.push(error);
+    }
+
+    fn warn(&mut self, path: &[Segment], target: Target, message: impl Into<String>) {
+        let warning = self.problem(path, target, message.into());
+        self.warnings.push(warning);
+    }
+
+    fn problem(&self, path: &[Segment], target: Target, message: String) -> ConfigError {
         let position = locate::locate(self.text, path, target);
-        self.errors.push(ConfigError {
+        ConfigError {
             origin: self.origin.to_string(),
             line: position.map(|(line, _)| line),
             column: position.map(|(_, column)| column),
             path: DisplayPath(path).to_string(),
-            message: message.into(),
-        });
+            message,
+        }
     }
 
     fn yaml_error(&mut self, error: &serde_yaml::Error) {
@@ -487,18 +507,19 @@ impl Checker<'_> {
                     .collect();
                 (codes.len() == items.len()).then_some(codes)?
             }
-            // `exitcodes:` then `-0` and `-2` on their own lines is one plain scalar, "-0 -2".
-            Value::String(text) if is_dash_list(text) => {
-                let codes: Vec<&str> = text.split_whitespace().map(|word| &word[1..]).collect();
-                let message = format!(
-                    "{EXPECTED}, found the string {text:?}; a YAML list needs a space after each dash: \
-                     write `exitcodes: [{}]` or put a space after each dash (`- {}`)",
-                    codes.join(", "),
-                    codes[0]
-                );
-                self.error(path, Target::Value, message);
-                return None;
-            }
+            // `exitcodes:` then `-0` and `-2` on their own lines is one plain scalar, "-0 -2":
+            // taskmaster's own example does it, so read the list that was meant, and say so.
+            Value::String(text) => match scalars::dash_list(text) {
+                Some(codes) => {
+                    let codes = self.value(path, value, |_| codes)?;
+                    self.warn_dash_list(path, text, &codes);
+                    codes
+                }
+                None => {
+                    self.error(path, Target::Value, format!("{EXPECTED}, found {}", describe(value)));
+                    return None;
+                }
+            },
             other => {
                 self.error(path, Target::Value, format!("{EXPECTED}, found {}", describe(other)));
                 return None;
@@ -507,6 +528,18 @@ impl Checker<'_> {
         codes.sort_unstable();
         codes.dedup();
         Some(codes)
+    }
+
+    /// Says how `exitcodes: "-0 -2"` was read, and how to write it.
+    fn warn_dash_list(&mut self, path: &[Segment], text: &str, codes: &[u8]) {
+        let list = codes.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+        let line = |target| locate::locate(self.text, path, target).map(|(line, _)| line);
+        let written = if line(Target::Value) > line(Target::Key) { "those lines" } else { "it" };
+        self.warn(
+            path,
+            Target::Value,
+            format!("read {text:?} as the list [{list}]; YAML took {written} as one string; write it as exitcodes: [{list}]"),
+        );
     }
 
     fn monitor_interval(&mut self, path: &[Segment], value: &Value) -> Option<std::time::Duration> {

@@ -317,10 +317,24 @@ pub(crate) fn exit_code(value: &Value) -> Result<u8, String> {
     u8::try_from(code).map_err(|_| format!("exit code {code} is out of range (0 to 255)"))
 }
 
-/// `"-0 -2"`: what YAML makes of list items written without a space after the dash.
-pub(crate) fn is_dash_list(text: &str) -> bool {
-    let mut words = text.split_whitespace().peekable();
-    words.peek().is_some()
-        && words
-            .all(|word| word.len() > 1 && word.starts_with('-') && word[1..].bytes().all(|byte| byte.is_ascii_digit()))
+/// `"-0 -2"`: what YAML makes of list items written without a space after the dash. The exit
+/// codes it lists, in the order written; `None` when the text is anything else (words without
+/// a dash, words other than a dash and digits, no words at all).
+pub(crate) fn dash_list(text: &str) -> Option<Result<Vec<u8>, String>> {
+    let numbers: Vec<&str> = text
+        .split_whitespace()
+        .map(|word| {
+            word.strip_prefix('-')
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()))
+        })
+        .collect::<Option<_>>()?;
+    if numbers.is_empty() {
+        return None;
+    }
+    Some(
+        numbers
+            .iter()
+            .map(|number| number.parse::<u8>().map_err(|_| format!("exit code {number} is out of range (0 to 255)")))
+            .collect(),
+    )
 }

@@ -514,46 +514,25 @@ fn validated_templates_expand_at_launch() {
     assert_eq!(launch.pid_file, Some(PathBuf::from("/run/web.2.pid")));
 }
 
-/// The example config from the taskmaster reference, verbatim but for the exitcodes list.
-const TASKMASTER: &str = "programs:
-    nginx:
-        cmd: \"/usr/local/bin/nginx -c /etc/nginx/test.conf\"
-        numprocs: 1
-        umask: 022
-        workingdir: /tmp
-        autostart: true
-        autorestart: unexpected
-        exitcodes:
-          - 0
-          - 2
-        startretries: 3
-        starttime: 5
-        stopsignal: TERM
-        stoptime: 10
-        stdout: /tmp/nginx.stdout
-        stderr: /tmp/nginx.stderr
-        env:
-            STARTED_BY: taskmaster
-            ANSWER: 42
-    vogsphere:
-        cmd: \"/usr/local/bin/vogsphere-worker --no-prefork\"
-        numprocs: 8
-        umask: 077
-        workingdir: /tmp
-        autostart: true
-        autorestart: unexpected
-        exitcodes: 0
-        startretries: 3
-        starttime: 5
-        stopsignal: USR1
-        stoptime: 10
-        stdout: /tmp/vgsworker.stdout
-        stderr: /tmp/vgsworker.stderr
-";
+/// The example config of the taskmaster reference, exactly as written there: its exitcodes
+/// list has no space after the dashes, so YAML reads the string "-0 -2".
+const TASKMASTER: &str = include_str!("../../examples/taskmaster.yaml");
+
+const TASKMASTER_WARNING: &str = "examples/taskmaster.yaml:10:11: programs.nginx.exitcodes: read \"-0 -2\" as \
+                                  the list [0, 2]; YAML took those lines as one string; write it as exitcodes: [0, 2]";
+
+/// The config and its warnings, or a panic listing the errors.
+fn load_warned(text: &str, origin: &str) -> (Config, Vec<String>) {
+    let mut config =
+        from_yaml_str(text, origin).unwrap_or_else(|errors| panic!("unexpected errors:\n{errors}\nin:\n{text}"));
+    let warnings = std::mem::take(&mut config.warnings);
+    (config, warnings)
+}
 
 #[test]
-fn taskmaster_example_loads_once_its_list_is_fixed() {
-    let config = load_ok(TASKMASTER);
+fn taskmaster_example_loads_as_written_with_a_warning_for_its_exitcodes() {
+    let (config, warnings) = load_warned(TASKMASTER, "examples/taskmaster.yaml");
+    assert_eq!(warnings, [TASKMASTER_WARNING]);
     let [nginx, vogsphere] = config.programs.as_slice() else { panic!("{config:#?}") };
     assert_eq!(nginx.argv, ["/usr/local/bin/nginx", "-c", "/etc/nginx/test.conf"]);
     assert_eq!((nginx.numprocs, nginx.umask, nginx.exitcodes.as_slice()), (1, Some(0o22), &[0, 2][..]));
@@ -571,15 +550,74 @@ fn taskmaster_example_loads_once_its_list_is_fixed() {
 }
 
 #[test]
-fn taskmaster_example_as_written_shows_how_to_fix_its_list() {
-    let as_written = TASKMASTER.replace("          - 0\n          - 2\n", "          -0\n          -2\n");
-    let error = one_error(&as_written);
-    assert_eq!((error.path.as_str(), error.line, error.column), ("programs.nginx.exitcodes", Some(10), Some(11)));
+fn taskmaster_example_with_a_real_list_loads_the_same_without_warnings() {
+    let fixed = TASKMASTER.replace("          -0\n          -2\n", "          - 0\n          - 2\n");
+    assert_ne!(fixed, TASKMASTER);
+    let (config, warnings) = load_warned(&fixed, "fixed.yaml");
+    assert_eq!(warnings, Vec::<String>::new());
+    let (as_written, _) = load_warned(TASKMASTER, "examples/taskmaster.yaml");
+    assert_eq!(config, as_written);
+}
+
+#[test]
+fn exitcodes_as_one_string_of_dashed_integers_are_read_as_a_list_with_a_warning() {
+    let (config, warnings) = load_warned(&with("exitcodes:\n      -2\n      -0\n      -2\n      -255"), "test.yaml");
+    assert_eq!(config.programs[0].exitcodes, [0, 2, 255]);
     assert_eq!(
-        error.message,
-        "expected an integer or a list of integers, found the string \"-0 -2\"; a YAML list needs a space after \
-         each dash: write `exitcodes: [0, 2]` or put a space after each dash (`- 0`)"
+        warnings,
+        ["test.yaml:5:7: programs.web.exitcodes: read \"-2 -0 -2 -255\" as the list [2, 0, 2, 255]; \
+          YAML took those lines as one string; write it as exitcodes: [2, 0, 2, 255]"]
     );
+    // The same string on the key's line.
+    let (config, warnings) = load_warned(&with("exitcodes: -0 -2"), "test.yaml");
+    assert_eq!(config.programs[0].exitcodes, [0, 2]);
+    assert_eq!(
+        warnings,
+        ["test.yaml:4:16: programs.web.exitcodes: read \"-0 -2\" as the list [0, 2]; \
+          YAML took it as one string; write it as exitcodes: [0, 2]"]
+    );
+    // One warning per program, in file order; other settings warn about nothing.
+    let text = "programs:\n  b:\n    cmd: /bin/true\n    exitcodes:\n      -1\n      -3\n  \
+                a:\n    cmd: /bin/true\n    exitcodes: [1]\n  c:\n    cmd: /bin/true\n    exitcodes:\n      -4\n      -5\n";
+    let (config, warnings) = load_warned(text, "test.yaml");
+    let codes: Vec<&[u8]> = config.programs.iter().map(|program| program.exitcodes.as_slice()).collect();
+    assert_eq!(codes, [&[1][..], &[1, 3], &[4, 5]]);
+    let lines: Vec<&str> = warnings.iter().map(|warning| warning.split(": ").next().unwrap()).collect();
+    assert_eq!(lines, ["test.yaml:5:7", "test.yaml:13:7"]);
+}
+
+#[test]
+fn exitcodes_strings_of_anything_but_dashed_integers_stay_errors() {
+    const EXPECTED: &str = "expected an integer or a list of integers, found a string";
+    for (setting, found) in [
+        ("exitcodes: \"abc\"", "\"abc\""),
+        ("exitcodes:\n      -0\n      x", "\"-0 x\""),
+        ("exitcodes:\n      -0\n      -x", "\"-0 -x\""),
+        ("exitcodes: \"0 2\"", "\"0 2\""),
+        ("exitcodes: \"-0 2\"", "\"-0 2\""),
+        ("exitcodes: \"- 0\"", "\"- 0\""),
+        ("exitcodes: \"--2\"", "\"--2\""),
+        ("exitcodes: \"-+2\"", "\"-+2\""),
+        ("exitcodes: \"-1.5\"", "\"-1.5\""),
+        ("exitcodes: \"\"", "\"\""),
+    ] {
+        let (path, line, message) = web_error(setting);
+        assert_eq!(path, "programs.web.exitcodes", "{setting}");
+        assert!(line.is_some(), "{setting}");
+        assert_eq!(message, format!("{EXPECTED} {found}"), "{setting}");
+    }
+    let (path, line, message) = web_error("exitcodes:\n      -0\n      -256");
+    assert_eq!((path.as_str(), line), ("programs.web.exitcodes", Some(5)));
+    assert_eq!(message, "exit code 256 is out of range (0 to 255)");
+    assert_eq!(
+        web_error("exitcodes: -0 -99999999999999999999").2,
+        "exit code 99999999999999999999 is out of range (0 to 255)"
+    );
+    // A lone `-2` is the number -2: still an error, with the hint.
+    assert!(web_error("exitcodes:\n      -2").2.contains("put a space after the dash (`- 2`)"));
+    // Errors elsewhere are reported alone: the accepted dash list is no error.
+    let error = one_error(&with("exitcodes:\n      -0\n      -2\n    numproc: 2"));
+    assert_eq!(error.path, "programs.web.numproc");
 }
 
 /// Tron's services example, with local paths and the node pool it refers to.

@@ -462,7 +462,9 @@ impl Driver {
     }
 
     fn load_config(&self) -> Result<Config, String> {
-        config::load(&self.config_path).map_err(|errors| errors.to_string())
+        config::load(&self.config_path)
+            .map_err(|errors| errors.to_string())
+            .inspect(|config| config.warnings.iter().for_each(|warning| log::warn!("{warning}")))
     }
 
     fn reopen_logs(&mut self) {
