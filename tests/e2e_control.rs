@@ -331,3 +331,96 @@ programs:
     assert_eq!(daemon.state_of("ticker:0"), "RUNNING");
     daemon.shutdown();
 }
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn a_sticky_world_writable_directory_is_accepted_and_a_plain_one_refused() {
+    let dir = TestDir::new();
+    let config = dir.write("sv-lite.yaml", "programs:\n  web:\n    cmd: sleep 1000\n");
+    for (mode, accepted) in [(0o1777, true), (0o777, false)] {
+        let shared = dir.join(&format!("shared-{mode:o}"));
+        std::fs::create_dir(&shared).expect("mkdir");
+        chmod(&shared, mode);
+        let socket = shared.join("sv.sock");
+        let mut command = Command::new(&*BIN);
+        command.arg("-c").arg(&config).arg("-s").arg(&socket).env(common::TAG_VAR, &dir.tag);
+        if accepted {
+            command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            let mut child = command.spawn().expect("start the daemon");
+            common::wait_until("the daemon to answer in a sticky directory", common::WAIT, || {
+                common::ctl_at(&socket, &["status"]).code == Some(0)
+            });
+            assert_eq!(common::ctl_at(&socket, &["shutdown"]).code, Some(0));
+            common::wait_until("the daemon to exit", common::WAIT, || matches!(child.try_wait(), Ok(Some(_))));
+        } else {
+            let output = run_with_deadline(&mut command, CTL_DEADLINE);
+            assert_eq!(output.code, Some(2), "{output}");
+            assert!(output.stderr.contains("world-writable without the sticky bit"), "{output}");
+        }
+    }
+}
+
+#[test]
+fn a_socket_another_user_created_first_is_refused_by_the_daemon_and_by_ctl() {
+    if !is_root() {
+        eprintln!("skipping: needs root to create users");
+        return;
+    }
+    let squatter = ensure_user("svlite-squat", None);
+    ensure_user("svlite-victim", None);
+    let dir = TestDir::new();
+    chmod(&dir.path, 0o755);
+    let config = dir.write("sv-lite.yaml", "programs:\n  web:\n    cmd: sleep 1000\n");
+    chmod(&config, 0o644);
+    // A shared directory like /tmp: world-writable, sticky.
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    chmod(&shared, 0o1777);
+    let socket = shared.join("sv.sock");
+
+    // The squatter runs a server on the path first.
+    let mut squat = Command::new("runuser")
+        .args(["-u", "svlite-squat", "--"])
+        .arg(&*BIN)
+        .arg("-c")
+        .arg(&config)
+        .arg("-s")
+        .arg(&socket)
+        .env(common::TAG_VAR, &dir.tag)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the squatter's daemon");
+    common::wait_until("the squatter's socket", common::WAIT, || socket.exists());
+    // A squatter opens its socket to everyone, to catch other users' requests.
+    chmod(&socket, 0o666);
+
+    // Neither another user's ctl nor root's talks to it.
+    for output in [ctl_as("svlite-victim", &socket, &["status"]), common::ctl_at(&socket, &["status"])] {
+        assert_eq!(output.code, Some(2), "{output}");
+        assert!(output.stderr.contains("refusing to talk to"), "{output}");
+        assert!(output.stderr.contains(&format!("uid {squatter}")), "{output}");
+    }
+
+    // Its socket file, even stale, is not replaced by our daemon.
+    let squatter_pids = common::tagged_pids(&dir.tag);
+    for pid in squatter_pids {
+        common::send_signal(pid, "KILL");
+    }
+    let _ = squat.wait();
+    assert!(socket.exists(), "the killed squatter leaves its socket file");
+    let mut ours = Command::new(&*BIN);
+    ours.arg("-c").arg(&config).arg("-s").arg(&socket).env(common::TAG_VAR, &dir.tag);
+    let output = run_with_deadline(&mut ours, CTL_DEADLINE);
+    assert_eq!(output.code, Some(2), "{output}");
+    assert!(output.stderr.contains(&format!("belongs to uid {squatter}")), "{output}");
+    assert!(socket.exists(), "someone else's socket file is left alone");
+}

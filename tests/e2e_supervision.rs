@@ -349,6 +349,9 @@ programs:
   bad_dir:
     cmd: "sleep 1000"
     workingdir: {dir}/no-such-dir
+  bad_log:
+    cmd: "sleep 1000"
+    stdout: {dir}/no-such-dir/out.log
   fine:
     cmd: "sleep 1000"
     starttime: 0.2
@@ -368,6 +371,11 @@ programs:
     assert!(not_executable.contains("Permission denied"), "not_executable: {not_executable}");
     let bad_dir = detail("bad_dir:0");
     assert!(bad_dir.contains("no-such-dir") && bad_dir.contains("No such file or directory"), "bad_dir: {bad_dir}");
+    // Each message names the step that failed, not a guess.
+    assert!(absent.contains("exec "), "absent names the exec step: {absent}");
+    assert!(bad_dir.contains("workingdir "), "bad_dir names the workingdir step: {bad_dir}");
+    let bad_log = detail("bad_log:0");
+    assert!(bad_log.contains("stdout file") && bad_log.contains("out.log"), "bad_log: {bad_log}");
 
     // The table shows the reason too, and the event log records it.
     let table = d.ctl_ok(&["status"]).stdout;

@@ -305,11 +305,14 @@ pub struct Launch<'a> {
     pub socket: Option<PathBuf>,
     /// Extra environment variables.
     pub env: Vec<(&'a str, &'a str)>,
+    /// The daemon's stdout is a pipe left in `Daemon::child.stdout` for the test to read (or
+    /// not), instead of a file.
+    pub stdout_pipe: bool,
 }
 
 impl Default for Launch<'_> {
     fn default() -> Self {
-        Launch { shell_prelude: None, socket_flag: true, socket: None, env: Vec::new() }
+        Launch { shell_prelude: None, socket_flag: true, socket: None, env: Vec::new(), stdout_pipe: false }
     }
 }
 
@@ -382,7 +385,7 @@ impl Daemon {
             .env_remove("SV_LITE_SOCKET")
             .envs(launch.env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(file_for(&stdout_path))
+            .stdout(if launch.stdout_pipe { Stdio::piped() } else { file_for(&stdout_path) })
             .stderr(file_for(&stderr_path));
         let child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", BIN.display()));
         let pid = child.id() as i32;

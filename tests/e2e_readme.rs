@@ -1,0 +1,118 @@
+//! The README's first commands, run exactly as written: a documented command that fails is a
+//! bug even when every other test is green.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{ctl_at, poll_until, run_with_deadline, TestDir, TAG_VAR};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The lines of the README's first ```sh block, without their trailing comments.
+fn first_block() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).expect("README.md");
+    let block = readme.split("```sh\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a ```sh block");
+    block
+        .lines()
+        .map(|line| line.split(" #").next().unwrap_or(line).trim().to_string())
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// The `-s SOCKET` a command line names.
+fn socket_of(command: &str) -> String {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let at = words.iter().position(|word| *word == "-s").expect("the command names a socket with -s");
+    words[at + 1].to_string()
+}
+
+#[test]
+fn the_readme_starts_with_the_demo_and_make_test() {
+    let block = first_block();
+    assert_eq!(block.len(), 2, "the first block is two commands: {block:?}");
+    assert!(block[0].starts_with("cargo run --release -- -c examples/demo.yaml"), "{block:?}");
+    assert_eq!(block[1], "make test", "{block:?}");
+}
+
+#[test]
+fn the_readmes_first_command_starts_the_demo_as_written() {
+    let command = first_block().remove(0);
+    let socket = socket_of(&command);
+    let dir = TestDir::new();
+    // Run from the repository root, as a user who just cloned it would; its own process group,
+    // so the whole tree can be cleaned up (the tag kills whatever is left).
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .current_dir(REPO)
+            .env(TAG_VAR, &dir.tag)
+            .env_remove("SV_LITE_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("stdout")).expect("stdout file"))
+            .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr file"))
+            .process_group(0)
+            .spawn()
+            .expect("run the README's first command")
+    };
+    let expected = ["clock:0", "flaky:0", "worker:0", "worker:1", "on-demand:0"];
+    // `cargo run --release` may compile first: a generous deadline.
+    let listed = poll_until(Duration::from_secs(600), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("`{command}` exited with {status}:\n{}", common::read(dir.join("stderr")));
+        }
+        let status = ctl_at(Path::new(&socket), &["status"]);
+        status.code == Some(0) && expected.iter().all(|name| status.stdout.contains(name))
+    });
+    assert!(listed, "`{command}` did not list the demo programs:\n{}", common::read(dir.join("stderr")));
+
+    // The README's "in another terminal" command, as written, until the workers are up.
+    let mut last = None;
+    let workers_up = poll_until(Duration::from_secs(30), || {
+        let mut status = Command::new("./target/release/sv-lite");
+        status.args(["ctl", "-s", &socket, "status"]).current_dir(REPO);
+        let output = run_with_deadline(&mut status, Duration::from_secs(60));
+        let up = output.code == Some(0)
+            && output.stdout.lines().filter(|line| line.starts_with("worker:") && line.contains("RUNNING")).count()
+                == 2;
+        last = Some(output);
+        up
+    });
+    assert!(workers_up, "{:?}", last.map(|output| output.to_string()));
+
+    let shutdown = ctl_at(Path::new(&socket), &["shutdown"]);
+    assert_eq!(shutdown.code, Some(0), "{shutdown}");
+    let exited = poll_until(Duration::from_secs(60), || matches!(child.try_wait(), Ok(Some(_))));
+    assert!(exited, "the demo did not exit after `ctl shutdown`");
+    assert!(!Path::new(&socket).exists(), "the socket is removed at exit");
+}
+
+#[test]
+fn the_shipped_static_binary_runs_the_demo_config() {
+    // The demo has `workingdir: /tmp`: the static build once crashed on it.
+    let dir = TestDir::new();
+    let socket = dir.join("demo.sock");
+    let mut child = Command::new(&*common::BIN)
+        .args(["-c", "examples/demo.yaml", "-s"])
+        .arg(&socket)
+        .current_dir(REPO)
+        .env(TAG_VAR, &dir.tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr file"))
+        .spawn()
+        .expect("start the daemon");
+    let running = poll_until(Duration::from_secs(30), || {
+        let status = ctl_at(&socket, &["status", "worker"]);
+        status.stdout.matches("RUNNING").count() == 2
+    });
+    let stderr = common::read(dir.join("stderr"));
+    assert!(running, "the demo's workers (workingdir: /tmp) did not run:\n{stderr}");
+    assert_eq!(ctl_at(&socket, &["shutdown"]).code, Some(0));
+    let exited = poll_until(Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
+    assert!(exited, "the daemon did not exit after `ctl shutdown`");
+}
