@@ -40,11 +40,11 @@ pub(crate) enum State {
         pid: Pid,
         since: Instant,
     },
-    /// Stopped with SIGSTOP on request; not dead, not restarted. `since` is when it started
-    /// running, for the crash-loop window.
+    /// Stopped with SIGSTOP on request; not dead, not restarted, and proving nothing: no
+    /// deadline runs while paused, so readiness cannot pass. `resume_to` is the phase it was
+    /// paused in, and goes back to on resume.
     Paused {
-        pid: Pid,
-        since: Instant,
+        resume_to: Phase,
     },
     /// Waiting to spawn again.
     Backoff {
@@ -67,6 +67,17 @@ pub(crate) enum State {
     },
 }
 
+/// The phase a paused instance was in. Pause and resume are transitions of
+/// [`Instance::on_event`] like any other: resuming goes back to this phase, so an instance paused
+/// before it was ready becomes RUNNING only through `become_running`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Phase {
+    /// Paused before readiness (`Starting`); resume starts the starting window over.
+    Starting { pid: Pid },
+    /// Paused while RUNNING; `since` is when it started running, for the crash-loop window.
+    Running { pid: Pid, since: Instant },
+}
+
 impl State {
     /// The one deadline this state waits for, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -87,7 +98,7 @@ impl State {
         match self {
             State::Starting { pid, .. }
             | State::Running { pid, .. }
-            | State::Paused { pid, .. }
+            | State::Paused { resume_to: Phase::Starting { pid } | Phase::Running { pid, .. } }
             | State::Stopping { pid, .. } => Some(*pid),
             State::Stopped
             | State::Spawning
@@ -253,9 +264,9 @@ impl Instance {
                 State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. },
                 Event::Start,
             ) => Outcome::Nothing,
-            (State::Paused { pid, since }, Event::Start) => {
-                let (pid, since) = (*pid, *since);
-                self.resume(ctx, pid, since);
+            (State::Paused { resume_to }, Event::Start) => {
+                let resume_to = resume_to.clone();
+                self.resume(ctx, resume_to);
                 Outcome::Nothing
             }
             (State::Stopping { .. }, Event::Start) => {
@@ -267,7 +278,9 @@ impl Instance {
 
             // ---- stop, restart, remove ----
             (
-                State::Starting { pid, .. } | State::Running { pid, .. } | State::Paused { pid, .. },
+                State::Starting { pid, .. }
+                | State::Running { pid, .. }
+                | State::Paused { resume_to: Phase::Starting { pid } | Phase::Running { pid, .. } },
                 event @ (Event::Stop | Event::Restart | Event::Remove),
             ) => {
                 let pid = *pid;
@@ -323,20 +336,28 @@ impl Instance {
             },
 
             // ---- pause, resume ----
-            (State::Starting { pid, .. } | State::Running { pid, .. }, Event::Pause) => {
+            (State::Starting { pid, .. }, Event::Pause) => {
+                // The starting window stops here: a stopped process proves nothing.
                 let pid = *pid;
-                let since = match self.state {
-                    State::Running { since, .. } => since,
-                    _ => now,
-                };
-                self.log(ctx, log::Level::Info, format!("pausing: sending SIGSTOP to process group {pid}; PAUSED"));
+                self.log(
+                    ctx,
+                    log::Level::Info,
+                    format!("pausing before it was ready: sending SIGSTOP to process group {pid}; PAUSED"),
+                );
                 ctx.actions.push_back(Action::Kill { pid, signal: Signal::STOP, group: true });
-                self.enter(now, State::Paused { pid, since });
+                self.enter(now, State::Paused { resume_to: Phase::Starting { pid } });
                 Outcome::Nothing
             }
-            (State::Paused { pid, since }, Event::Resume) => {
+            (State::Running { pid, since }, Event::Pause) => {
                 let (pid, since) = (*pid, *since);
-                self.resume(ctx, pid, since);
+                self.log(ctx, log::Level::Info, format!("pausing: sending SIGSTOP to process group {pid}; PAUSED"));
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::STOP, group: true });
+                self.enter(now, State::Paused { resume_to: Phase::Running { pid, since } });
+                Outcome::Nothing
+            }
+            (State::Paused { resume_to }, Event::Resume) => {
+                let resume_to = resume_to.clone();
+                self.resume(ctx, resume_to);
                 Outcome::Nothing
             }
             (
@@ -370,8 +391,7 @@ impl Instance {
                 if self.pid_mode() {
                     self.launcher = Some(pid);
                     self.daemon = None;
-                    let window = self.spec.starttime.max(PID_FILE_GRACE);
-                    self.enter(now, State::Starting { pid, up_at: now + window });
+                    self.enter(now, State::Starting { pid, up_at: now + self.start_window() });
                 } else if self.spec.starttime.is_zero() {
                     self.become_running(ctx, pid);
                 } else {
@@ -435,11 +455,16 @@ impl Instance {
                 self.failures = 0;
                 self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
             }
-            (State::Starting { .. }, Event::Exited(status)) => {
+            (State::Starting { .. } | State::Paused { resume_to: Phase::Starting { .. } }, Event::Exited(status)) => {
+                // Before readiness, paused or not, an exit is a failed start: a paused start has
+                // no deadline, so it never counts as up.
                 self.kill_leftovers(ctx);
                 self.start_failed(ctx, format!("exited with {status}"), status.shell_code(), Some(status))
             }
-            (State::Running { since, .. } | State::Paused { since, .. }, Event::Exited(status)) => {
+            (
+                State::Running { since, .. } | State::Paused { resume_to: Phase::Running { since, .. } },
+                Event::Exited(status),
+            ) => {
                 let since = *since;
                 self.kill_leftovers(ctx);
                 self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
@@ -517,7 +542,10 @@ impl Instance {
             ) => Outcome::Nothing,
 
             // ---- pid files ----
-            (State::Running { .. } | State::Paused { .. } | State::Stopping { .. }, Event::Monitor) => {
+            (
+                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } } | State::Stopping { .. },
+                Event::Monitor,
+            ) => {
                 if self.monitor_at.is_some_and(|due| due <= now) {
                     self.check_pid_file(ctx);
                 }
@@ -528,6 +556,7 @@ impl Instance {
                 | State::Spawning
                 | State::Starting { .. }
                 | State::WaitingPidFile { .. }
+                | State::Paused { resume_to: Phase::Starting { .. } }
                 | State::Backoff { .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
@@ -557,7 +586,7 @@ impl Instance {
                 self.start_failed(ctx, why, 1, None)
             }
             (
-                State::Running { pid, since } | State::Paused { pid, since },
+                State::Running { pid, since } | State::Paused { resume_to: Phase::Running { pid, since } },
                 Event::PidFile(PidObservation::Alive { pid: new_pid, start_time }),
             ) => {
                 let (old_pid, since) = (*pid, *since);
@@ -570,14 +599,14 @@ impl Instance {
                         format!("pid file now names pid {new_pid} (was {old_pid}); following it"),
                     );
                     self.state = match self.state {
-                        State::Paused { .. } => State::Paused { pid: new_pid, since },
+                        State::Paused { .. } => State::Paused { resume_to: Phase::Running { pid: new_pid, since } },
                         _ => State::Running { pid: new_pid, since },
                     };
                 }
                 Outcome::Nothing
             }
             (
-                State::Running { since, .. } | State::Paused { since, .. },
+                State::Running { since, .. } | State::Paused { resume_to: Phase::Running { since, .. } },
                 Event::PidFile(PidObservation::Gone { reason }),
             ) => {
                 let since = *since;
@@ -595,6 +624,11 @@ impl Instance {
                 State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
                 Event::PidFile(_),
             ) => Outcome::Nothing, // A late answer for a state already left.
+            (State::Paused { resume_to: Phase::Starting { .. } }, Event::PidFile(_)) => {
+                // A check asked for before the pause: readiness is judged after the resume, when
+                // the starting window has run again.
+                Outcome::Nothing
+            }
         }
     }
 
@@ -741,11 +775,42 @@ impl Instance {
         Outcome::Nothing
     }
 
-    fn resume(&mut self, ctx: &mut Ctx<'_>, pid: Pid, since: Instant) {
-        self.log(ctx, log::Level::Info, format!("resuming: sending SIGCONT to process group {pid}; RUNNING"));
-        ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
-        self.state = State::Running { pid, since };
-        self.since = ctx.now;
+    /// Continues a paused instance in the phase it was paused in. Paused before readiness, it
+    /// is STARTING again with the full starting window, not what was left of it: the time spent
+    /// stopped proved nothing, and an instance paused just before its deadline would otherwise
+    /// count as ready moments after it was continued, before it had run long enough to fail.
+    fn resume(&mut self, ctx: &mut Ctx<'_>, resume_to: Phase) {
+        let now = ctx.now;
+        match resume_to {
+            Phase::Starting { pid } => {
+                let window = self.start_window();
+                self.log(
+                    ctx,
+                    log::Level::Info,
+                    format!(
+                        "resuming before it was ready: sending SIGCONT to process group {pid}; STARTING again for {}",
+                        human_duration(window)
+                    ),
+                );
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
+                self.enter(now, State::Starting { pid, up_at: now + window });
+            }
+            Phase::Running { pid, since } => {
+                self.log(ctx, log::Level::Info, format!("resuming: sending SIGCONT to process group {pid}; RUNNING"));
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
+                self.enter(now, State::Running { pid, since });
+            }
+        }
+    }
+
+    /// How long a start has to prove itself: `starttime`, and at least `PID_FILE_GRACE` for a
+    /// pid-file program, whose daemon needs a moment to fork and write its pid file.
+    fn start_window(&self) -> Duration {
+        if self.pid_mode() {
+            self.spec.starttime.max(PID_FILE_GRACE)
+        } else {
+            self.spec.starttime
+        }
     }
 
     /// Kills the process now (second shutdown request).
