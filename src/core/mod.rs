@@ -332,7 +332,7 @@ impl Supervisor {
         // a resume and its readiness step.
         if instance.held_paused
             && outcome == Outcome::Nothing
-            && matches!(instance.state, State::Starting { .. } | State::Running { .. })
+            && matches!(instance.state, State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. })
         {
             outcome = instance.on_event(&mut ctx, Event::Pause);
         }
@@ -830,6 +830,11 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
         State::Paused { resume_to: Phase::Starting { .. } } => {
             Some("paused before it was ready; `ctl resume` continues it, STARTING again".to_string())
         }
+        State::Paused { resume_to: Phase::WaitingPidFile } => Some(
+            "paused before its pid file appeared; the daemon it names is paused too; `ctl resume` continues it, \
+             STARTING again"
+                .to_string(),
+        ),
         State::WaitingPidFile { .. } => Some("waiting for the pid file".to_string()),
         State::Stopped if instance.held_stopped => {
             Some("held down by `ctl stop` (persistent); `ctl start` releases it".to_string())
