@@ -238,11 +238,17 @@ impl Supervisor {
         let (mut up, mut starting, mut failed) = (0u32, 0u32, 0u32);
         for instance in &instances {
             match &instance.state {
-                State::Running { .. } | State::Paused { .. } if instance.pid_mode() && instance.checks == 0 => {
+                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } }
+                    if instance.pid_mode() && instance.checks == 0 =>
+                {
                     starting += 1
                 }
-                State::Running { .. } | State::Paused { .. } => up += 1,
-                State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } => starting += 1,
+                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } } => up += 1,
+                // Paused before it was ready: not up until it is resumed and passes readiness.
+                State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Paused { resume_to: Phase::Starting { .. } | Phase::WaitingPidFile } => starting += 1,
                 State::Backoff { .. } | State::Fatal { .. } | State::Exited { expected: false, .. } => failed += 1,
                 State::Stopped | State::Stopping { .. } | State::Exited { expected: true, .. } => {}
             }

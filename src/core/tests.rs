@@ -1005,3 +1005,18 @@ fn a_daemon_named_while_paused_that_exits_in_its_new_window_is_a_failed_start() 
     assert_eq!(h.state("svc:0"), "BACKOFF");
     assert!(h.logged("svc:0: exited with exit status 0 before starttime; BACKOFF"), "{:?}", h.log);
 }
+
+#[test]
+fn a_program_paused_before_readiness_is_starting_not_up() {
+    let mut h = Harness::new(vec![program("web", |p| p.starttime = secs(2))]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    h.request(1, Request::Pause { targets: targets(&["web"]) });
+    h.actions();
+    assert_eq!(h.service("web"), "STARTING");
+    h.request(2, Request::Resume { targets: targets(&["web"]) });
+    h.advance(secs(2));
+    assert_eq!(h.service("web"), "UP");
+    h.request(3, Request::Pause { targets: targets(&["web"]) });
+    assert_eq!(h.service("web"), "UP", "paused after it was ready: still up");
+}
