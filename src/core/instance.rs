@@ -40,11 +40,11 @@ pub(crate) enum State {
         pid: Pid,
         since: Instant,
     },
-    /// Stopped with SIGSTOP on request; not dead, not restarted. `since` is when it started
-    /// running, for the crash-loop window.
+    /// Stopped with SIGSTOP on request; not dead, not restarted, and proving nothing: no
+    /// deadline runs while paused, so readiness cannot pass. `resume_to` is the phase it was
+    /// paused in, and goes back to on resume.
     Paused {
-        pid: Pid,
-        since: Instant,
+        resume_to: Phase,
     },
     /// Waiting to spawn again.
     Backoff {
@@ -67,6 +67,23 @@ pub(crate) enum State {
     },
 }
 
+/// The phase a paused instance was in. Pause and resume are transitions of
+/// [`Instance::on_event`] like any other: resuming goes back to this phase, so an instance paused
+/// before it was ready becomes RUNNING only through `become_running`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Phase {
+    /// Paused before readiness (`Starting`); resume starts the starting window over. For a
+    /// pid-file program `pid` is the launcher's, or the daemon's once its pid file named it.
+    Starting { pid: Pid },
+    /// Pid-file program paused after its launcher exited, before the pid file named the daemon
+    /// (`WaitingPidFile`). The launcher's process group is stopped and the pid file is read at
+    /// every monitor interval; the daemon it names is stopped too (then `Starting { daemon }`).
+    /// Resume starts the pid-file window over.
+    WaitingPidFile,
+    /// Paused while RUNNING; `since` is when it started running, for the crash-loop window.
+    Running { pid: Pid, since: Instant },
+}
+
 impl State {
     /// The one deadline this state waits for, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
@@ -87,11 +104,12 @@ impl State {
         match self {
             State::Starting { pid, .. }
             | State::Running { pid, .. }
-            | State::Paused { pid, .. }
+            | State::Paused { resume_to: Phase::Starting { pid } | Phase::Running { pid, .. } }
             | State::Stopping { pid, .. } => Some(*pid),
             State::Stopped
             | State::Spawning
             | State::WaitingPidFile { .. }
+            | State::Paused { resume_to: Phase::WaitingPidFile }
             | State::Backoff { .. }
             | State::Exited { .. }
             | State::Fatal { .. } => None,
@@ -253,9 +271,9 @@ impl Instance {
                 State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. },
                 Event::Start,
             ) => Outcome::Nothing,
-            (State::Paused { pid, since }, Event::Start) => {
-                let (pid, since) = (*pid, *since);
-                self.resume(ctx, pid, since);
+            (State::Paused { resume_to }, Event::Start) => {
+                let resume_to = resume_to.clone();
+                self.resume(ctx, resume_to);
                 Outcome::Nothing
             }
             (State::Stopping { .. }, Event::Start) => {
@@ -267,16 +285,18 @@ impl Instance {
 
             // ---- stop, restart, remove ----
             (
-                State::Starting { pid, .. } | State::Running { pid, .. } | State::Paused { pid, .. },
+                State::Starting { pid, .. }
+                | State::Running { pid, .. }
+                | State::Paused { resume_to: Phase::Starting { pid } | Phase::Running { pid, .. } },
                 event @ (Event::Stop | Event::Restart | Event::Remove),
             ) => {
                 let pid = *pid;
-                let was_paused = matches!(self.state, State::Paused { .. });
+                let paused_groups = self.paused_groups();
                 self.after_stop = after_stop_for(&event);
                 self.begin_stop(ctx, pid);
-                if was_paused {
-                    // A stopped process cannot act on its stop signal until continued.
-                    ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
+                // A stopped process cannot act on its stop signal until continued.
+                for group in paused_groups {
+                    ctx.actions.push_back(Action::Kill { pid: group, signal: Signal::CONT, group: true });
                 }
                 Outcome::Nothing
             }
@@ -286,11 +306,19 @@ impl Instance {
                 }
                 Outcome::Nothing
             }
-            (State::WaitingPidFile { .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
+            (
+                State::WaitingPidFile { .. } | State::Paused { resume_to: Phase::WaitingPidFile },
+                event @ (Event::Stop | Event::Restart | Event::Remove),
+            ) => {
                 // No daemon known yet: stop whatever the command left in its process group.
+                let paused_groups = self.paused_groups();
                 if let Some(launcher) = self.launcher {
                     ctx.actions.push_back(Action::Kill { pid: launcher, signal: self.spec.stopsignal, group: true });
                 }
+                for group in paused_groups {
+                    ctx.actions.push_back(Action::Kill { pid: group, signal: Signal::CONT, group: true });
+                }
+                self.monitor_at = None; // Nothing left to look for.
                 self.log(ctx, log::Level::Info, "stopped before its pid file appeared".to_string());
                 self.enter(now, State::Stopped);
                 match after_stop_for(&event) {
@@ -323,26 +351,53 @@ impl Instance {
             },
 
             // ---- pause, resume ----
-            (State::Starting { pid, .. } | State::Running { pid, .. }, Event::Pause) => {
+            (State::Starting { pid, .. }, Event::Pause) => {
+                // The starting window stops here: a stopped process proves nothing.
                 let pid = *pid;
-                let since = match self.state {
-                    State::Running { since, .. } => since,
-                    _ => now,
-                };
-                self.log(ctx, log::Level::Info, format!("pausing: sending SIGSTOP to process group {pid}; PAUSED"));
+                self.log(
+                    ctx,
+                    log::Level::Info,
+                    format!("pausing before it was ready: sending SIGSTOP to process group {pid}; PAUSED"),
+                );
                 ctx.actions.push_back(Action::Kill { pid, signal: Signal::STOP, group: true });
-                self.enter(now, State::Paused { pid, since });
+                self.enter(now, State::Paused { resume_to: Phase::Starting { pid } });
                 Outcome::Nothing
             }
-            (State::Paused { pid, since }, Event::Resume) => {
+            (State::Running { pid, since }, Event::Pause) => {
                 let (pid, since) = (*pid, *since);
-                self.resume(ctx, pid, since);
+                self.log(ctx, log::Level::Info, format!("pausing: sending SIGSTOP to process group {pid}; PAUSED"));
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::STOP, group: true });
+                self.enter(now, State::Paused { resume_to: Phase::Running { pid, since } });
+                Outcome::Nothing
+            }
+            (State::WaitingPidFile { .. }, Event::Pause) => {
+                // No daemon known yet. Stop what is left in the launcher's group (a daemon that
+                // kept it), and watch the pid file so that the daemon it names is stopped too.
+                let groups: Vec<Pid> = self.launcher.into_iter().collect();
+                for &group in &groups {
+                    ctx.actions.push_back(Action::Kill { pid: group, signal: Signal::STOP, group: true });
+                }
+                self.log(
+                    ctx,
+                    log::Level::Info,
+                    format!(
+                        "pausing before its pid file appeared: sending SIGSTOP to {}; PAUSED, and the daemon it \
+                         names is paused too",
+                        process_groups(&groups)
+                    ),
+                );
+                self.enter(now, State::Paused { resume_to: Phase::WaitingPidFile });
+                self.check_pid_file(ctx);
+                Outcome::Nothing
+            }
+            (State::Paused { resume_to }, Event::Resume) => {
+                let resume_to = resume_to.clone();
+                self.resume(ctx, resume_to);
                 Outcome::Nothing
             }
             (
                 State::Stopped
                 | State::Spawning
-                | State::WaitingPidFile { .. }
                 | State::Paused { .. }
                 | State::Backoff { .. }
                 | State::Stopping { .. }
@@ -370,8 +425,7 @@ impl Instance {
                 if self.pid_mode() {
                     self.launcher = Some(pid);
                     self.daemon = None;
-                    let window = self.spec.starttime.max(PID_FILE_GRACE);
-                    self.enter(now, State::Starting { pid, up_at: now + window });
+                    self.enter(now, State::Starting { pid, up_at: now + self.start_window() });
                 } else if self.spec.starttime.is_zero() {
                     self.become_running(ctx, pid);
                 } else {
@@ -421,10 +475,22 @@ impl Instance {
             }
 
             // ---- exits ----
-            (State::Starting { up_at, .. }, Event::Exited(ExitStatus::Exited(0))) if self.pid_mode() => {
-                // The command daemonized: its job is done, the pid file tells the rest.
+            (State::Starting { pid, up_at }, Event::Exited(ExitStatus::Exited(0)))
+                if self.pid_mode() && self.launcher == Some(*pid) =>
+            {
+                // The command daemonized: its job is done, the pid file tells the rest. (A daemon
+                // named by its pid file while paused is `Starting` too; its exit is a failed start.)
                 let up_at = *up_at;
                 self.enter(now, State::WaitingPidFile { up_at });
+                self.check_pid_file(ctx);
+                Outcome::Nothing
+            }
+            (State::Paused { resume_to: Phase::Starting { pid } }, Event::Exited(ExitStatus::Exited(0)))
+                if self.pid_mode() && self.launcher == Some(*pid) =>
+            {
+                // The command daemonized before SIGSTOP reached it: still paused, now waiting for
+                // the pid file, whose daemon is stopped as soon as it is named.
+                self.enter(now, State::Paused { resume_to: Phase::WaitingPidFile });
                 self.check_pid_file(ctx);
                 Outcome::Nothing
             }
@@ -435,11 +501,16 @@ impl Instance {
                 self.failures = 0;
                 self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
             }
-            (State::Starting { .. }, Event::Exited(status)) => {
+            (State::Starting { .. } | State::Paused { resume_to: Phase::Starting { .. } }, Event::Exited(status)) => {
+                // Before readiness, paused or not, an exit is a failed start: a paused start has
+                // no deadline, so it never counts as up.
                 self.kill_leftovers(ctx);
                 self.start_failed(ctx, format!("exited with {status}"), status.shell_code(), Some(status))
             }
-            (State::Running { since, .. } | State::Paused { since, .. }, Event::Exited(status)) => {
+            (
+                State::Running { since, .. } | State::Paused { resume_to: Phase::Running { since, .. } },
+                Event::Exited(status),
+            ) => {
                 let since = *since;
                 self.kill_leftovers(ctx);
                 self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
@@ -455,6 +526,7 @@ impl Instance {
                 State::Stopped
                 | State::Spawning
                 | State::WaitingPidFile { .. }
+                | State::Paused { resume_to: Phase::WaitingPidFile }
                 | State::Backoff { .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
@@ -517,7 +589,12 @@ impl Instance {
             ) => Outcome::Nothing,
 
             // ---- pid files ----
-            (State::Running { .. } | State::Paused { .. } | State::Stopping { .. }, Event::Monitor) => {
+            (
+                State::Running { .. }
+                | State::Paused { resume_to: Phase::Running { .. } | Phase::WaitingPidFile }
+                | State::Stopping { .. },
+                Event::Monitor,
+            ) => {
                 if self.monitor_at.is_some_and(|due| due <= now) {
                     self.check_pid_file(ctx);
                 }
@@ -528,6 +605,7 @@ impl Instance {
                 | State::Spawning
                 | State::Starting { .. }
                 | State::WaitingPidFile { .. }
+                | State::Paused { resume_to: Phase::Starting { .. } }
                 | State::Backoff { .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
@@ -557,7 +635,7 @@ impl Instance {
                 self.start_failed(ctx, why, 1, None)
             }
             (
-                State::Running { pid, since } | State::Paused { pid, since },
+                State::Running { pid, since } | State::Paused { resume_to: Phase::Running { pid, since } },
                 Event::PidFile(PidObservation::Alive { pid: new_pid, start_time }),
             ) => {
                 let (old_pid, since) = (*pid, *since);
@@ -570,14 +648,14 @@ impl Instance {
                         format!("pid file now names pid {new_pid} (was {old_pid}); following it"),
                     );
                     self.state = match self.state {
-                        State::Paused { .. } => State::Paused { pid: new_pid, since },
+                        State::Paused { .. } => State::Paused { resume_to: Phase::Running { pid: new_pid, since } },
                         _ => State::Running { pid: new_pid, since },
                     };
                 }
                 Outcome::Nothing
             }
             (
-                State::Running { since, .. } | State::Paused { since, .. },
+                State::Running { since, .. } | State::Paused { resume_to: Phase::Running { since, .. } },
                 Event::PidFile(PidObservation::Gone { reason }),
             ) => {
                 let since = *since;
@@ -595,6 +673,31 @@ impl Instance {
                 State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
                 Event::PidFile(_),
             ) => Outcome::Nothing, // A late answer for a state already left.
+            (
+                State::Paused { resume_to: Phase::WaitingPidFile },
+                Event::PidFile(PidObservation::Alive { pid, start_time }),
+            ) => {
+                // Named while paused: stop it too. Not readiness: it becomes RUNNING only after a
+                // resume, when the pid file names it again at the end of a new window.
+                self.daemon = Some((pid, start_time));
+                self.monitor_at = None;
+                self.log(
+                    ctx,
+                    log::Level::Info,
+                    format!("pid file names pid {pid}, alive; sending SIGSTOP to process group {pid}; PAUSED"),
+                );
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::STOP, group: true });
+                self.state = State::Paused { resume_to: Phase::Starting { pid } };
+                Outcome::Nothing
+            }
+            (State::Paused { resume_to: Phase::WaitingPidFile }, Event::PidFile(PidObservation::Gone { .. })) => {
+                Outcome::Nothing // Not there yet; the monitor interval looks again.
+            }
+            (State::Paused { resume_to: Phase::Starting { .. } }, Event::PidFile(_)) => {
+                // A check asked for before the pause: readiness is judged after the resume, when
+                // the starting window has run again.
+                Outcome::Nothing
+            }
         }
     }
 
@@ -741,11 +844,60 @@ impl Instance {
         Outcome::Nothing
     }
 
-    fn resume(&mut self, ctx: &mut Ctx<'_>, pid: Pid, since: Instant) {
-        self.log(ctx, log::Level::Info, format!("resuming: sending SIGCONT to process group {pid}; RUNNING"));
-        ctx.actions.push_back(Action::Kill { pid, signal: Signal::CONT, group: true });
-        self.state = State::Running { pid, since };
-        self.since = ctx.now;
+    /// Continues a paused instance in the phase it was paused in. Paused before readiness, it
+    /// is STARTING again with the full starting window, not what was left of it: the time spent
+    /// stopped proved nothing, and an instance paused just before its deadline would otherwise
+    /// count as ready moments after it was continued, before it had run long enough to fail.
+    fn resume(&mut self, ctx: &mut Ctx<'_>, resume_to: Phase) {
+        let now = ctx.now;
+        let groups = self.paused_groups();
+        for &group in &groups {
+            ctx.actions.push_back(Action::Kill { pid: group, signal: Signal::CONT, group: true });
+        }
+        let continued = format!("sending SIGCONT to {}", process_groups(&groups));
+        let window = human_duration(self.start_window());
+        match resume_to {
+            Phase::Starting { pid } => {
+                let text = format!("resuming before it was ready: {continued}; STARTING again for {window}");
+                self.log(ctx, log::Level::Info, text);
+                self.enter(now, State::Starting { pid, up_at: now + self.start_window() });
+            }
+            Phase::WaitingPidFile => {
+                let text = format!("resuming before its pid file appeared: {continued}; STARTING again for {window}");
+                self.log(ctx, log::Level::Info, text);
+                self.enter(now, State::WaitingPidFile { up_at: now + self.start_window() });
+                self.check_pid_file(ctx);
+            }
+            Phase::Running { pid, since } => {
+                self.log(ctx, log::Level::Info, format!("resuming: {continued}; RUNNING"));
+                self.enter(now, State::Running { pid, since });
+            }
+        }
+    }
+
+    /// The process groups a pause stopped, to continue on resume or stop: the paused process's
+    /// and, for a pid-file program paused before readiness, the launcher's (stopped by a pause
+    /// while waiting for the pid file). Empty unless paused.
+    fn paused_groups(&self) -> Vec<Pid> {
+        let State::Paused { resume_to } = &self.state else { return Vec::new() };
+        match resume_to {
+            Phase::Running { pid, .. } => vec![*pid],
+            Phase::Starting { pid } => {
+                let launcher = self.launcher.filter(|launcher| self.pid_mode() && launcher != pid);
+                std::iter::once(*pid).chain(launcher).collect()
+            }
+            Phase::WaitingPidFile => self.launcher.into_iter().collect(),
+        }
+    }
+
+    /// How long a start has to prove itself: `starttime`, and at least `PID_FILE_GRACE` for a
+    /// pid-file program, whose daemon needs a moment to fork and write its pid file.
+    fn start_window(&self) -> Duration {
+        if self.pid_mode() {
+            self.spec.starttime.max(PID_FILE_GRACE)
+        } else {
+            self.spec.starttime
+        }
     }
 
     /// Kills the process now (second shutdown request).
@@ -805,6 +957,15 @@ impl Instance {
 
     fn log(&self, ctx: &mut Ctx<'_>, level: log::Level, text: String) {
         ctx.actions.push_back(Action::Log { level, message: format!("{}: {text}", self.name) });
+    }
+}
+
+/// `process group 10`, `process groups 20 and 10`: the groups a message names.
+fn process_groups(pids: &[Pid]) -> String {
+    match pids {
+        [] => "no process group (none known)".to_string(),
+        [pid] => format!("process group {pid}"),
+        _ => format!("process groups {}", pids.iter().map(Pid::to_string).collect::<Vec<_>>().join(" and ")),
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER};
 pub use types::*;
 
-use instance::{Ctx, Event, Instance, Outcome, State};
+use instance::{Ctx, Event, Instance, Outcome, Phase, State};
 use timers::{TimerKey, Timers};
 
 use crate::spec::{Config, ProgramSpec};
@@ -250,11 +250,17 @@ impl Supervisor {
         let (mut up, mut starting, mut failed) = (0u32, 0u32, 0u32);
         for instance in &instances {
             match &instance.state {
-                State::Running { .. } | State::Paused { .. } if instance.pid_mode() && instance.checks == 0 => {
+                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } }
+                    if instance.pid_mode() && instance.checks == 0 =>
+                {
                     starting += 1
                 }
-                State::Running { .. } | State::Paused { .. } => up += 1,
-                State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } => starting += 1,
+                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } } => up += 1,
+                // Paused before it was ready: not up until it is resumed and passes readiness.
+                State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Paused { resume_to: Phase::Starting { .. } | Phase::WaitingPidFile } => starting += 1,
                 State::Backoff { .. } | State::Fatal { .. } | State::Exited { expected: false, .. } => failed += 1,
                 State::Stopped | State::Stopping { .. } | State::Exited { expected: true, .. } => {}
             }
@@ -339,8 +345,13 @@ impl Supervisor {
         let monitor_before = instance.monitor_at;
         let mut ctx = Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down };
         let mut outcome = instance.on_event(&mut ctx, event);
-        // A persistent pause flag pauses an instance as soon as it is up.
-        if instance.held_paused && matches!(instance.state, State::Starting { .. } | State::Running { .. }) {
+        // A persistent pause flag pauses an instance as soon as it has a process, through the
+        // same Pause transition as `ctl pause`: paused while STARTING, it is RUNNING only after
+        // a resume and its readiness step.
+        if instance.held_paused
+            && outcome == Outcome::Nothing
+            && matches!(instance.state, State::Starting { .. } | State::WaitingPidFile { .. } | State::Running { .. })
+        {
             outcome = instance.on_event(&mut ctx, Event::Pause);
         }
         if let Some(monitor_at) = instance.monitor_at {
@@ -448,16 +459,20 @@ impl Supervisor {
 
     fn pause_or_resume(&mut self, now: Instant, conn: ConnId, targets: &[String], event: Event) {
         let (ids, mut results) = self.resolve(targets);
-        let wanted = if event == Event::Pause { StateName::Paused } else { StateName::Running };
+        let pausing = event == Event::Pause;
         for (name, id) in self.named(&ids) {
-            self.set_flag(id, Flag::Paused, event == Event::Pause);
+            self.set_flag(id, Flag::Paused, pausing);
+            let was_paused = self.instances.get(&id).is_some_and(|instance| instance.state.name() == StateName::Paused);
             self.apply(now, id, event.clone());
             let Some(instance) = self.instances.get(&id) else { continue };
             let state = instance.state.name();
-            let (ok, message) = if state == wanted {
-                (true, if wanted == StateName::Paused { "paused" } else { "resumed" }.to_string())
-            } else {
-                (false, format!("cannot {}: {state}", if wanted == StateName::Paused { "pause" } else { "resume" }))
+            let (ok, message) = match (pausing, state) {
+                (true, StateName::Paused) => (true, "paused".to_string()),
+                (false, StateName::Running) => (true, "resumed".to_string()),
+                // Paused before it was ready: continued, and RUNNING only once readiness passes.
+                (false, StateName::Starting) if was_paused => (true, "resumed; STARTING until ready".to_string()),
+                (true, _) => (false, format!("cannot pause: {state}")),
+                (false, _) => (false, format!("cannot resume: {state}")),
             };
             results.push(TargetResult { name, ok, message });
         }
@@ -827,7 +842,17 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
             Some(format!("{reason}; retry in {}", human_duration(retry_at.saturating_duration_since(now))))
         }
         State::Exited { expected, .. } => Some(if *expected { "expected" } else { "unexpected" }.to_string()),
-        State::Paused { .. } => Some("SIGSTOP sent; `ctl resume` continues it".to_string()),
+        State::Paused { resume_to: Phase::Running { .. } } => {
+            Some("SIGSTOP sent; `ctl resume` continues it".to_string())
+        }
+        State::Paused { resume_to: Phase::Starting { .. } } => {
+            Some("paused before it was ready; `ctl resume` continues it, STARTING again".to_string())
+        }
+        State::Paused { resume_to: Phase::WaitingPidFile } => Some(
+            "paused before its pid file appeared; the daemon it names is paused too; `ctl resume` continues it, \
+             STARTING again"
+                .to_string(),
+        ),
         State::WaitingPidFile { .. } => Some("waiting for the pid file".to_string()),
         State::Stopped if instance.held_stopped => {
             Some("held down by `ctl stop` (persistent); `ctl start` releases it".to_string())

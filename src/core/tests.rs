@@ -745,18 +745,6 @@ fn zap_fails_when_the_process_outlives_the_timeout() {
 }
 
 #[test]
-fn a_pause_flag_pauses_the_instance_as_soon_as_it_is_up() {
-    let mut h = Harness::with_flags(vec![program("web", |_| {})], &[("web:0", Flag::Paused)]);
-    h.expect("spawn web:0");
-    h.spawned("web:0", 1);
-    h.expect("kill -1 STOP");
-    assert_eq!(h.state("web:0"), "PAUSED");
-    h.request(1, Request::Resume { targets: targets(&["web"]) });
-    h.expect("kill -1 CONT\nreply 1 web:0:ok:resumed");
-    assert_eq!(h.flags, ["web:0 paused off"]);
-}
-
-#[test]
 fn an_exit_seen_after_starttime_passed_counts_as_a_started_run() {
     let mut h = Harness::new(vec![program("web", |p| {
         p.starttime = secs(2);
@@ -790,4 +778,245 @@ fn running_out_of_descriptors_at_spawn_is_retried_not_fatal() {
         transient: true,
     });
     assert_eq!(h.state("web:0"), "FATAL", "still bounded by startretries");
+}
+
+// Issue 9, item 4 ("Readiness cannot be skipped"): pause and resume are transitions of the state
+// table, and an instance paused before it was ready becomes RUNNING only through its readiness
+// step (the starttime deadline, or the pid file naming a live daemon) after it is resumed.
+
+#[test]
+fn a_pause_while_starting_holds_readiness_and_resume_starts_the_window_over() {
+    let mut h = Harness::new(vec![program("web", |p| p.starttime = secs(2))]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    h.advance(secs(1));
+    h.request(1, Request::Pause { targets: targets(&["web"]) });
+    h.expect("kill -100 STOP\nreply 1 web:0:ok:paused");
+    assert_eq!(h.state("web:0"), "PAUSED");
+    // The starttime deadline passes while it is stopped: a stopped process proves nothing.
+    h.advance(secs(10));
+    assert_eq!(h.state("web:0"), "PAUSED");
+    assert!(!h.logged("RUNNING"));
+    h.request(2, Request::Resume { targets: targets(&["web"]) });
+    assert_eq!(h.state("web:0"), "STARTING", "resumed before it was ready: not RUNNING yet");
+    h.expect("kill -100 CONT\nreply 2 web:0:ok:resumed; STARTING until ready");
+    // The full starttime again, counted from the resume.
+    h.advance(ms(1999));
+    assert_eq!(h.state("web:0"), "STARTING");
+    h.advance(ms(1));
+    assert_eq!(h.state("web:0"), "RUNNING");
+    assert!(h.logged("web:0: RUNNING (pid 100)"));
+}
+
+#[test]
+fn an_exit_while_paused_before_readiness_is_a_failed_start() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.starttime = secs(2);
+        p.autorestart = AutoRestart::Always;
+    })]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    h.request(1, Request::Pause { targets: targets(&["web"]) });
+    h.expect("kill -100 STOP\nreply 1 web:0:ok:paused");
+    h.advance(secs(10));
+    h.exited(100, KILLED);
+    assert_eq!(h.state("web:0"), "BACKOFF");
+    assert!(h.logged("web:0: exited with signal SIGKILL before starttime; BACKOFF, retry 1 of 3"), "{:?}", h.log);
+}
+
+#[test]
+fn a_pid_file_program_paused_while_its_launcher_runs_is_running_only_with_the_daemon_pid() {
+    let mut h = Harness::new(vec![pid_daemon(|p| p.starttime = secs(3))]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.request(1, Request::Pause { targets: targets(&["svc"]) });
+    h.expect("kill -10 STOP\nreply 1 svc:0:ok:paused");
+    h.advance(secs(10));
+    h.request(2, Request::Resume { targets: targets(&["svc"]) });
+    assert_eq!(h.state("svc:0"), "STARTING");
+    h.expect("kill -10 CONT\nreply 2 svc:0:ok:resumed; STARTING until ready");
+    // The launcher daemonizes and exits 0: that is its job, not the daemon exiting.
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", alive(20, 7));
+    assert_eq!(h.state("svc:0"), "RUNNING");
+    assert_eq!(h.supervisor.status(h.now, &[])[0].pid, Some(20));
+    assert!(h.logged("svc:0: RUNNING (pid 20)"));
+}
+
+#[test]
+fn a_pause_while_waiting_for_the_pid_file_pauses_the_daemon_it_names_and_resume_needs_readiness() {
+    let mut h = Harness::new(vec![pid_daemon(|p| p.starttime = secs(3))]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    // No daemon known yet: stop what is left in the launcher's group, and look for the daemon.
+    h.request(1, Request::Pause { targets: targets(&["svc"]) });
+    h.expect("kill -10 STOP\ncheck svc:0 /run/svc-0.pid known=-\nreply 1 svc:0:ok:paused");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    // Past the starting window: still paused, not a failed start; the pid file is watched.
+    h.advance(secs(5));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    // The pid file names the daemon (it forked into a session of its own): pause it too.
+    h.pid_file("svc:0", alive(20, 7));
+    h.expect("kill -20 STOP");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    assert_eq!(h.supervisor.instance_of_pid(20), Some("svc:0"));
+    h.advance(secs(60));
+    h.expect("");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    h.request(2, Request::Resume { targets: targets(&["svc"]) });
+    assert_eq!(h.state("svc:0"), "STARTING");
+    h.expect("kill -20 CONT\nkill -10 CONT\nreply 2 svc:0:ok:resumed; STARTING until ready");
+    // RUNNING only when the pid file, read after the new window, names the live daemon.
+    h.advance(ms(2999));
+    h.expect("");
+    h.advance(ms(1));
+    h.expect("check svc:0 /run/svc-0.pid known=20@7");
+    h.pid_file("svc:0", alive(20, 7));
+    assert_eq!(h.state("svc:0"), "RUNNING");
+    assert_eq!(h.supervisor.status(h.now, &[])[0].pid, Some(20));
+    assert!(h.logged("svc:0: RUNNING (pid 20)"));
+}
+
+#[test]
+fn a_pause_while_waiting_for_the_pid_file_then_resume_waits_for_the_pid_file() {
+    let mut h = Harness::new(vec![pid_daemon(|p| {
+        p.starttime = secs(3);
+        p.startretries = 0;
+    })]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.exited(10, ExitStatus::Exited(0));
+    h.actions();
+    h.request(1, Request::Pause { targets: targets(&["svc"]) });
+    h.expect("kill -10 STOP\ncheck svc:0 /run/svc-0.pid known=-\nreply 1 svc:0:ok:paused");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    h.advance(secs(2));
+    h.request(2, Request::Resume { targets: targets(&["svc"]) });
+    h.expect("kill -10 CONT\ncheck svc:0 /run/svc-0.pid known=-\nreply 2 svc:0:ok:resumed; STARTING until ready");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    assert_eq!(h.state("svc:0"), "STARTING", "a new window from the resume");
+    h.advance(ms(2999));
+    h.expect("");
+    h.advance(ms(1));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", alive(20, 7));
+    assert_eq!(h.state("svc:0"), "RUNNING");
+    assert_eq!(h.supervisor.status(h.now, &[])[0].pid, Some(20));
+}
+
+#[test]
+fn a_pause_flag_at_start_pauses_before_readiness_and_resume_goes_through_starttime() {
+    let mut h = Harness::with_flags(vec![program("web", |p| p.starttime = secs(2))], &[("web:0", Flag::Paused)]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 1);
+    h.expect("kill -1 STOP");
+    assert_eq!(h.state("web:0"), "PAUSED");
+    h.advance(secs(10));
+    h.expect("");
+    assert_eq!(h.state("web:0"), "PAUSED");
+    assert!(!h.logged("RUNNING"));
+    h.request(1, Request::Resume { targets: targets(&["web"]) });
+    assert_eq!(h.state("web:0"), "STARTING");
+    h.expect("kill -1 CONT\nreply 1 web:0:ok:resumed; STARTING until ready");
+    assert_eq!(h.flags, ["web:0 paused off"]);
+    h.advance(ms(1999));
+    assert_eq!(h.state("web:0"), "STARTING");
+    h.advance(ms(1));
+    assert_eq!(h.state("web:0"), "RUNNING");
+    assert!(h.logged("web:0: RUNNING (pid 1)"));
+}
+
+#[test]
+fn a_pause_flag_at_start_of_a_pid_file_program_pauses_the_launcher_and_resume_needs_the_pid_file() {
+    let mut h = Harness::with_flags(vec![pid_daemon(|_| {})], &[("svc:0", Flag::Paused)]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.expect("kill -10 STOP");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    h.advance(secs(10));
+    h.expect("");
+    h.request(1, Request::Resume { targets: targets(&["svc"]) });
+    assert_eq!(h.state("svc:0"), "STARTING", "the launcher is not the daemon");
+    h.expect("kill -10 CONT\nreply 1 svc:0:ok:resumed; STARTING until ready");
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    h.pid_file("svc:0", alive(20, 7));
+    assert_eq!(h.state("svc:0"), "RUNNING");
+    assert_eq!(h.supervisor.status(h.now, &[])[0].pid, Some(20));
+}
+
+#[test]
+fn a_launcher_that_daemonized_before_its_pause_landed_leaves_the_daemon_paused_and_stop_continues_both() {
+    let mut h = Harness::with_flags(vec![pid_daemon(|p| p.stoptime = secs(4))], &[("svc:0", Flag::Paused)]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.expect("kill -10 STOP");
+    // SIGSTOP came too late: the launcher had forked the daemon and exits 0.
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("check svc:0 /run/svc-0.pid known=-");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    h.pid_file("svc:0", alive(20, 7));
+    h.expect("kill -20 STOP");
+    assert_eq!(h.state("svc:0"), "PAUSED");
+    h.request(1, Request::Stop { targets: targets(&["svc"]), wait: true, timeout: None });
+    h.expect("kill -20 TERM\nkill -20 CONT\nkill -10 CONT");
+    h.exited(20, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("kill -20 KILL\nkill -10 KILL\nreply 1 svc:0:ok:stopped");
+}
+
+#[test]
+fn stopping_while_paused_waiting_for_the_pid_file_continues_the_launcher_group() {
+    let mut h = Harness::new(vec![pid_daemon(|_| {})]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.exited(10, ExitStatus::Exited(0));
+    h.actions();
+    h.request(1, Request::Pause { targets: targets(&["svc"]) });
+    h.expect("kill -10 STOP\ncheck svc:0 /run/svc-0.pid known=-\nreply 1 svc:0:ok:paused");
+    h.pid_file("svc:0", gone("pid file /run/svc-0.pid: No such file or directory (os error 2)"));
+    h.request(2, Request::Stop { targets: targets(&["svc"]), wait: true, timeout: None });
+    h.expect("kill -10 TERM\nkill -10 CONT\nreply 2 svc:0:ok:stopped");
+    assert_eq!(h.state("svc:0"), "STOPPED");
+    assert_eq!(h.supervisor.poll_timeout(), None, "no pid-file watch left");
+}
+
+#[test]
+fn a_daemon_named_while_paused_that_exits_in_its_new_window_is_a_failed_start() {
+    let mut h = Harness::new(vec![pid_daemon(|p| p.starttime = secs(3))]);
+    h.expect("spawn svc:0");
+    h.spawned("svc:0", 10);
+    h.exited(10, ExitStatus::Exited(0));
+    h.actions();
+    h.request(1, Request::Pause { targets: targets(&["svc"]) });
+    h.actions();
+    h.pid_file("svc:0", alive(20, 7));
+    h.expect("kill -20 STOP");
+    h.request(2, Request::Resume { targets: targets(&["svc"]) });
+    h.expect("kill -20 CONT\nkill -10 CONT\nreply 2 svc:0:ok:resumed; STARTING until ready");
+    // Exit 0 of the daemon is not the launcher finishing its job.
+    h.exited(20, ExitStatus::Exited(0));
+    h.expect("kill -20 KILL\nkill -10 KILL");
+    assert_eq!(h.state("svc:0"), "BACKOFF");
+    assert!(h.logged("svc:0: exited with exit status 0 before starttime; BACKOFF"), "{:?}", h.log);
+}
+
+#[test]
+fn a_program_paused_before_readiness_is_starting_not_up() {
+    let mut h = Harness::new(vec![program("web", |p| p.starttime = secs(2))]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    h.request(1, Request::Pause { targets: targets(&["web"]) });
+    h.actions();
+    assert_eq!(h.service("web"), "STARTING");
+    h.request(2, Request::Resume { targets: targets(&["web"]) });
+    h.advance(secs(2));
+    assert_eq!(h.service("web"), "UP");
+    h.request(3, Request::Pause { targets: targets(&["web"]) });
+    assert_eq!(h.service("web"), "UP", "paused after it was ready: still up");
 }
