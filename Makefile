@@ -11,9 +11,9 @@ build:
 run: build
 	./target/release/sv-lite -c examples/demo.yaml -s /tmp/sv-lite-demo.sock
 
-# Unit tests, then the integration tests against the real binary (debug and static release).
-test: static
-	$(CARGO) build
+# Unit tests, then the end-to-end suite against the shipped static binary. The release build is
+# what the README's first command runs (tests/e2e_readme.rs runs it as written).
+test: static build
 	SV_LITE_STATIC_BIN=$(CURDIR)/$(STATIC_BIN) $(CARGO) test --no-fail-fast -- --test-threads=2
 
 lint:

@@ -314,3 +314,48 @@ programs:
     assert!(!alive(second));
     daemon.shutdown();
 }
+
+#[test]
+fn stopping_two_hundred_instances_syncs_the_state_directory_once_not_per_flag() {
+    let strace = ["/usr/bin/strace", "/bin/strace"].into_iter().find(|path| std::path::Path::new(path).exists());
+    let Some(strace) = strace else {
+        panic!("strace (Debian package strace) is needed; .ci/run installs it");
+    };
+    let d = Daemon::start(
+        r#"
+programs:
+  web:
+    cmd: sleep 100000
+    numprocs: 200
+    starttime: 0
+"#,
+    );
+    d.wait_for("200 instances RUNNING", WAIT, || d.ctl_ok(&["status"]).stdout.matches("RUNNING").count() == 200);
+    let trace = d.path("fsync.trace");
+    let mut tracer = Command::new(strace)
+        .args(["-f", "-e", "trace=fsync,fdatasync,syncfs,sync", "-o"])
+        .arg(&trace)
+        .args(["-p", &d.pid.to_string()])
+        .env(TAG_VAR, &d.dir.tag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start strace");
+    // strace says when it is attached; read its stderr until then.
+    let mut stderr = std::io::BufReader::new(tracer.stderr.take().expect("strace stderr"));
+    let mut line = String::new();
+    while !line.contains("attached") {
+        line.clear();
+        let read = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read strace stderr");
+        assert!(read > 0, "strace exited before attaching");
+    }
+    d.ctl_ok(&["stop", "all"]);
+    d.wait_for("200 instances STOPPED", WAIT, || d.ctl_ok(&["status"]).stdout.matches("STOPPED").count() == 200);
+    let flags = fs::read_dir(d.path("sock.state")).expect("state dir").count();
+    assert_eq!(flags, 200, "one stopped flag per instance");
+    send_signal(tracer.id() as i32, "INT");
+    let _ = tracer.wait();
+    let syncs = read(&trace).lines().filter(|line| line.contains("sync(")).count();
+    // One batch (one directory fsync) per turn that set flags; 200 flags used to cost 400.
+    assert!((1..=4).contains(&syncs), "{syncs} sync calls for 200 flags:\n{}", read(&trace));
+}

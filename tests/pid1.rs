@@ -420,6 +420,58 @@ programs:
 }
 
 #[test]
+fn a_root_without_dev_still_starts_programs_with_an_empty_stdin_and_drained_discards() {
+    if !unshare_works() {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().map(Path::new).find(|path| path.exists());
+    let Some(busybox) = busybox else {
+        panic!("busybox (Debian package busybox-static) is needed; .ci/run installs it");
+    };
+    let root = TempDir::new("nodev");
+    // No /dev at all: only sv-lite, busybox, a config and the directories it names.
+    for sub in ["bin", "proc", "run", "data"] {
+        fs::create_dir_all(root.path(sub)).expect("mkdir");
+    }
+    fs::copy(binary(), root.path("sv-lite")).expect("copy sv-lite");
+    fs::copy(busybox, root.path("bin/busybox")).expect("copy busybox");
+    fs::write(
+        root.path("sv-lite.yaml"),
+        r#"
+socket: /run/sv-lite.sock
+programs:
+  reader:
+    cmd: ["/bin/busybox", "sh", "-c", "/bin/busybox cat; echo ended > stdin-ended; exec /bin/busybox sleep 1000"]
+    workingdir: /data
+    starttime: 0
+  quiet:
+    cmd: ["/bin/busybox", "sh", "-c", "echo discarded-line; echo discarded-error >&2; exec /bin/busybox sleep 1000"]
+    stdout: discard
+    stderr: discard
+    starttime: 0
+"#,
+    )
+    .expect("write config");
+    assert!(!root.path("dev").exists());
+    let mut namespace =
+        Namespace::start(&root, &["--root", root.str()], Path::new("/sv-lite"), &["-c", "/sv-lite.yaml"]);
+    let socket = root.path("run/sv-lite.sock");
+    wait_for("both programs RUNNING", || {
+        String::from_utf8_lossy(&ctl(&socket, &["status"]).stdout).matches("RUNNING").count() == 2
+    });
+    // stdin was empty (EOF at once), in the working directory asked for.
+    wait_for("the reader to see the end of its stdin", || root.path("data/stdin-ended").exists());
+    // A discarded stream is drained by the daemon: the program never blocks, tail still works.
+    wait_for("the discarded line in the tail ring", || {
+        String::from_utf8_lossy(&ctl(&socket, &["tail", "quiet"]).stdout).contains("discarded-line")
+    });
+    let status = String::from_utf8_lossy(&ctl(&socket, &["status"]).stdout).into_owned();
+    assert!(!status.contains("FATAL"), "{status}");
+    namespace.signal_init("TERM");
+    assert_eq!(namespace.wait().code(), Some(0), "{}", namespace.stderr());
+}
+
+#[test]
 fn fifty_children_writing_ten_thousand_lines_each_produce_no_torn_line() {
     if !unshare_works() {
         return;
