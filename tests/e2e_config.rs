@@ -221,7 +221,7 @@ const TASKMASTER_WARNING: &str = "programs.nginx.exitcodes: read \"-0 -2\" as th
 
 #[test]
 fn the_taskmaster_example_passes_check_as_written_with_a_warning_on_stderr() {
-    let mut command = std::process::Command::new(common::BIN);
+    let mut command = std::process::Command::new(&*common::BIN);
     command.args(["check", "examples/taskmaster.yaml"]).current_dir(env!("CARGO_MANIFEST_DIR"));
     let output = common::run_with_deadline(&mut command, common::CTL_DEADLINE);
     assert_eq!(output.code, Some(0), "{output}");

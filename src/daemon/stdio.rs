@@ -239,7 +239,7 @@ pub fn uninstall(deadline: Instant) {
             let _ = sys::write_fd(libc::STDERR_FILENO, text.as_bytes(), false);
         }
     }
-    let queues = QUEUES.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), [None, None]));
+    let queues = QUEUES.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
     for queue in queues.into_iter().flatten() {
         if let Writer::Shared { fd, old_flags } = queue.writer {
             sys::restore_flags(fd, old_flags);
