@@ -68,6 +68,98 @@ pub struct ProgramSpec {
     pub pid_file: Option<String>,
     /// How often a pid-file daemon is checked.
     pub monitor_interval: Duration,
+    /// Named TCP ports each instance gets (Aurora's `thermos.ports`), in config order.
+    pub ports: Vec<(String, PortSpec)>,
+    /// Aurora's HealthCheckConfig: readiness and liveness by repeated checks.
+    pub health_check: Option<HealthCheck>,
+    /// Aurora's HttpLifecycleConfig: POSTs before the stop signal. On by default when the
+    /// program has a port named `health` (the config loader fills it in); `lifecycle: none`
+    /// turns it off.
+    pub lifecycle: Option<HttpLifecycle>,
+}
+
+/// How one named port of an instance is chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortSpec {
+    /// A free port, picked by the daemon, kept across the instance's restarts.
+    Allocate,
+    /// This fixed number.
+    Fixed(u16),
+    /// The same port as another name (Aurora's `portmap`: `{aurora: http}`).
+    Alias(String),
+}
+
+/// A port given by name (one of the program's `ports`) or by number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortRef {
+    Named(String),
+    Number(u16),
+}
+
+/// What a health check does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `GET http://127.0.0.1:PORT/endpoint`. A non-empty `expected_response` must equal the
+    /// body (trimmed, case-insensitive); a non-zero `expected_response_code` must equal the
+    /// status, otherwise any 2xx passes.
+    Http { port: PortRef, endpoint: String, expected_response: String, expected_response_code: u16 },
+    /// `/bin/sh -c COMMAND` in the instance's workingdir with its environment; exit 0 passes.
+    Shell { command: String },
+    /// A TCP connection to `127.0.0.1:PORT` succeeds.
+    Tcp { port: PortRef },
+}
+
+/// Aurora's HealthCheckConfig, with Aurora's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    /// Grace period: failures among the first ceil(initial_interval / interval) checks are
+    /// not counted.
+    pub initial_interval: Duration,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_consecutive_failures: u32,
+    pub min_consecutive_successes: u32,
+}
+
+impl HealthCheck {
+    /// A check of `kind` with Aurora's defaults (15 s grace, every 10 s, 1 s timeout, 0
+    /// failures tolerated, 1 success to be ready).
+    #[must_use]
+    pub fn with_defaults(kind: CheckKind) -> HealthCheck {
+        HealthCheck {
+            kind,
+            initial_interval: Duration::from_secs(15),
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            max_consecutive_failures: 0,
+            min_consecutive_successes: 1,
+        }
+    }
+}
+
+/// Aurora's HttpLifecycleConfig, with Aurora's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpLifecycle {
+    pub port: PortRef,
+    pub graceful_shutdown_endpoint: String,
+    pub graceful_shutdown_wait: Duration,
+    pub shutdown_endpoint: String,
+    pub shutdown_wait: Duration,
+}
+
+impl HttpLifecycle {
+    /// `/quitquitquit`, then `/abortabortabort`, 5 s each, on `port`.
+    #[must_use]
+    pub fn with_defaults(port: PortRef) -> HttpLifecycle {
+        HttpLifecycle {
+            port,
+            graceful_shutdown_endpoint: "/quitquitquit".to_string(),
+            graceful_shutdown_wait: Duration::from_secs(5),
+            shutdown_endpoint: "/abortabortabort".to_string(),
+            shutdown_wait: Duration::from_secs(5),
+        }
+    }
 }
 
 impl ProgramSpec {
@@ -98,7 +190,34 @@ impl ProgramSpec {
             tail_buffer: defaults::TAIL_BUFFER,
             pid_file: None,
             monitor_interval: defaults::MONITOR_INTERVAL,
+            ports: Vec::new(),
+            health_check: None,
+            lifecycle: None,
         }
+    }
+
+    /// The number of each of the program's ports for an instance, given the numbers of its
+    /// allocated and fixed ports (`assigned`, by name): aliases resolved. A name without a
+    /// number is left out.
+    #[must_use]
+    pub fn resolve_ports(&self, assigned: &[(String, u16)]) -> Vec<(String, u16)> {
+        let lookup = |name: &str| assigned.iter().find(|(known, _)| known == name).map(|(_, port)| *port);
+        self.ports
+            .iter()
+            .filter_map(|(name, spec)| {
+                let number = match spec {
+                    PortSpec::Fixed(port) => Some(*port),
+                    PortSpec::Allocate => lookup(name),
+                    PortSpec::Alias(target) => lookup(target).or_else(|| {
+                        self.ports.iter().find_map(|(other, spec)| match spec {
+                            PortSpec::Fixed(port) if other == target => Some(*port),
+                            _ => None,
+                        })
+                    }),
+                };
+                number.map(|port| (name.clone(), port))
+            })
+            .collect()
     }
 
     /// Whether two specs differ only in `numprocs`, so a reload may keep the surviving
