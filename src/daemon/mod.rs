@@ -21,6 +21,7 @@ use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIG
 use signal_hook_mio::v1_0::Signals;
 
 pub mod output;
+pub mod probes;
 pub mod stdio;
 
 use std::collections::HashSet;
