@@ -21,6 +21,11 @@ pub enum ControlRequest {
     Shutdown,
     /// The daemon's own pid.
     DaemonPid,
+    /// The number of one instance's named port.
+    Port {
+        target: String,
+        name: String,
+    },
     /// Recent output of one instance, then (with `follow`) a live stream.
     Tail {
         target: String,
@@ -64,6 +69,12 @@ pub struct WireRequest {
     /// `tail`: keep streaming new output.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow: bool,
+    /// `port`: the port's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// `snooze`: seconds until the snooze file is removed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
 }
 
 /// A reply on the wire. Exactly one of `status`, `results`, `error`, `message` is present.
@@ -81,6 +92,9 @@ pub struct WireReply {
     /// `pid` with no target: the daemon's pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
+    /// `port`: the port's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// `tail`: output bytes (lossily UTF-8). A following tail gets more such replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
@@ -111,6 +125,18 @@ pub struct WireStatus {
     /// Its forwarded output waits for a slow reader of the daemon's stdout/stderr.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub output_stalled: bool,
+    /// Its named ports: name → number.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ports: std::collections::BTreeMap<String, u16>,
+    /// Health check: HEALTHY, UNHEALTHY, SNOOZED or PENDING (absent without a check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Failed health checks in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_failures: Option<u32>,
+    /// The last health-check result (`HTTP 200 in 3ms`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_last: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -123,7 +149,7 @@ pub struct WireResult {
 /// Parses one request line (without its newline).
 pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
     let wire: WireRequest = serde_json::from_slice(line).map_err(|error| format!("malformed request: {error}"))?;
-    let WireRequest { op, targets, wait, signal, state, timeout, stream, lines, follow } = wire;
+    let WireRequest { op, targets, wait, signal, state, timeout, stream, lines, follow, port, duration } = wire;
     let request = match op.as_str() {
         "status" => Request::Status { targets },
         "start" => Request::Start { targets, wait },
@@ -131,6 +157,13 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
         "restart" => Request::Restart { targets, wait },
         "pause" => Request::Pause { targets },
         "resume" => Request::Resume { targets },
+        "snooze" => Request::Snooze { targets, duration: parse_timeout(duration)? },
+        "unsnooze" => Request::Unsnooze { targets },
+        "port" => {
+            let [target] = <[String; 1]>::try_from(targets).map_err(|_| "port: give exactly one target".to_string())?;
+            let name = port.ok_or("port: missing \"port\" (the port's name)")?;
+            return Ok(ControlRequest::Port { target, name });
+        }
         "signal" => {
             let signal = signal.ok_or("signal: missing \"signal\"")?;
             Request::Signal { signal: Signal::parse(&signal)?, targets }
@@ -153,7 +186,7 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
         "shutdown" => return Ok(ControlRequest::Shutdown),
         other => {
             return Err(format!(
-                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, wait, pid, tail, reload or shutdown)"
+                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, snooze, unsnooze, wait, pid, port, tail, reload or shutdown)"
             ))
         }
     };
@@ -172,6 +205,12 @@ fn parse_timeout(timeout: Option<f64>) -> Result<Option<Duration>, String> {
 #[must_use]
 pub fn encode_pid(pid: i32) -> Vec<u8> {
     encode_line(&WireReply { ok: true, pid: Some(pid), ..WireReply::default() })
+}
+
+/// A reply line carrying a port number.
+#[must_use]
+pub fn encode_port(port: u16) -> Vec<u8> {
+    encode_line(&WireReply { ok: true, port: Some(port), ..WireReply::default() })
 }
 
 /// A reply line carrying output bytes for `tail`.
@@ -233,6 +272,10 @@ fn wire_status(row: &InstanceStatus) -> WireStatus {
         service: row.service.map(|service| service.as_str().to_string()),
         held: row.held.map(|flag| flag.as_str().to_string()),
         output_stalled: row.output_stalled,
+        ports: row.ports.iter().cloned().collect(),
+        health: row.health.as_ref().map(|health| health.state.as_str().to_string()),
+        health_failures: row.health.as_ref().map(|health| health.failures),
+        health_last: row.health.as_ref().and_then(|health| health.last.clone()),
     }
 }
 

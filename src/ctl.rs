@@ -28,6 +28,11 @@ commands:
   signal SIG TARGET...            send a signal (TERM, HUP, USR1, 9...) to the process groups
   pause TARGET...                 SIGSTOP the process groups (state PAUSED)
   resume TARGET...                SIGCONT paused instances
+  snooze [--for DURATION] TARGET...
+                                  skip health checks: create .healthchecksnooze in the
+                                  instances' working directories (removed after DURATION)
+  unsnooze TARGET...              remove the snooze file: health checks count again
+  port TARGET NAME                the number of an instance's named port
   pid [TARGET...]                 the daemon's pid, or the instances' pids, one per line
   wait TARGET... [--state STATE] [--timeout SECS]
                                   block until the targets are in STATE (default RUNNING);
@@ -50,8 +55,8 @@ pub struct Command {
 
 /// The commands `ctl` knows, for help and completion.
 pub const COMMANDS: &[&str] = &[
-    "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "pid", "wait", "tail", "reload",
-    "shutdown",
+    "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "snooze", "unsnooze", "port", "pid",
+    "wait", "tail", "reload", "shutdown",
 ];
 
 /// Parses `COMMAND [ARGS]`.
@@ -83,6 +88,12 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
                 }
                 request.timeout = Some(seconds);
             }
+            ("snooze", "--for") => {
+                let text = value("--for")?;
+                let duration =
+                    crate::config::parse_duration(&text).map_err(|error| format!("snooze: --for: {error}"))?;
+                request.duration = Some(duration.as_secs_f64());
+            }
             ("tail", "-f" | "--follow") => request.follow = true,
             ("tail", "-n" | "--lines") => {
                 let text = value("-n")?;
@@ -96,7 +107,9 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
         }
     }
     match name.as_str() {
-        "start" | "stop" | "zap" | "restart" | "pause" | "resume" | "wait" if words.is_empty() => {
+        "start" | "stop" | "zap" | "restart" | "pause" | "resume" | "snooze" | "unsnooze" | "wait"
+            if words.is_empty() =>
+        {
             return Err(format!("{name}: give at least one TARGET (name, name:N or all)"));
         }
         "signal" => {
@@ -115,6 +128,12 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
             if words.len() != 1 {
                 return Err("tail: usage: tail [-f] [-n N] TARGET [stdout|stderr]".to_string());
             }
+        }
+        "port" => {
+            let [target, port] = <[String; 2]>::try_from(std::mem::take(&mut words))
+                .map_err(|_| "port: usage: port TARGET NAME".to_string())?;
+            request.port = Some(port);
+            words.push(target);
         }
         "reload" | "shutdown" if !words.is_empty() => return Err(format!("{name} takes no targets")),
         _ => {}
@@ -283,6 +302,9 @@ fn render(reply: &WireReply, json: bool) {
     if let Some(pid) = reply.pid {
         println!("{pid}");
     }
+    if let Some(port) = reply.port {
+        println!("{port}");
+    }
     if let Some(data) = &reply.data {
         print!("{data}");
         let _ = std::io::stdout().flush();
@@ -315,7 +337,22 @@ fn row_info(row: &WireStatus) -> String {
     if let Some(error) = &row.error {
         return error.clone();
     }
-    let info = state_info(row);
+    let mut info = state_info(row);
+    if let Some(health) = &row.health {
+        let failures = row.health_failures.filter(|&failures| failures > 0);
+        let mut text = health.clone();
+        if let Some(failures) = failures {
+            text.push_str(&format!(" ({failures} failed in a row)"));
+        }
+        if let Some(last) = &row.health_last {
+            text.push_str(&format!(", last {last}"));
+        }
+        info = if info.is_empty() { text } else { format!("{info}; {text}") };
+    }
+    if !row.ports.is_empty() {
+        let ports: Vec<String> = row.ports.iter().map(|(name, port)| format!("{name}={port}")).collect();
+        info = if info.is_empty() { ports.join(" ") } else { format!("{info}; {}", ports.join(" ")) };
+    }
     if row.output_stalled {
         let note = "output stalled: sv-lite's stdout/stderr reader is not reading";
         return if info.is_empty() { note.to_string() } else { format!("{info}; {note}") };

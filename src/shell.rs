@@ -119,6 +119,27 @@ PAUSED and is not treated as dead or restarted. `resume` continues it.",
         details: "Continues paused targets: SIGCONT to their process groups.",
     },
     Entry {
+        name: "snooze",
+        args: "[--for DURATION] TARGET...",
+        summary: "skip health checks (creates .healthchecksnooze)",
+        details: "Creates .healthchecksnooze in each target's working directory: while it exists,
+health checks are skipped and not counted (status says SNOOZED), as in Aurora.
+With --for (e.g. 30m), sv-lite removes the file when the time is up. Instances
+that share a working directory share the snooze.",
+    },
+    Entry {
+        name: "unsnooze",
+        args: "TARGET...",
+        summary: "remove the snooze file; health checks count again",
+        details: "Removes .healthchecksnooze from each target's working directory.",
+    },
+    Entry {
+        name: "port",
+        args: "TARGET NAME",
+        summary: "the number of an instance's named port",
+        details: "Prints the port number that the target instance got for NAME (from `ports:`).",
+    },
+    Entry {
         name: "pid",
         args: "[TARGET...]",
         summary: "the daemon's pid, or the instances' pids",

@@ -85,6 +85,16 @@ impl std::error::Error for ConfigErrors {}
 /// # Errors
 ///
 /// `{path}: cannot read: {io error}` when the file cannot be read, else as [`from_yaml_str`].
+/// A duration as the config writes it (`"5s"`, `"250ms"`, `"2m"`, `"1h"`, or seconds), for the
+/// command line too.
+///
+/// # Errors
+///
+/// A message naming the bad text and the expected forms.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    scalars::duration_text(text)
+}
+
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {

@@ -81,7 +81,7 @@ pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
     }
 }
 
-fn duration_text(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration_text(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.starts_with('-') {
         return Err(format!("negative duration {text:?} (expected zero or more seconds)"));

@@ -7,9 +7,15 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::types::{Action, ExitStatus, InstanceId, Pid, PidObservation, StateName};
+use std::collections::HashSet;
+
+use super::probe::{judge, HealthPhase, Probe, Verdict};
+use super::types::{Action, ExitStatus, InstanceId, Pid, PidObservation, ProbeCheck, ProbeResult, StateName};
 use super::Rng;
-use crate::spec::{AutoRestart, ProgramSpec, Signal};
+use crate::spec::{AutoRestart, CheckKind, PortRef, PortSpec, ProgramSpec, Signal};
+
+/// The file whose presence in an instance's working directory skips its health checks.
+pub const SNOOZE_FILE: &str = ".healthchecksnooze";
 
 /// Base of the exponential backoff between failed starts and between crashes in a loop.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -27,10 +33,11 @@ pub(crate) enum State {
     Stopped,
     /// `Action::Spawn` is queued; `Spawned` or `SpawnFailed` comes next.
     Spawning,
-    /// Up, but not yet for `starttime`; an exit now is a failed start.
+    /// Up, but not yet ready; an exit now is a failed start. Ready at `up_at` (starttime), or,
+    /// when `None`, when the health check has passed enough times in a row.
     Starting {
         pid: Pid,
-        up_at: Instant,
+        up_at: Option<Instant>,
     },
     /// Pid-file program: the command exited 0; waiting until `up_at` for its pid file.
     WaitingPidFile {
@@ -51,10 +58,12 @@ pub(crate) enum State {
         retry_at: Instant,
         reason: String,
     },
-    /// Stop signal sent; SIGKILL at `kill_at` (None once it was sent).
+    /// Being stopped: `step` is where in the stop sequence it is, and `next_at` when the next
+    /// step begins (None once SIGKILL was sent).
     Stopping {
         pid: Pid,
-        kill_at: Option<Instant>,
+        next_at: Option<Instant>,
+        step: StopStep,
     },
     /// Exited on its own and not restarted.
     Exited {
@@ -65,6 +74,20 @@ pub(crate) enum State {
     Fatal {
         reason: String,
     },
+}
+
+/// Where a stopping instance is in its stop sequence: Aurora's HTTP lifecycle POSTs first
+/// (when the program has one), then the stop signal, then SIGKILL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopStep {
+    /// `graceful_shutdown_endpoint` was POSTed (check `seq`); waiting for the exit.
+    GracefulPost { seq: u64 },
+    /// `shutdown_endpoint` was POSTed (check `seq`); waiting for the exit.
+    AbortPost { seq: u64 },
+    /// The stop signal was sent; SIGKILL at `next_at`.
+    Signal,
+    /// SIGKILL was sent.
+    Killed,
 }
 
 /// The phase a paused instance was in. Pause and resume are transitions of
@@ -88,9 +111,10 @@ impl State {
     /// The one deadline this state waits for, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self {
-            State::Starting { up_at, .. } | State::WaitingPidFile { up_at } => Some(*up_at),
+            State::Starting { up_at, .. } => *up_at,
+            State::WaitingPidFile { up_at } => Some(*up_at),
             State::Backoff { retry_at, .. } => Some(*retry_at),
-            State::Stopping { kill_at, .. } => *kill_at,
+            State::Stopping { next_at, .. } => *next_at,
             State::Stopped
             | State::Spawning
             | State::Running { .. }
@@ -152,10 +176,27 @@ pub(crate) enum Event {
     Exited(ExitStatus),
     /// The state's deadline passed.
     Timeout,
-    /// The monitor interval of a pid-file program passed.
-    Monitor,
+    /// The probe's deadline passed (pid-file read, health check, check timeout, snooze end).
+    ProbeDue,
     /// What the driver found behind the pid file.
     PidFile(PidObservation),
+    /// The answer to health check `seq`.
+    Health {
+        seq: u64,
+        result: ProbeResult,
+    },
+    /// Shell health check `seq` runs as `pid`.
+    CheckSpawned {
+        seq: u64,
+        pid: Pid,
+    },
+    /// The answer to lifecycle POST `seq`.
+    Lifecycle {
+        seq: u64,
+        result: ProbeResult,
+    },
+    /// Ports found for the instance's allocated names, in order.
+    PortsAllocated(Result<Vec<u16>, String>),
 }
 
 /// What happens once a stopping instance is down.
@@ -164,6 +205,13 @@ pub(crate) enum AfterStop {
     Stay,
     Start,
     Remove,
+    /// It was stopped because its health check failed its start: count a failed start.
+    FailedStart,
+    /// It was stopped because it became unhealthy: handle it as an unexpected exit of a run
+    /// that began at `since`.
+    Unhealthy {
+        since: Instant,
+    },
 }
 
 /// What the supervisor must do after a transition, beyond the actions already queued.
@@ -183,6 +231,8 @@ pub(crate) struct Ctx<'a> {
     pub rng: &'a mut Rng,
     /// No restarts while shutting down.
     pub shutting_down: bool,
+    /// Ports held by live instances or recently released: never handed out again.
+    pub taken_ports: &'a HashSet<u16>,
 }
 
 #[derive(Debug)]
@@ -205,8 +255,14 @@ pub(crate) struct Instance {
     pub daemon: Option<(Pid, u64)>,
     /// Pid-file programs: the process group of the command that launched the daemon.
     launcher: Option<Pid>,
-    /// Pid-file programs: when the next monitor check is due.
-    pub monitor_at: Option<Instant>,
+    /// The pid-file monitor and the health check.
+    pub probe: Probe,
+    /// Why a stop for `AfterStop::FailedStart`/`Unhealthy` happened, for the record.
+    recover_why: String,
+    /// The instance's ports, resolved (name, number); kept across restarts.
+    pub ports: Vec<(String, u16)>,
+    /// The numbers allocated for its `PortSpec::Allocate` names, in config order.
+    pub allocated: Vec<u16>,
     /// Monitor checks passed since the instance came up (Tron's STARTING until the first).
     pub checks: u32,
     /// Held down by a persistent stop flag: autostart and reloads leave it down.
@@ -217,6 +273,8 @@ pub(crate) struct Instance {
 
 impl Instance {
     pub(crate) fn new(id: InstanceId, spec: Rc<ProgramSpec>, index: u32, now: Instant) -> Self {
+        let probe = Probe::new(spec.health_check.clone());
+        let ports = spec.resolve_ports(&[]);
         Instance {
             id,
             name: format!("{}:{}", spec.name, index),
@@ -230,7 +288,10 @@ impl Instance {
             last_exit: None,
             daemon: None,
             launcher: None,
-            monitor_at: None,
+            probe,
+            recover_why: String::new(),
+            ports,
+            allocated: Vec::new(),
             checks: 0,
             held_stopped: false,
             held_paused: false,
@@ -256,8 +317,19 @@ impl Instance {
         }
     }
 
-    /// Applies one event. Every pair is decided here.
+    /// Applies one event, then stops the health check if the instance left the states it runs
+    /// in (STARTING, RUNNING).
     pub(crate) fn on_event(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
+        let outcome = self.transition(ctx, event);
+        let checking = matches!(self.state, State::Starting { .. } | State::Running { .. });
+        if !checking {
+            self.end_health(ctx);
+        }
+        outcome
+    }
+
+    /// Applies one event. Every pair is decided here.
+    fn transition(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
         let now = ctx.now;
         match (&self.state, event) {
             // ---- start ----
@@ -318,11 +390,11 @@ impl Instance {
                 for group in paused_groups {
                     ctx.actions.push_back(Action::Kill { pid: group, signal: Signal::CONT, group: true });
                 }
-                self.monitor_at = None; // Nothing left to look for.
+                self.probe.pid_file_at = None; // Nothing left to look for.
                 self.log(ctx, log::Level::Info, "stopped before its pid file appeared".to_string());
                 self.enter(now, State::Stopped);
                 match after_stop_for(&event) {
-                    AfterStop::Stay => Outcome::Nothing,
+                    AfterStop::Stay | AfterStop::FailedStart | AfterStop::Unhealthy { .. } => Outcome::Nothing,
                     AfterStop::Start => {
                         self.spawn(ctx);
                         Outcome::Nothing
@@ -334,7 +406,7 @@ impl Instance {
                 State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
                 event @ (Event::Stop | Event::Restart | Event::Remove),
             ) => match after_stop_for(&event) {
-                AfterStop::Stay => {
+                AfterStop::Stay | AfterStop::FailedStart | AfterStop::Unhealthy { .. } => {
                     if self.state != State::Stopped {
                         self.log(ctx, log::Level::Info, "stopped".to_string());
                         self.enter(now, State::Stopped);
@@ -425,11 +497,15 @@ impl Instance {
                 if self.pid_mode() {
                     self.launcher = Some(pid);
                     self.daemon = None;
-                    self.enter(now, State::Starting { pid, up_at: now + self.start_window() });
+                    self.enter(now, State::Starting { pid, up_at: Some(now + self.start_window()) });
+                } else if let Some(health) = &mut self.probe.health {
+                    // Ready when the health check says so; it replaces starttime.
+                    health.begin(now, HealthPhase::Starting);
+                    self.enter(now, State::Starting { pid, up_at: None });
                 } else if self.spec.starttime.is_zero() {
                     self.become_running(ctx, pid);
                 } else {
-                    self.enter(now, State::Starting { pid, up_at: now + self.spec.starttime });
+                    self.enter(now, State::Starting { pid, up_at: Some(now + self.spec.starttime) });
                 }
                 Outcome::Nothing
             }
@@ -475,7 +551,7 @@ impl Instance {
             }
 
             // ---- exits ----
-            (State::Starting { pid, up_at }, Event::Exited(ExitStatus::Exited(0)))
+            (State::Starting { pid, up_at: Some(up_at) }, Event::Exited(ExitStatus::Exited(0)))
                 if self.pid_mode() && self.launcher == Some(*pid) =>
             {
                 // The command daemonized: its job is done, the pid file tells the rest. (A daemon
@@ -494,7 +570,9 @@ impl Instance {
                 self.check_pid_file(ctx);
                 Outcome::Nothing
             }
-            (State::Starting { up_at, .. }, Event::Exited(status)) if *up_at <= now && !self.pid_mode() => {
+            (State::Starting { up_at: Some(up_at), .. }, Event::Exited(status))
+                if *up_at <= now && !self.pid_mode() =>
+            {
                 // Up for starttime, but the exit arrived before the deadline was handled (a busy
                 // daemon): the run counts as started.
                 let since = *up_at - self.spec.starttime;
@@ -538,7 +616,7 @@ impl Instance {
 
             // ---- deadlines ----
             (State::Starting { pid, up_at }, Event::Timeout) => {
-                if *up_at <= now {
+                if up_at.is_some_and(|up_at| up_at <= now) {
                     let pid = *pid;
                     if self.pid_mode() {
                         self.check_pid_file(ctx);
@@ -560,20 +638,10 @@ impl Instance {
                 }
                 Outcome::Nothing
             }
-            (State::Stopping { pid, kill_at: Some(kill_at) }, Event::Timeout) => {
-                if *kill_at <= now {
-                    let pid = *pid;
-                    self.log(
-                        ctx,
-                        log::Level::Warn,
-                        format!(
-                            "still running {} after {}; sending SIGKILL",
-                            human_duration(self.spec.stoptime),
-                            self.spec.stopsignal
-                        ),
-                    );
-                    ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
-                    self.state = State::Stopping { pid, kill_at: None };
+            (State::Stopping { pid, next_at: Some(next_at), step }, Event::Timeout) => {
+                if *next_at <= now {
+                    let (pid, step) = (*pid, *step);
+                    self.next_stop_step(ctx, pid, step);
                 }
                 Outcome::Nothing
             }
@@ -582,21 +650,85 @@ impl Instance {
                 | State::Spawning
                 | State::Running { .. }
                 | State::Paused { .. }
-                | State::Stopping { kill_at: None, .. }
+                | State::Stopping { next_at: None, .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
                 Event::Timeout,
             ) => Outcome::Nothing,
 
             // ---- pid files ----
+            // ---- probes ----
             (
-                State::Running { .. }
-                | State::Paused { resume_to: Phase::Running { .. } | Phase::WaitingPidFile }
-                | State::Stopping { .. },
-                Event::Monitor,
+                State::Stopped
+                | State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::ProbeDue,
             ) => {
-                if self.monitor_at.is_some_and(|due| due <= now) {
-                    self.check_pid_file(ctx);
+                self.probe_due(ctx);
+                Outcome::Nothing
+            }
+            (State::Starting { .. } | State::Running { .. }, Event::Health { seq, result }) => {
+                self.health_result(ctx, seq, result)
+            }
+            (
+                State::Stopped
+                | State::Spawning
+                | State::WaitingPidFile { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Health { .. },
+            ) => Outcome::Nothing, // A late answer: checks stopped with the state.
+            (
+                State::Stopped
+                | State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::CheckSpawned { seq, pid },
+            ) => {
+                let current = self.probe.health.as_mut().and_then(|health| health.in_flight.as_mut());
+                match current {
+                    Some(in_flight) if in_flight.seq == seq => in_flight.pid = Some(pid),
+                    _ => {
+                        // Its check was given up meanwhile: it must not run on unwatched.
+                        ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                    }
+                }
+                Outcome::Nothing
+            }
+            (State::Stopping { pid, step, .. }, Event::Lifecycle { seq, result }) => {
+                let (pid, step) = (*pid, *step);
+                let current =
+                    matches!(step, StopStep::GracefulPost { seq: s } | StopStep::AbortPost { seq: s } if s == seq);
+                if current {
+                    match result {
+                        ProbeResult::Refused => {
+                            // Nothing listens: skip the wait.
+                            self.log(ctx, log::Level::Info, "lifecycle endpoint refused the connection".to_string());
+                            self.next_stop_step(ctx, pid, step);
+                        }
+                        ProbeResult::Http { status, .. } => {
+                            self.log(ctx, log::Level::Debug, format!("lifecycle endpoint answered HTTP {status}"));
+                        }
+                        other => {
+                            self.log(ctx, log::Level::Debug, format!("lifecycle endpoint: {other:?}"));
+                        }
+                    }
                 }
                 Outcome::Nothing
             }
@@ -605,13 +737,37 @@ impl Instance {
                 | State::Spawning
                 | State::Starting { .. }
                 | State::WaitingPidFile { .. }
-                | State::Paused { resume_to: Phase::Starting { .. } }
+                | State::Running { .. }
+                | State::Paused { .. }
                 | State::Backoff { .. }
                 | State::Exited { .. }
                 | State::Fatal { .. },
-                Event::Monitor,
+                Event::Lifecycle { .. },
+            ) => Outcome::Nothing, // A late answer for a stop already over.
+            (State::Spawning, Event::PortsAllocated(Ok(ports))) => {
+                self.take_ports(ports);
+                self.push_spawn(ctx);
+                Outcome::Nothing
+            }
+            (State::Spawning, Event::PortsAllocated(Err(error))) => {
+                // Like running out of descriptors: a failed start, retried with backoff.
+                self.start_failed(ctx, format!("cannot allocate ports: {error}"), 1, None)
+            }
+            (
+                State::Stopped
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::PortsAllocated(result),
             ) => {
-                self.monitor_at = None;
+                if let Ok(ports) = result {
+                    self.take_ports(ports);
+                }
                 Outcome::Nothing
             }
             (
@@ -624,7 +780,7 @@ impl Instance {
                 Outcome::Nothing
             }
             (
-                State::Starting { up_at, .. } | State::WaitingPidFile { up_at },
+                State::Starting { up_at: Some(up_at), .. } | State::WaitingPidFile { up_at },
                 Event::PidFile(PidObservation::Gone { reason }),
             ) => {
                 if *up_at > now {
@@ -670,7 +826,12 @@ impl Instance {
             }
             (State::Stopping { .. }, Event::PidFile(PidObservation::Alive { .. })) => Outcome::Nothing,
             (
-                State::Stopped | State::Spawning | State::Backoff { .. } | State::Exited { .. } | State::Fatal { .. },
+                State::Stopped
+                | State::Spawning
+                | State::Starting { up_at: None, .. }
+                | State::Backoff { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
                 Event::PidFile(_),
             ) => Outcome::Nothing, // A late answer for a state already left.
             (
@@ -680,7 +841,7 @@ impl Instance {
                 // Named while paused: stop it too. Not readiness: it becomes RUNNING only after a
                 // resume, when the pid file names it again at the end of a new window.
                 self.daemon = Some((pid, start_time));
-                self.monitor_at = None;
+                self.probe.pid_file_at = None;
                 self.log(
                     ctx,
                     log::Level::Info,
@@ -704,8 +865,10 @@ impl Instance {
     /// Asks the driver to read the pid file; re-arms the monitor check.
     fn check_pid_file(&mut self, ctx: &mut Ctx<'_>) {
         let Some(path) = self.spec.launch(self.index).pid_file else { return };
-        self.monitor_at = Some(ctx.now + self.spec.monitor_interval);
-        ctx.actions.push_back(Action::CheckPidFile { id: self.id, path, known: self.daemon });
+        self.probe.pid_file_at = Some(ctx.now + self.spec.monitor_interval);
+        let seq = self.probe.next_seq();
+        let check = ProbeCheck::PidFile { path, known: self.daemon };
+        ctx.actions.push_back(Action::RunProbe { id: self.id, seq, check, snooze: None });
     }
 
     /// Pid-file programs: stops what a dead daemon or failed launch left behind (the daemon's
@@ -720,7 +883,7 @@ impl Instance {
         }
         self.daemon = None;
         self.launcher = None;
-        self.monitor_at = None;
+        self.probe.pid_file_at = None;
     }
 
     /// After a stop completed: stay down, start again, or go away.
@@ -735,6 +898,15 @@ impl Instance {
                 Outcome::Nothing
             }
             AfterStop::Remove => Outcome::Removed,
+            AfterStop::FailedStart | AfterStop::Unhealthy { .. } if ctx.shutting_down => Outcome::Nothing,
+            AfterStop::FailedStart => {
+                let why = std::mem::take(&mut self.recover_why);
+                self.start_failed(ctx, why, 1, None)
+            }
+            AfterStop::Unhealthy { since } => {
+                let why = std::mem::take(&mut self.recover_why);
+                self.exited_after_running(ctx, since, why, None)
+            }
         }
     }
 
@@ -752,17 +924,13 @@ impl Instance {
             return Outcome::Nothing;
         }
         if self.failures > self.spec.startretries {
-            let reason = format!(
-                "{why} before starttime ({}), {} failed starts in a row",
-                human_duration(self.spec.starttime),
-                self.failures
-            );
+            let reason = format!("{why} {}, {} failed starts in a row", self.readiness(true), self.failures);
             self.log(ctx, log::Level::Error, format!("{reason}; FATAL"));
             self.enter(now, State::Fatal { reason });
             return self.critical_outcome(code);
         }
         let delay = backoff_delay(self.failures, ctx.rng);
-        let reason = format!("{why} before starttime");
+        let reason = format!("{why} {}", self.readiness(false));
         self.log(
             ctx,
             log::Level::Warn,
@@ -860,7 +1028,8 @@ impl Instance {
             Phase::Starting { pid } => {
                 let text = format!("resuming before it was ready: {continued}; STARTING again for {window}");
                 self.log(ctx, log::Level::Info, text);
-                self.enter(now, State::Starting { pid, up_at: now + self.start_window() });
+                let up_at = self.begin_start_window(now);
+                self.enter(now, State::Starting { pid, up_at });
             }
             Phase::WaitingPidFile => {
                 let text = format!("resuming before its pid file appeared: {continued}; STARTING again for {window}");
@@ -890,6 +1059,18 @@ impl Instance {
         }
     }
 
+    /// What a start has to pass, for messages: `before starttime (1s)`, or, with a health check
+    /// as the readiness step, `before its health check passed`.
+    fn readiness(&self, with_time: bool) -> String {
+        if self.probe.health.is_some() && !self.pid_mode() {
+            "before its health check passed".to_string()
+        } else if with_time {
+            format!("before starttime ({})", human_duration(self.spec.starttime))
+        } else {
+            "before starttime".to_string()
+        }
+    }
+
     /// How long a start has to prove itself: `starttime`, and at least `PID_FILE_GRACE` for a
     /// pid-file program, whose daemon needs a moment to fork and write its pid file.
     fn start_window(&self) -> Duration {
@@ -904,14 +1085,27 @@ impl Instance {
     pub(crate) fn kill_now(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pid) = self.state.pid() {
             ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
-            self.state = State::Stopping { pid, kill_at: None };
+            self.state = State::Stopping { pid, next_at: None, step: StopStep::Killed };
             self.after_stop = AfterStop::Stay;
         }
     }
 
+    /// Starts the instance: first the ports it lacks (answered with `PortsAllocated`), then
+    /// the process.
     fn spawn(&mut self, ctx: &mut Ctx<'_>) {
         self.after_stop = AfterStop::Stay;
         self.enter(ctx.now, State::Spawning);
+        let wanted = self.allocated_names();
+        if self.allocated.len() != wanted {
+            let mut exclude: Vec<u16> = ctx.taken_ports.iter().copied().collect();
+            exclude.sort_unstable();
+            ctx.actions.push_back(Action::AllocatePorts { id: self.id, count: wanted, exclude });
+            return;
+        }
+        self.push_spawn(ctx);
+    }
+
+    fn push_spawn(&mut self, ctx: &mut Ctx<'_>) {
         ctx.actions.push_back(Action::Spawn {
             id: self.id,
             name: self.name.clone(),
@@ -921,21 +1115,298 @@ impl Instance {
         });
     }
 
+    /// How many of the program's ports are allocated (rather than fixed or aliases).
+    fn allocated_names(&self) -> usize {
+        self.spec.ports.iter().filter(|(_, port)| *port == PortSpec::Allocate).count()
+    }
+
+    /// Keeps the ports found for the allocated names; they stay with the instance across its
+    /// restarts, until it is removed.
+    fn take_ports(&mut self, numbers: Vec<u16>) {
+        if numbers.len() != self.allocated_names() {
+            crate::never!("{}: {} ports allocated for {} names", self.name, numbers.len(), self.allocated_names());
+            return;
+        }
+        self.allocated = numbers;
+        let names = self.spec.ports.iter().filter(|(_, port)| *port == PortSpec::Allocate).map(|(name, _)| name);
+        let assigned: Vec<(String, u16)> = names.cloned().zip(self.allocated.iter().copied()).collect();
+        self.ports = self.spec.resolve_ports(&assigned);
+    }
+
+    /// The number of a port given by name or number, if the instance has it.
+    pub(crate) fn port(&self, port: &PortRef) -> Option<u16> {
+        match port {
+            PortRef::Number(number) => Some(*number),
+            PortRef::Named(name) => self.ports.iter().find(|(known, _)| known == name).map(|(_, number)| *number),
+        }
+    }
+
+    /// The snooze file of the instance: `.healthchecksnooze` in its working directory (the
+    /// daemon's own when it has none). Instances that share a directory share the snooze.
+    pub(crate) fn snooze_path(&self) -> std::path::PathBuf {
+        let dir = self.spec.launch(self.index).workingdir.unwrap_or_else(|| std::path::PathBuf::from("."));
+        dir.join(SNOOZE_FILE)
+    }
+
+    /// A new starting window from `now`: the starttime deadline, or, with a health check, none
+    /// (the check begins again and decides).
+    fn begin_start_window(&mut self, now: Instant) -> Option<Instant> {
+        match &mut self.probe.health {
+            Some(health) if !self.spec.pid_file.is_some() => {
+                health.begin(now, HealthPhase::Starting);
+                None
+            }
+            _ => Some(now + self.start_window()),
+        }
+    }
+
+    /// Begins the stop sequence: the HTTP lifecycle POSTs when the program has them, else the
+    /// stop signal.
     fn begin_stop(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
-        let signal = self.spec.stopsignal;
         let verb = match self.after_stop {
             AfterStop::Stay => "stopping",
             AfterStop::Start => "restarting",
             AfterStop::Remove => "removing",
+            AfterStop::FailedStart | AfterStop::Unhealthy { .. } => "restarting",
         };
+        self.enter(ctx.now, State::Stopping { pid, next_at: None, step: StopStep::Killed });
+        let lifecycle =
+            self.spec.lifecycle.as_ref().and_then(|lifecycle| Some((self.port(&lifecycle.port)?, lifecycle)));
+        if let Some((port, lifecycle)) = lifecycle {
+            let path = lifecycle.graceful_shutdown_endpoint.clone();
+            let wait = lifecycle.graceful_shutdown_wait;
+            let seq = self.probe.next_seq();
+            self.log(
+                ctx,
+                log::Level::Info,
+                format!("{verb}: POST {path} to port {port}, waiting up to {}", human_duration(wait)),
+            );
+            ctx.actions.push_back(Action::RunProbe {
+                id: self.id,
+                seq,
+                check: ProbeCheck::HttpPost { port, path },
+                snooze: None,
+            });
+            self.state = State::Stopping { pid, next_at: Some(ctx.now + wait), step: StopStep::GracefulPost { seq } };
+            return;
+        }
+        let signal = self.spec.stopsignal;
         self.log(ctx, log::Level::Info, format!("{verb}: sending {signal} to process group {pid}"));
         ctx.actions.push_back(Action::Kill { pid, signal, group: true });
-        self.enter(ctx.now, State::Stopping { pid, kill_at: Some(ctx.now + self.spec.stoptime) });
+        self.state = State::Stopping { pid, next_at: Some(ctx.now + self.spec.stoptime), step: StopStep::Signal };
+    }
+
+    /// Moves a stop sequence on from `step` (its wait is over, or its endpoint refused).
+    fn next_stop_step(&mut self, ctx: &mut Ctx<'_>, pid: Pid, step: StopStep) {
+        let now = ctx.now;
+        match step {
+            StopStep::GracefulPost { .. } => {
+                let lifecycle =
+                    self.spec.lifecycle.as_ref().and_then(|lifecycle| Some((self.port(&lifecycle.port)?, lifecycle)));
+                if let Some((port, lifecycle)) = lifecycle {
+                    let path = lifecycle.shutdown_endpoint.clone();
+                    let wait = lifecycle.shutdown_wait;
+                    let seq = self.probe.next_seq();
+                    self.log(
+                        ctx,
+                        log::Level::Info,
+                        format!("still running; POST {path} to port {port}, waiting up to {}", human_duration(wait)),
+                    );
+                    ctx.actions.push_back(Action::RunProbe {
+                        id: self.id,
+                        seq,
+                        check: ProbeCheck::HttpPost { port, path },
+                        snooze: None,
+                    });
+                    self.state = State::Stopping { pid, next_at: Some(now + wait), step: StopStep::AbortPost { seq } };
+                    return;
+                }
+                self.next_stop_step(ctx, pid, StopStep::AbortPost { seq: 0 });
+            }
+            StopStep::AbortPost { .. } => {
+                let signal = self.spec.stopsignal;
+                self.log(ctx, log::Level::Info, format!("still running; sending {signal} to process group {pid}"));
+                ctx.actions.push_back(Action::Kill { pid, signal, group: true });
+                self.state = State::Stopping { pid, next_at: Some(now + self.spec.stoptime), step: StopStep::Signal };
+            }
+            StopStep::Signal => {
+                self.log(
+                    ctx,
+                    log::Level::Warn,
+                    format!(
+                        "still running {} after {}; sending SIGKILL",
+                        human_duration(self.spec.stoptime),
+                        self.spec.stopsignal
+                    ),
+                );
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                self.state = State::Stopping { pid, next_at: None, step: StopStep::Killed };
+            }
+            StopStep::Killed => {}
+        }
+    }
+
+    /// The probe's deadline passed: read the pid file, run or time out a health check, end a
+    /// timed snooze, whichever is due.
+    fn probe_due(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        if self.probe.unsnooze_at.is_some_and(|at| at <= now) {
+            self.probe.unsnooze_at = None;
+            self.log(ctx, log::Level::Info, "snooze time is up; removing the snooze file".to_string());
+            ctx.actions.push_back(Action::Snooze { path: self.snooze_path(), on: false });
+        }
+        if self.probe.pid_file_at.is_some_and(|at| at <= now) {
+            let watching = matches!(
+                self.state,
+                State::Running { .. }
+                    | State::Paused { resume_to: Phase::Running { .. } | Phase::WaitingPidFile }
+                    | State::Stopping { .. }
+            );
+            if watching {
+                self.check_pid_file(ctx);
+            } else {
+                self.probe.pid_file_at = None;
+            }
+        }
+        let Some(health) = &self.probe.health else { return };
+        if health.timed_out(now) {
+            let timeout = health.check.timeout;
+            let seq = health.in_flight.as_ref().map_or(0, |in_flight| in_flight.seq);
+            self.cancel_check(ctx);
+            let _ = self.count_health(ctx, seq, false, format!("timed out after {}", human_duration(timeout)));
+            return;
+        }
+        if health.due(now) {
+            self.run_health_check(ctx);
+        }
+    }
+
+    /// Asks the driver for one health check.
+    fn run_health_check(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(kind) = self.probe.health.as_ref().map(|health| health.check.kind.clone()) else { return };
+        let check = match &kind {
+            CheckKind::Http { port, endpoint, .. } => {
+                self.port(port).map(|port| ProbeCheck::HttpGet { port, path: endpoint.clone() })
+            }
+            CheckKind::Tcp { port } => self.port(port).map(|port| ProbeCheck::Tcp { port }),
+            CheckKind::Shell { command } => {
+                let mut launch = self.spec.launch(self.index);
+                launch.argv = vec!["/bin/sh".to_string(), "-c".to_string(), command.clone()];
+                launch.stdout = crate::spec::Sink::Discard;
+                launch.stderr = crate::spec::Sink::Discard;
+                launch.pid_file = None;
+                Some(ProbeCheck::Shell { launch })
+            }
+        };
+        let seq = self.probe.next_seq();
+        let snooze = self.snooze_path();
+        if let Some(health) = &mut self.probe.health {
+            health.asked(ctx.now, seq);
+        }
+        match check {
+            Some(check) => ctx.actions.push_back(Action::RunProbe { id: self.id, seq, check, snooze: Some(snooze) }),
+            None => {
+                // The port is not known (yet): a failed check, said as much.
+                let _ = self.probe.health.as_mut().map(|health| health.answer(ctx.now, seq));
+                let _ = self.count_health(ctx, seq, false, "its port has no number".to_string());
+            }
+        }
+    }
+
+    /// Gives up on the check in flight: the driver closes its socket, a shell check is killed.
+    fn cancel_check(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(health) = &mut self.probe.health else { return };
+        let Some(in_flight) = health.in_flight.take() else { return };
+        health.next_at = Some((in_flight.asked_at + health.check.interval).max(ctx.now));
+        if let Some(pid) = in_flight.pid {
+            ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+        }
+        ctx.actions.push_back(Action::CancelProbe { id: self.id, seq: in_flight.seq });
+    }
+
+    /// Stops health checking (the instance left STARTING/RUNNING).
+    fn end_health(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(health) = &mut self.probe.health else { return };
+        if health.phase.is_none() {
+            return;
+        }
+        if let Some(in_flight) = health.end() {
+            if let Some(pid) = in_flight.pid {
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+            }
+            ctx.actions.push_back(Action::CancelProbe { id: self.id, seq: in_flight.seq });
+        }
+    }
+
+    /// The answer to health check `seq`.
+    fn health_result(&mut self, ctx: &mut Ctx<'_>, seq: u64, result: ProbeResult) -> Outcome {
+        let Some(health) = &mut self.probe.health else { return Outcome::Nothing };
+        let Some(latency) = health.answer(ctx.now, seq) else { return Outcome::Nothing };
+        if result == ProbeResult::Snoozed {
+            if health.state != crate::core::HealthState::Snoozed {
+                health.snoozed();
+                self.log(ctx, log::Level::Info, format!("{SNOOZE_FILE} exists: health checks skipped; SNOOZED"));
+            }
+            return Outcome::Nothing;
+        }
+        let (passed, detail) = match judge(&health.check.kind, &result, latency) {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        self.count_health(ctx, seq, passed, detail)
+    }
+
+    /// Counts one health result and acts on what it means.
+    fn count_health(&mut self, ctx: &mut Ctx<'_>, _seq: u64, passed: bool, detail: String) -> Outcome {
+        let Some(health) = &mut self.probe.health else { return Outcome::Nothing };
+        let before = health.state;
+        let verdict = health.count(passed, detail.clone());
+        let after = health.state;
+        let failures = health.failures;
+        if before != after {
+            let level = if passed { log::Level::Info } else { log::Level::Warn };
+            self.log(
+                ctx,
+                level,
+                format!("health check {}: {detail}; {}", if passed { "passed" } else { "failed" }, after.as_str()),
+            );
+        } else if !passed {
+            self.log(ctx, log::Level::Debug, format!("health check failed ({failures} in a row): {detail}"));
+        }
+        match (verdict, self.state.clone()) {
+            (Verdict::Nothing, _) => Outcome::Nothing,
+            (Verdict::Ready, State::Starting { pid, .. }) => {
+                if let Some(health) = &mut self.probe.health {
+                    health.promote();
+                }
+                self.become_running(ctx, pid);
+                Outcome::Nothing
+            }
+            (Verdict::StartFailed(why), State::Starting { pid, .. }) => {
+                self.recover_why = why.clone();
+                self.log(ctx, log::Level::Warn, format!("start failed: {why}"));
+                self.after_stop = AfterStop::FailedStart;
+                self.begin_stop(ctx, pid);
+                Outcome::Nothing
+            }
+            (Verdict::Unhealthy(why), State::Running { pid, since }) => {
+                self.recover_why = format!("unhealthy: {why}");
+                self.log(ctx, log::Level::Warn, format!("unhealthy: {why}; stopping it to restart"));
+                self.after_stop = AfterStop::Unhealthy { since };
+                self.begin_stop(ctx, pid);
+                Outcome::Nothing
+            }
+            (Verdict::Ready | Verdict::StartFailed(_) | Verdict::Unhealthy(_), _) => Outcome::Nothing,
+        }
     }
 
     fn become_running(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
         if self.pid_mode() {
-            self.monitor_at = Some(ctx.now + self.spec.monitor_interval);
+            self.probe.pid_file_at = Some(ctx.now + self.spec.monitor_interval);
+            // A pid-file program's health check is a liveness check from here on.
+            if let Some(health) = &mut self.probe.health {
+                health.begin(ctx.now, HealthPhase::Running);
+            }
         }
         self.failures = 0;
         self.enter(ctx.now, State::Running { pid, since: ctx.now });
@@ -981,8 +1452,12 @@ fn after_stop_for(event: &Event) -> AfterStop {
         | Event::SpawnFailed { .. }
         | Event::Exited(_)
         | Event::Timeout
-        | Event::Monitor
-        | Event::PidFile(_) => AfterStop::Stay,
+        | Event::ProbeDue
+        | Event::PidFile(_)
+        | Event::Health { .. }
+        | Event::CheckSpawned { .. }
+        | Event::Lifecycle { .. }
+        | Event::PortsAllocated(_) => AfterStop::Stay,
     }
 }
 

@@ -8,6 +8,7 @@
 //! process or signal, and has no `unsafe`. `tests/core_is_pure.rs` checks this.
 
 mod instance;
+mod probe;
 mod timers;
 pub mod types;
 
@@ -15,10 +16,10 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
-pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER};
+pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER, SNOOZE_FILE};
 pub use types::*;
 
-use instance::{Ctx, Event, Instance, Outcome, Phase, State};
+use instance::{Ctx, Event, Instance, Outcome, Phase, State, StopStep};
 use timers::{TimerKey, Timers};
 
 use crate::spec::{Config, ProgramSpec};
@@ -28,7 +29,15 @@ use crate::spec::{Config, ProgramSpec};
 pub struct Supervisor {
     programs: BTreeMap<String, Program>,
     instances: HashMap<InstanceId, Instance>,
-    by_pid: HashMap<Pid, InstanceId>,
+    /// Every process the core knows, with the instance and the part of it that owns it.
+    by_pid: HashMap<Pid, (InstanceId, PidOwner)>,
+    /// Ports held by instances, and ports released less than `PORT_QUARANTINE` ago (with when
+    /// they may be handed out again): never given to another instance meanwhile.
+    ports_held: HashMap<u16, Option<Instant>>,
+    /// `ports_held`'s keys, for port allocation.
+    taken_ports: HashSet<u16>,
+    /// Shell checks given up (timed out or stopped) whose exit has not been seen yet.
+    dying_checks: HashSet<Pid>,
     timers: Timers,
     actions: VecDeque<Action>,
     waiters: Vec<Waiter>,
@@ -41,6 +50,19 @@ pub struct Supervisor {
     /// Instances whose forwarded output waits for a slow reader (driver's report).
     output_stalled: HashSet<InstanceId>,
 }
+
+/// Which part of an instance a process belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PidOwner {
+    /// The instance's own process (or the daemon its pid file names).
+    Main,
+    /// A shell health check.
+    Check,
+}
+
+/// How long a released port stays out of use: its old owner's sockets may linger (TIME_WAIT,
+/// a slow child), and clients may still know it.
+pub const PORT_QUARANTINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Program {
@@ -92,6 +114,9 @@ impl Supervisor {
             programs: BTreeMap::new(),
             instances: HashMap::new(),
             by_pid: HashMap::new(),
+            ports_held: HashMap::new(),
+            taken_ports: HashSet::new(),
+            dying_checks: HashSet::new(),
             timers: Timers::default(),
             actions: VecDeque::new(),
             waiters: Vec::new(),
@@ -116,7 +141,19 @@ impl Supervisor {
             Input::Spawned { id, pid } => self.apply(now, id, Event::Spawned(pid)),
             Input::SpawnFailed { id, error, transient } => self.apply(now, id, Event::SpawnFailed { error, transient }),
             Input::Exited { pid, status } => match self.by_pid.get(&pid) {
-                Some(&id) => self.apply(now, id, Event::Exited(status)),
+                Some(&(id, PidOwner::Main)) => self.apply(now, id, Event::Exited(status)),
+                Some(&(id, PidOwner::Check)) => {
+                    let seq = self.instances.get(&id).and_then(|instance| {
+                        instance.probe.health.as_ref()?.in_flight.as_ref().map(|in_flight| in_flight.seq)
+                    });
+                    self.by_pid.remove(&pid);
+                    if let Some(seq) = seq {
+                        self.apply(now, id, Event::Health { seq, result: ProbeResult::Exited(status) });
+                    }
+                }
+                None if self.dying_checks.remove(&pid) => {
+                    self.log(log::Level::Debug, format!("reaped pid {pid} ({status}), a health check given up"));
+                }
                 None => self.log(log::Level::Debug, format!("reaped pid {pid} ({status}), an adopted orphan")),
             },
             Input::Request { conn, request } => self.handle_request(now, conn, request),
@@ -128,7 +165,30 @@ impl Supervisor {
             }
             Input::Reload { conn, result } => self.reload(now, conn, result),
             Input::Shutdown { conn } => self.begin_shutdown(now, 0, conn),
-            Input::PidFile { id, observation } => self.apply(now, id, Event::PidFile(observation)),
+            Input::ProbeResult { id, seq, result } => {
+                let event = match result {
+                    ProbeResult::PidFile(observation) => Event::PidFile(observation),
+                    result => {
+                        let lifecycle = self.instances.get(&id).is_some_and(|instance| {
+                            matches!(
+                                instance.state,
+                                State::Stopping {
+                                    step: StopStep::GracefulPost { seq: s } | StopStep::AbortPost { seq: s },
+                                    ..
+                                } if s == seq
+                            )
+                        });
+                        if lifecycle {
+                            Event::Lifecycle { seq, result }
+                        } else {
+                            Event::Health { seq, result }
+                        }
+                    }
+                };
+                self.apply(now, id, event);
+            }
+            Input::ProbeSpawned { id, seq, pid } => self.apply(now, id, Event::CheckSpawned { seq, pid }),
+            Input::PortsAllocated { id, ports } => self.apply(now, id, Event::PortsAllocated(ports)),
             Input::OutputStalled { id, stalled } => {
                 if stalled {
                     self.output_stalled.insert(id);
@@ -145,11 +205,14 @@ impl Supervisor {
         for key in self.timers.pop_due(now) {
             match key {
                 TimerKey::Waiter(conn) => self.expire_waiters(now, conn),
-                TimerKey::Monitor(id) => {
-                    let due =
-                        self.instances.get(&id).and_then(|instance| instance.monitor_at).is_some_and(|at| at <= now);
+                TimerKey::Probe(id) => {
+                    let due = self
+                        .instances
+                        .get(&id)
+                        .and_then(|instance| instance.probe.deadline())
+                        .is_some_and(|at| at <= now);
                     if due {
-                        self.apply(now, id, Event::Monitor);
+                        self.apply(now, id, Event::ProbeDue);
                     }
                 }
                 TimerKey::Instance(id) => {
@@ -207,6 +270,8 @@ impl Supervisor {
             service: None,
             held: None,
             output_stalled: false,
+            ports: Vec::new(),
+            health: None,
         }));
         rows
     }
@@ -233,7 +298,7 @@ impl Supervisor {
     /// The instance a pid belongs to, as `name:N`.
     #[must_use]
     pub fn instance_of_pid(&self, pid: Pid) -> Option<&str> {
-        self.by_pid.get(&pid).and_then(|id| self.instances.get(id)).map(|instance| instance.name.as_str())
+        self.by_pid.get(&pid).and_then(|(id, _)| self.instances.get(id)).map(|instance| instance.name.as_str())
     }
 
     /// Armed timer entries, stale ones included (for tests of timer growth).
@@ -337,13 +402,17 @@ impl Supervisor {
     /// Runs one event through an instance and keeps the pid map, timers and shutdown in step.
     fn apply(&mut self, now: Instant, id: InstanceId, event: Event) {
         let shutting_down = self.shutdown.is_some();
+        self.release_quarantined_ports(now);
         let Some(instance) = self.instances.get_mut(&id) else {
             return;
         };
         let pid_before = instance.state.pid();
+        let check_before = instance.probe.check_pid();
         let deadline_before = instance.state.deadline();
-        let monitor_before = instance.monitor_at;
-        let mut ctx = Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down };
+        let probe_before = instance.probe.deadline();
+        let ports_before = instance.allocated.clone();
+        let mut ctx =
+            Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down, taken_ports: &self.taken_ports };
         let mut outcome = instance.on_event(&mut ctx, event);
         // A persistent pause flag pauses an instance as soon as it has a process, through the
         // same Pause transition as `ctl pause`: paused while STARTING, it is RUNNING only after
@@ -354,9 +423,9 @@ impl Supervisor {
         {
             outcome = instance.on_event(&mut ctx, Event::Pause);
         }
-        if let Some(monitor_at) = instance.monitor_at {
-            if Some(monitor_at) != monitor_before {
-                self.timers.arm(monitor_at, TimerKey::Monitor(id));
+        if let Some(probe_at) = instance.probe.deadline() {
+            if Some(probe_at) != probe_before {
+                self.timers.arm(probe_at, TimerKey::Probe(id));
             }
         }
         let pid_after = instance.state.pid();
@@ -365,12 +434,34 @@ impl Supervisor {
                 self.by_pid.remove(&pid);
             }
             if let Some(pid) = pid_after {
-                self.by_pid.insert(pid, id);
+                self.by_pid.insert(pid, (id, PidOwner::Main));
+            }
+        }
+        let check_after = instance.probe.check_pid();
+        if check_before != check_after {
+            if let Some(pid) = check_before {
+                // Given up before its exit was seen: its exit is expected, not an orphan's.
+                if self.by_pid.remove(&pid).is_some() {
+                    self.dying_checks.insert(pid);
+                }
+            }
+            if let Some(pid) = check_after {
+                self.by_pid.insert(pid, (id, PidOwner::Check));
             }
         }
         if let Some(deadline) = instance.state.deadline() {
             if Some(deadline) != deadline_before {
                 self.timers.arm(deadline, TimerKey::Instance(id));
+            }
+        }
+        let ports_after = (instance.allocated != ports_before).then(|| instance.allocated.clone());
+        if let Some(ports_after) = ports_after {
+            for port in ports_before {
+                self.quarantine_port(now, port);
+            }
+            for port in ports_after {
+                self.ports_held.insert(port, None);
+                self.taken_ports.insert(port);
             }
         }
         match outcome {
@@ -379,6 +470,9 @@ impl Supervisor {
                 if let Some(instance) = self.instances.remove(&id) {
                     if let Some(pid) = instance.state.pid() {
                         self.by_pid.remove(&pid);
+                    }
+                    for port in instance.allocated {
+                        self.quarantine_port(now, port);
                     }
                     self.log(log::Level::Info, format!("{}: removed", instance.name));
                 }
@@ -392,6 +486,70 @@ impl Supervisor {
                 self.begin_shutdown(now, code, None);
             }
         }
+    }
+
+    /// A port its instance gave back: out of use for `PORT_QUARANTINE`.
+    fn quarantine_port(&mut self, now: Instant, port: u16) {
+        self.ports_held.insert(port, Some(now + PORT_QUARANTINE));
+        self.taken_ports.insert(port);
+    }
+
+    /// Hands quarantined ports back once their time is up (checked lazily, at allocations).
+    fn release_quarantined_ports(&mut self, now: Instant) {
+        if self.ports_held.values().all(|until| until.is_none_or(|until| until > now)) {
+            return;
+        }
+        self.ports_held.retain(|_, until| until.is_none_or(|until| until > now));
+        self.taken_ports = self.ports_held.keys().copied().collect();
+    }
+
+    /// `ctl snooze` / `ctl unsnooze`: create or remove the targets' snooze files; with
+    /// `duration`, remove them again when it is over.
+    fn snooze(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        targets: &[String],
+        on: bool,
+        duration: Option<std::time::Duration>,
+    ) {
+        let (ids, mut results) = self.resolve(targets);
+        for (name, id) in self.named(&ids) {
+            let Some(instance) = self.instances.get_mut(&id) else { continue };
+            let path = instance.snooze_path();
+            let before = instance.probe.deadline();
+            instance.probe.unsnooze_at = if on { duration.map(|duration| now + duration) } else { None };
+            if let Some(at) = instance.probe.deadline() {
+                if Some(at) != before {
+                    self.timers.arm(at, TimerKey::Probe(id));
+                }
+            }
+            let what = match (on, duration) {
+                (true, Some(duration)) => format!("snoozed for {}: {}", human_duration(duration), path.display()),
+                (true, None) => format!("snoozed until `ctl unsnooze`: {}", path.display()),
+                (false, _) => format!("unsnoozed: {} removed", path.display()),
+            };
+            self.actions.push_back(Action::Snooze { path, on });
+            self.log(log::Level::Info, format!("{name}: {what}"));
+            results.push(TargetResult { name, ok: true, message: what });
+        }
+        self.reply(conn, Reply::Results(results));
+    }
+
+    /// The instance that holds `port` by name: `ctl port TARGET NAME`.
+    pub fn port_of(&self, target: &str, name: &str) -> Result<u16, String> {
+        let id = self.lookup(target)?;
+        let instance = self.instances.get(&id).ok_or_else(|| format!("{target}: no such instance"))?;
+        instance.ports.iter().find(|(known, _)| known == name).map(|(_, port)| *port).ok_or_else(|| {
+            let known: Vec<&str> = instance.spec.ports.iter().map(|(name, _)| name.as_str()).collect();
+            if known.is_empty() {
+                format!("{}: has no ports", instance.name)
+            } else if instance.spec.ports.iter().any(|(known, _)| known == name) {
+                format!("{}: port {name} has no number yet (the instance has not started)", instance.name)
+            } else {
+                format!("{}: no port named {name:?} (it has: {})", instance.name, known.join(", "))
+            }
+        })
     }
 
     fn handle_request(&mut self, now: Instant, conn: ConnId, request: Request) {
@@ -414,6 +572,8 @@ impl Supervisor {
             Request::Signal { signal, targets } => self.send_signal(conn, signal, &targets),
             Request::Pause { targets } => self.pause_or_resume(now, conn, &targets, Event::Pause),
             Request::Resume { targets } => self.pause_or_resume(now, conn, &targets, Event::Resume),
+            Request::Snooze { targets, duration } => self.snooze(now, conn, &targets, true, duration),
+            Request::Unsnooze { targets } => self.snooze(now, conn, &targets, false, None),
             Request::Wait { targets, state, timeout } => {
                 let (ids, early) = self.resolve(&targets);
                 if ids.is_empty() && early.is_empty() {
@@ -713,8 +873,13 @@ impl Supervisor {
                     let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
                     for id in ids {
                         if let Some(instance) = self.instances.get_mut(&id) {
-                            let mut ctx =
-                                Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down: true };
+                            let mut ctx = Ctx {
+                                now,
+                                actions: &mut self.actions,
+                                rng: &mut self.rng,
+                                shutting_down: true,
+                                taken_ports: &self.taken_ports,
+                            };
                             instance.kill_now(&mut ctx);
                         }
                     }
@@ -745,8 +910,8 @@ impl Supervisor {
                 TimerKey::Instance(id) => {
                     self.instances.get(&id).and_then(|instance| instance.state.deadline()) == Some(deadline)
                 }
-                TimerKey::Monitor(id) => {
-                    self.instances.get(&id).and_then(|instance| instance.monitor_at) == Some(deadline)
+                TimerKey::Probe(id) => {
+                    self.instances.get(&id).and_then(|instance| instance.probe.deadline()) == Some(deadline)
                 }
                 TimerKey::Waiter(conn) => {
                     self.waiters.iter().any(|waiter| waiter.conn == conn && waiter.deadline == Some(deadline))
@@ -872,6 +1037,8 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
         service: None,
         held,
         output_stalled: false,
+        ports: instance.ports.clone(),
+        health: instance.probe.health.as_ref().filter(|health| health.last.is_some()).map(probe::Health::status),
         name: instance.name.clone(),
         state: instance.state.name(),
         pid: instance.state.pid(),

@@ -32,6 +32,10 @@ struct Harness {
     log: Vec<String>,
     /// `SetFlag` actions, as `web:0 stopped on`.
     flags: Vec<String>,
+    /// The last probe check asked for each instance: (id, seq).
+    probes: HashMap<String, (InstanceId, u64)>,
+    /// Instances that asked for ports, oldest first.
+    allocations: Vec<InstanceId>,
 }
 
 impl Harness {
@@ -44,7 +48,16 @@ impl Harness {
         let config = Config { programs, ..Config::default() };
         let flags = flags.iter().map(|(name, flag)| (name.to_string(), *flag)).collect();
         let supervisor = Supervisor::with_flags(&config, now, 7, flags);
-        Harness { supervisor, now, spawn_ids: HashMap::new(), rendered: Vec::new(), log: Vec::new(), flags: Vec::new() }
+        Harness {
+            supervisor,
+            now,
+            spawn_ids: HashMap::new(),
+            rendered: Vec::new(),
+            log: Vec::new(),
+            flags: Vec::new(),
+            probes: HashMap::new(),
+            allocations: Vec::new(),
+        }
     }
 
     /// Actions since the last call, all but log lines, as text, one per line.
@@ -67,10 +80,32 @@ impl Harness {
                 Action::Reply { conn, reply } => out.push(format!("reply {conn} {}", render_reply(&reply))),
                 Action::Log { message, .. } => self.log.push(message),
                 Action::Exit(code) => out.push(format!("exit {code}")),
-                Action::CheckPidFile { id, path, known } => {
+                Action::RunProbe { id, seq, check, snooze } => {
                     let name = self.spawn_ids.iter().find(|(_, spawned)| **spawned == id).map(|(name, _)| name.clone());
-                    let known = known.map_or("-".to_string(), |(pid, start)| format!("{pid}@{start}"));
-                    out.push(format!("check {} {} known={known}", name.unwrap_or_default(), path.display()));
+                    let name = name.unwrap_or_default();
+                    self.probes.insert(name.clone(), (id, seq));
+                    let snooze = if snooze.is_some() { " (snooze file checked)" } else { "" };
+                    out.push(match check {
+                        ProbeCheck::PidFile { path, known } => {
+                            let known = known.map_or("-".to_string(), |(pid, start)| format!("{pid}@{start}"));
+                            format!("check {name} {} known={known}", path.display())
+                        }
+                        ProbeCheck::HttpGet { port, path } => format!("get {name} :{port}{path}{snooze}"),
+                        ProbeCheck::HttpPost { port, path } => format!("post {name} :{port}{path}"),
+                        ProbeCheck::Tcp { port } => format!("connect {name} :{port}{snooze}"),
+                        ProbeCheck::Shell { launch } => format!("shell {name} {}{snooze}", launch.argv.join(" ")),
+                    });
+                }
+                Action::CancelProbe { id, seq } => {
+                    let name = self.spawn_ids.iter().find(|(_, spawned)| **spawned == id).map(|(name, _)| name.clone());
+                    out.push(format!("cancel {} {seq}", name.unwrap_or_default()));
+                }
+                Action::AllocatePorts { id, count, exclude } => {
+                    out.push(format!("allocate {count} excluding {exclude:?}"));
+                    self.allocations.push(id);
+                }
+                Action::Snooze { path, on } => {
+                    out.push(format!("snooze {} {}", path.display(), if on { "on" } else { "off" }))
                 }
                 Action::SetFlag { instance, flag, on } => {
                     self.flags.push(format!("{instance} {} {}", flag.as_str(), if on { "on" } else { "off" }))
@@ -570,7 +605,8 @@ fn gone(reason: &str) -> PidObservation {
 impl Harness {
     fn pid_file(&mut self, name: &str, observation: PidObservation) {
         let id = self.spawn_ids[name];
-        self.input(Input::PidFile { id, observation });
+        let seq = self.probes.get(name).map_or(0, |(_, seq)| *seq);
+        self.input(Input::ProbeResult { id, seq, result: ProbeResult::PidFile(observation) });
     }
 
     fn service(&self, program: &str) -> &'static str {
@@ -1020,3 +1056,5 @@ fn a_program_paused_before_readiness_is_starting_not_up() {
     h.request(3, Request::Pause { targets: targets(&["web"]) });
     assert_eq!(h.service("web"), "UP", "paused after it was ready: still up");
 }
+
+mod health;

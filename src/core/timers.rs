@@ -21,8 +21,8 @@ pub enum TimerKey {
     Instance(InstanceId),
     /// A `ctl wait` request's timeout.
     Waiter(ConnId),
-    /// A pid-file program's monitor check.
-    Monitor(InstanceId),
+    /// An instance's probe: pid-file read, health check or its timeout, end of a snooze.
+    Probe(InstanceId),
 }
 
 #[derive(Debug, Default)]

@@ -70,11 +70,55 @@ pub enum Input {
     /// Stop everything and exit (SIGTERM, SIGINT, SIGQUIT, `ctl shutdown`). A second one while
     /// already shutting down kills what is left at once.
     Shutdown { conn: Option<ConnId> },
-    /// The answer to [`Action::CheckPidFile`].
-    PidFile { id: InstanceId, observation: PidObservation },
+    /// The answer to [`Action::RunProbe`]: what the check found. `seq` is the one the action
+    /// carried; a stale answer (the instance moved on) is ignored.
+    ProbeResult { id: InstanceId, seq: u64, result: ProbeResult },
+    /// A shell check asked for by [`Action::RunProbe`] runs as `pid`; its exit is the result.
+    ProbeSpawned { id: InstanceId, seq: u64, pid: Pid },
+    /// The answer to [`Action::AllocatePorts`]: one free port per name asked for, in order, or
+    /// why none could be had.
+    PortsAllocated { id: InstanceId, ports: Result<Vec<u16>, String> },
     /// The instance's forwarded output is (or is no longer) held back because the reader of the
     /// daemon's stdout/stderr is behind; its process waits in `write`. Shown in `status`.
     OutputStalled { id: InstanceId, stalled: bool },
+}
+
+/// A check the driver carries out for an instance's probe (pid-file monitor, health check,
+/// HTTP lifecycle step). The core decides when and what a result means; the driver only runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeCheck {
+    /// Read the pid file at `path`. `known` is the pid and start time already trusted, if any.
+    PidFile { path: std::path::PathBuf, known: Option<(Pid, u64)> },
+    /// `GET http://127.0.0.1:port{path}`.
+    HttpGet { port: u16, path: String },
+    /// `POST http://127.0.0.1:port{path}` (HTTP lifecycle).
+    HttpPost { port: u16, path: String },
+    /// Connect to `127.0.0.1:port`.
+    Tcp { port: u16 },
+    /// Run `/bin/sh -c command` with the instance's environment and working directory, output
+    /// discarded; answered with `ProbeSpawned`, then its exit.
+    Shell { launch: Launch },
+}
+
+/// What a probe found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeResult {
+    PidFile(PidObservation),
+    /// A complete HTTP response: status and (bounded) body.
+    Http {
+        status: u16,
+        body: String,
+    },
+    /// The TCP connection succeeded.
+    Connected,
+    /// Nothing listens on the port.
+    Refused,
+    /// The check could not be carried out or the peer misbehaved.
+    Failed(String),
+    /// A shell check exited.
+    Exited(ExitStatus),
+    /// The instance's `.healthchecksnooze` file exists: the check was not run.
+    Snoozed,
 }
 
 /// What the driver found behind a pid file.
@@ -134,12 +178,32 @@ pub enum Action {
     },
     /// Everything is down: exit the daemon with this code.
     Exit(u8),
-    /// Read `path` and answer with `Input::PidFile`. `known` is the pid and start time already
-    /// trusted for this instance, if any.
-    CheckPidFile {
+    /// Carry out one check for an instance's probe and answer with `Input::ProbeResult` (a
+    /// shell check: `Input::ProbeSpawned`, then its exit). `snooze` is the snooze file whose
+    /// existence skips the check (`ProbeResult::Snoozed`), for health checks.
+    RunProbe {
         id: InstanceId,
+        seq: u64,
+        check: ProbeCheck,
+        snooze: Option<std::path::PathBuf>,
+    },
+    /// Give up on a check still in flight (its timeout passed): close its socket, or kill the
+    /// shell check's process group.
+    CancelProbe {
+        id: InstanceId,
+        seq: u64,
+    },
+    /// Find one free TCP port per name (`count` of them) not in `exclude`, and answer with
+    /// `Input::PortsAllocated`.
+    AllocatePorts {
+        id: InstanceId,
+        count: usize,
+        exclude: Vec<u16>,
+    },
+    /// Create (or remove) an instance's health-check snooze file.
+    Snooze {
         path: std::path::PathBuf,
-        known: Option<(Pid, u64)>,
+        on: bool,
     },
     /// Persist (or clear) a flag for an instance, e.g. `web:0`.
     SetFlag {
@@ -180,6 +244,15 @@ pub enum Request {
     },
     /// SIGCONT the process groups of PAUSED instances.
     Resume {
+        targets: Vec<String>,
+    },
+    /// Create the targets' snooze files, removed again after `duration` when given.
+    Snooze {
+        targets: Vec<String>,
+        duration: Option<Duration>,
+    },
+    /// Remove the targets' snooze files.
+    Unsnooze {
         targets: Vec<String>,
     },
     /// Answer once every target is in `state`, or fail after `timeout`.
@@ -243,6 +316,41 @@ pub struct InstanceStatus {
     pub held: Option<Flag>,
     /// Its forwarded output waits for a slow reader of the daemon's stdout/stderr.
     pub output_stalled: bool,
+    /// Its named ports, resolved.
+    pub ports: Vec<(String, u16)>,
+    /// Health-check state, for programs with a health check.
+    pub health: Option<HealthStatus>,
+}
+
+/// What `status` shows of an instance's health check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthStatus {
+    /// HEALTHY, UNHEALTHY, SNOOZED, or PENDING before the first counted result.
+    pub state: HealthState,
+    /// Failed checks in a row.
+    pub failures: u32,
+    /// The last result, e.g. `HTTP 200 in 3ms`, `exit 1 in 20ms`, `timed out after 1s`.
+    pub last: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    Pending,
+    Healthy,
+    Unhealthy,
+    Snoozed,
+}
+
+impl HealthState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Pending => "PENDING",
+            HealthState::Healthy => "HEALTHY",
+            HealthState::Unhealthy => "UNHEALTHY",
+            HealthState::Snoozed => "SNOOZED",
+        }
+    }
 }
 
 /// A program's overall state, as Tron names a service's.

@@ -21,6 +21,7 @@ use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIG
 use signal_hook_mio::v1_0::Signals;
 
 pub mod output;
+pub mod ports;
 pub mod probes;
 pub mod stdio;
 
@@ -29,9 +30,10 @@ use std::collections::HashSet;
 use mio::unix::SourceFd;
 
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
+use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
 use crate::config;
 use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
-use crate::core::{Action, ConnId, ExitStatus, Input, InstanceId, Pid, Supervisor};
+use crate::core::{Action, ConnId, ExitStatus, Input, InstanceId, Pid, ProbeCheck, ProbeResult, Supervisor};
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::users::{self, Group};
@@ -135,6 +137,8 @@ struct Driver {
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
     followers: Vec<Follower>,
+    /// HTTP and TCP checks in flight.
+    probes: Probes,
     /// Flag changes asked for in this turn, written together by `write_flags`.
     flag_changes: Vec<state_dir::FlagChange>,
     /// Child pipes not read because the stream they are forwarded to is backed up.
@@ -228,6 +232,7 @@ impl Driver {
             spawns_this_turn: 0,
             rings: HashMap::new(),
             followers: Vec::new(),
+            probes: Probes::new(),
             flag_changes: Vec::new(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
@@ -332,10 +337,22 @@ impl Driver {
                     );
                 }
             }
-            Action::CheckPidFile { id, path, known } => {
-                let observation = pidfile::observe(&path, known, sys::getpid());
-                log::debug!("pid file {}: {observation:?}", path.display());
-                self.supervisor.handle_input(Instant::now(), Input::PidFile { id, observation });
+            Action::RunProbe { id, seq, check, snooze } => self.run_probe(id, seq, check, snooze),
+            Action::CancelProbe { id, seq } => {
+                if self.probes.cancel(self.poll.registry(), ProbeKey { instance: id, seq }) {
+                    log::debug!("{id:?}: check {seq} given up");
+                }
+            }
+            Action::AllocatePorts { id, count, exclude } => {
+                let ports = ports::allocate(count, &exclude);
+                self.supervisor.handle_input(Instant::now(), Input::PortsAllocated { id, ports });
+            }
+            Action::Snooze { path, on } => {
+                let result = if on { File::create(&path).map(drop) } else { sys::remove_if_exists(&path) };
+                if let Err(error) = result {
+                    let verb = if on { "create" } else { "remove" };
+                    self.event(log::Level::Warn, &format!("cannot {verb} snooze file {}: {error}", path.display()));
+                }
             }
             Action::SetFlag { instance, flag, on } => {
                 // Written as one batch with one directory fsync, before the next reply goes out.
@@ -347,6 +364,48 @@ impl Driver {
             }
             Action::Log { level, message } => self.event(level, &message),
             Action::Exit(code) => self.exit_code = Some(code),
+        }
+    }
+
+    /// Carries out one check for an instance's probe. Pid files are read at once; HTTP and TCP
+    /// checks are sockets in this `Poll` (answered from `handle_source`); a shell check is a
+    /// child reaped by the same `waitpid` loop as every other.
+    fn run_probe(&mut self, id: InstanceId, seq: u64, check: ProbeCheck, snooze: Option<PathBuf>) {
+        let now = Instant::now();
+        if snooze.as_deref().is_some_and(Path::exists) {
+            self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result: ProbeResult::Snoozed });
+            return;
+        }
+        let request = match check {
+            ProbeCheck::PidFile { path, known } => {
+                let observation = pidfile::observe(&path, known, sys::getpid());
+                log::debug!("pid file {}: {observation:?}", path.display());
+                let result = ProbeResult::PidFile(observation);
+                self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result });
+                return;
+            }
+            ProbeCheck::Shell { launch } => {
+                let options = SpawnOptions {
+                    stdin: Stream::Null,
+                    stdout: Stream::Null,
+                    stderr: Stream::Null,
+                    foreground_tty: false,
+                };
+                let input = match sys::spawn(&launch, options) {
+                    Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
+                    Err(error) => Input::ProbeResult { id, seq, result: ProbeResult::Failed(error.to_string()) },
+                };
+                self.supervisor.handle_input(now, input);
+                return;
+            }
+            ProbeCheck::HttpGet { port, path } => ProbeRequest::Get { port, path },
+            ProbeCheck::HttpPost { port, path } => ProbeRequest::Post { port, path },
+            ProbeCheck::Tcp { port } => ProbeRequest::Connect { port },
+        };
+        let token = self.next_token();
+        let key = ProbeKey { instance: id, seq };
+        if let Err(outcome) = self.probes.start(self.poll.registry(), token, key, request) {
+            self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result: probe_result(outcome) });
         }
     }
 
@@ -535,6 +594,13 @@ impl Driver {
     }
 
     fn handle_source(&mut self, token: Token) {
+        if self.probes.owns(token) {
+            if let Some((key, outcome)) = self.probes.handle(self.poll.registry(), token) {
+                let input = Input::ProbeResult { id: key.instance, seq: key.seq, result: probe_result(outcome) };
+                self.feed(input);
+            }
+            return;
+        }
         match self.sources.get(&token) {
             Some(Source::Child { .. }) => self.read_child(token),
             Some(Source::Conn(_)) => self.service_connection(token),
@@ -727,6 +793,13 @@ impl Driver {
             connection.last_active = Instant::now();
         }
         let input = match request {
+            ControlRequest::Port { target, name } => {
+                match self.supervisor.port_of(&target, &name) {
+                    Ok(port) => self.send(conn, &control::encode_port(port), true),
+                    Err(error) => self.send(conn, &control::encode_error(&error), true),
+                }
+                return;
+            }
             ControlRequest::DaemonPid => {
                 self.send(conn, &control::encode_pid(sys::getpid()), true);
                 return;
@@ -939,6 +1012,15 @@ impl Driver {
             log::warn!("cannot remove control socket {}: {error}", self.socket_path.display());
         }
         stdio::uninstall(deadline);
+    }
+}
+
+fn probe_result(outcome: ProbeOutcome) -> ProbeResult {
+    match outcome {
+        ProbeOutcome::Http { status, body } => ProbeResult::Http { status, body },
+        ProbeOutcome::Connected => ProbeResult::Connected,
+        ProbeOutcome::Refused => ProbeResult::Refused,
+        ProbeOutcome::Failed(reason) => ProbeResult::Failed(reason),
     }
 }
 
