@@ -151,9 +151,12 @@ programs:
         prefix: false,
         tail_buffer: 1 << 20,
         pid_file: Some("/run/%(name)s.pid".to_string()),
+        ports: Vec::new(),
+        health_check: None,
+        lifecycle: None,
     };
     assert_eq!(spec, &expected);
-    assert_eq!(spec.launch(1).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
+    assert_eq!(spec.launch(1, &[]).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
 }
 
 #[test]
@@ -509,7 +512,7 @@ fn validated_templates_expand_at_launch() {
     let config = load_ok(
         "programs:\n  web:\n    cmd: serve --id=%(name)s-%(instance_number)d --pid=%(pid_file)s --rate=50%% +%s\n    pid_file: /run/%(name)s.%(instance_number)s.pid\n    numprocs: 3\n",
     );
-    let launch = config.programs[0].launch(2);
+    let launch = config.programs[0].launch(2, &[]);
     assert_eq!(launch.argv, ["serve", "--id=web-2", "--pid=/run/web.2.pid", "--rate=50%", "+%s"]);
     assert_eq!(launch.pid_file, Some(PathBuf::from("/run/web.2.pid")));
 }
@@ -647,7 +650,7 @@ fn tron_example_loads() {
         (secs(60), secs(120), AutoRestart::Always)
     );
     assert!(spec.autostart);
-    let launch = spec.launch(2);
+    let launch = spec.launch(2, &[]);
     assert_eq!(launch.pid_file, Some(PathBuf::from("/tmp/x/email_worker-2.pid")));
     assert_eq!(launch.argv, ["/usr/local/bin/start_email_worker", "--pid_file=/tmp/x/email_worker-2.pid"]);
 }

@@ -703,7 +703,8 @@ impl Instance {
 
     /// Asks the driver to read the pid file; re-arms the monitor check.
     fn check_pid_file(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(path) = self.spec.launch(self.index).pid_file else { return };
+        // TODO(ports): pass the instance's resolved ports.
+        let Some(path) = self.spec.launch(self.index, &[]).pid_file else { return };
         self.monitor_at = Some(ctx.now + self.spec.monitor_interval);
         ctx.actions.push_back(Action::CheckPidFile { id: self.id, path, known: self.daemon });
     }
@@ -915,7 +916,8 @@ impl Instance {
         ctx.actions.push_back(Action::Spawn {
             id: self.id,
             name: self.name.clone(),
-            launch: self.spec.launch(self.index),
+            // TODO(ports): pass the instance's resolved ports.
+            launch: self.spec.launch(self.index, &[]),
             prefix: self.spec.prefix,
             tail_buffer: self.spec.tail_buffer,
         });
