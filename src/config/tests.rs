@@ -1254,3 +1254,19 @@ fn port_templates_and_variables_expand_at_launch_with_the_given_numbers() {
     more.ports.push(("extra".to_string(), PortSpec::Allocate));
     assert!(!spec.same_except_numprocs(&more));
 }
+
+#[test]
+fn aurora_example_loads() {
+    let config = load_ok(include_str!("../../examples/aurora.yaml"));
+    let [hello, web] = config.programs.as_slice() else { panic!("{config:#?}") };
+    assert_eq!(hello.argv, ["/bin/sh", "-c", "while true; do echo hello world; sleep 10; done"]);
+    assert_eq!(hello.autorestart, AutoRestart::Always);
+    assert!(hello.ports.is_empty() && hello.health_check.is_none() && hello.lifecycle.is_none());
+    assert_eq!(port_list(web), [("http", PortSpec::Allocate), ("health", PortSpec::Allocate)]);
+    let check = web.health_check.clone().unwrap();
+    assert!(matches!(&check.kind, CheckKind::Http { port, expected_response, .. }
+        if *port == named("health") && expected_response == "ok"));
+    assert_eq!(web.lifecycle, Some(HttpLifecycle::with_defaults(named("health"))));
+    let ports = web.resolve_ports(&[("http".to_string(), 42816), ("health".to_string(), 42817)]);
+    assert_eq!(web.launch(0, &ports).argv, ["./run_nginx.sh", "-port", "42816", "-health-port", "42817"]);
+}
