@@ -229,40 +229,138 @@ impl ProgramSpec {
         *self == other
     }
 
-    /// What instance `index` runs: every template expanded with `name`, `instance_number` and
-    /// (when set) `pid_file`. Config validation expanded instance 0 of every field, so this
-    /// cannot fail for a loaded spec; if it somehow does, the text is kept unexpanded.
+    /// What instance `index` runs, given its resolved ports (`ports`, name to number, from
+    /// [`ProgramSpec::resolve_ports`]): every template expanded by [`ProgramSpec::expand`]'s
+    /// rules, and `PORT_<NAME>` (see [`port_env_name`]) set for each port unless `env` sets that
+    /// variable itself. Config validation expanded every field for instance 0, with a number for
+    /// every declared port, so this cannot fail for a loaded spec given all its ports; if it
+    /// somehow does, the text is kept unexpanded.
     #[must_use]
-    pub fn launch(&self, index: u32) -> Launch {
-        let mut vars = vec![("name", self.name.clone()), ("instance_number", index.to_string())];
-        let pid_file = self.pid_file.as_deref().map(|template| self.expand_or_keep(template, &vars));
-        if let Some(pid_file) = &pid_file {
-            vars.push(("pid_file", pid_file.clone()));
-        }
-        let expand = |text: &str| self.expand_or_keep(text, &vars);
+    pub fn launch(&self, index: u32, ports: &[(String, u16)]) -> Launch {
+        let vars = self.template_vars(index, ports);
+        let pid_file = vars.iter().find(|(key, _)| *key == "pid_file").map(|(_, path)| PathBuf::from(path));
+        let expand = |text: &str| self.expand_or_keep(text, &vars, ports);
         let expand_path =
             |path: &PathBuf| path.to_str().map_or_else(|| path.clone(), |text| PathBuf::from(expand(text)));
         let expand_sink = |sink: &Sink| match sink {
             Sink::File(path) => Sink::File(expand_path(path)),
             other => other.clone(),
         };
+        let mut env: Vec<(String, String)> = ports
+            .iter()
+            .map(|(name, number)| (port_env_name(name), number.to_string()))
+            .filter(|(variable, _)| !self.env.iter().any(|(set, _)| set == variable))
+            .collect();
+        env.extend(self.env.iter().map(|(key, value)| (key.clone(), expand(value))));
+        env.sort_by(|left, right| left.0.cmp(&right.0));
         Launch {
             argv: self.argv.iter().map(|word| expand(word)).collect(),
-            env: self.env.iter().map(|(key, value)| (key.clone(), expand(value))).collect(),
+            env,
             workingdir: self.workingdir.as_ref().map(expand_path),
             umask: self.umask,
             stdout: expand_sink(&self.stdout),
             stderr: expand_sink(&self.stderr),
-            pid_file: pid_file.map(PathBuf::from),
+            pid_file,
         }
     }
 
-    fn expand_or_keep(&self, template: &str, vars: &[(&str, String)]) -> String {
-        expand_template(template, vars).unwrap_or_else(|error| {
+    /// `text` expanded for instance `index` with its resolved `ports`, by the rules `launch`
+    /// uses for argv and paths: port templates (`{{thermos.ports[NAME]}}`, `{{ports[NAME]}}`,
+    /// see [`expand_ports`]), then `%(name)s`, `%(instance_number)s` and (when set)
+    /// `%(pid_file)s` (see [`expand_template`]). For the shell health check's command and the
+    /// HTTP endpoints, which config validation checked the same way; on an error the text is
+    /// kept unexpanded and the error logged.
+    #[must_use]
+    pub fn expand(&self, text: &str, index: u32, ports: &[(String, u16)]) -> String {
+        let vars = self.template_vars(index, ports);
+        self.expand_or_keep(text, &vars, ports)
+    }
+
+    /// `name`, `instance_number` and, when the program has one, the expanded `pid_file`.
+    fn template_vars(&self, index: u32, ports: &[(String, u16)]) -> Vec<(&'static str, String)> {
+        let mut vars = vec![("name", self.name.clone()), ("instance_number", index.to_string())];
+        if let Some(template) = &self.pid_file {
+            let pid_file = self.expand_or_keep(template, &vars, ports);
+            vars.push(("pid_file", pid_file));
+        }
+        vars
+    }
+
+    fn expand_or_keep(&self, template: &str, vars: &[(&str, String)], ports: &[(String, u16)]) -> String {
+        expand_all(template, vars, ports).unwrap_or_else(|error| {
             log::error!("{}: {error}; using {template:?} unexpanded", self.name);
             template.to_string()
         })
     }
+}
+
+/// The environment variable that carries port `name`'s number: `PORT_` and the name in upper
+/// case with `-` as `_` (`admin-http` is `PORT_ADMIN_HTTP`).
+#[must_use]
+pub fn port_env_name(name: &str) -> String {
+    format!("PORT_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Port templates (see [`expand_ports`]), then `%(key)s` templates (see [`expand_template`]).
+///
+/// # Errors
+///
+/// The first bad template of either kind, as those functions describe it.
+pub fn expand_all(template: &str, vars: &[(&str, String)], ports: &[(String, u16)]) -> Result<String, String> {
+    expand_template(&expand_ports(template, ports)?, vars)
+}
+
+/// Expands Aurora's port templates: `{{thermos.ports[NAME]}}` and `{{ports[NAME]}}` (spaces
+/// allowed inside the braces) become the number of port `NAME` in `ports`. Any other `{{...}}`
+/// is kept as written (a Go template in a `docker` command, say), except Aurora's other
+/// `{{thermos.…}}` and `{{mesos.…}}` bindings, which sv-lite does not have.
+///
+/// # Errors
+///
+/// A message naming the first bad template: a port not in `ports` (listing those that are), a
+/// missing `]` or `}}`, or an unsupported Aurora binding.
+pub fn expand_ports(template: &str, ports: &[(String, u16)]) -> Result<String, String> {
+    let mut expanded = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        expanded.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let inner = after.trim_start();
+        let Some(reference) = inner.strip_prefix("thermos.ports[").or_else(|| inner.strip_prefix("ports[")) else {
+            if inner.starts_with("thermos.") || inner.starts_with("mesos.") {
+                let binding = after.find("}}").map_or(after, |close| &after[..close]).trim();
+                return Err(format!(
+                    "unsupported template `{{{{{binding}}}}}`: sv-lite expands `{{{{thermos.ports[NAME]}}}}` and \
+                     `{{{{ports[NAME]}}}}`, and `%(instance_number)s` for the instance number"
+                ));
+            }
+            expanded.push_str("{{");
+            rest = after;
+            continue;
+        };
+        let written = |end: usize| format!("{{{{{}", &after[..after.len() - reference.len() + end]);
+        let Some(close) = reference.find(']') else {
+            let end = reference.find("}}").unwrap_or(reference.len());
+            return Err(format!("unterminated port template `{}` (expected e.g. `{{{{ports[http]}}}}`)", written(end)));
+        };
+        let Some(tail) = reference[close + 1..].trim_start().strip_prefix("}}") else {
+            return Err(format!("port template `{}` must end in `]}}}}`", written(close + 1)));
+        };
+        let name = reference[..close].trim();
+        let Some((_, number)) = ports.iter().find(|(known, _)| known == name) else {
+            let known: Vec<&str> = ports.iter().map(|(known, _)| known.as_str()).collect();
+            let template = written(reference.len() - tail.len());
+            return Err(if known.is_empty() {
+                format!("unknown port `{name}` in `{template}`: the program declares no ports (add `ports: [{name}]`)")
+            } else {
+                format!("unknown port `{name}` in `{template}` (declared ports: {})", known.join(", "))
+            });
+        };
+        expanded.push_str(&number.to_string());
+        rest = tail;
+    }
+    expanded.push_str(rest);
+    Ok(expanded)
 }
 
 /// Expands Tron/Python-style templates: `%(key)s` is the value of `key` in `vars`, `%(key)d`
@@ -312,7 +410,8 @@ pub fn expand_template(template: &str, vars: &[(&str, String)]) -> Result<String
 }
 
 /// What one instance runs, with every template (`%(name)s`, `%(instance_number)s`,
-/// `%(pid_file)s`, `%(key)d`) expanded. Built by [`ProgramSpec::launch`].
+/// `%(pid_file)s`, `%(key)d`, `{{thermos.ports[NAME]}}`, `{{ports[NAME]}}`) expanded and the
+/// `PORT_<NAME>` variables in `env`. Built by [`ProgramSpec::launch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
     pub argv: Vec<String>,
@@ -497,7 +596,7 @@ mod tests {
             pid_file: Some("/run/%(name)s-%(instance_number)s.pid".to_string()),
             ..ProgramSpec::with_defaults("worker")
         };
-        let launch = spec.launch(2);
+        let launch = spec.launch(2, &[]);
         assert_eq!(launch.argv, ["run", "--pid=/run/worker-2.pid", "-n2"]);
         assert_eq!(launch.pid_file, Some(PathBuf::from("/run/worker-2.pid")));
         assert_eq!(launch.stdout, Sink::File(PathBuf::from("/log/worker-2.out")));
@@ -508,6 +607,76 @@ mod tests {
 
         // A template validation should have rejected stays as written.
         let broken = ProgramSpec { pid_file: None, ..spec };
-        assert_eq!(broken.launch(0).argv[1], "--pid=%(pid_file)s");
+        assert_eq!(broken.launch(0, &[]).argv[1], "--pid=%(pid_file)s");
+    }
+
+    fn ports() -> Vec<(String, u16)> {
+        vec![("http".to_string(), 8080), ("admin-ui".to_string(), 9000)]
+    }
+
+    #[test]
+    fn port_templates_expand_in_both_spellings() {
+        let expanded =
+            expand_ports("-port {{thermos.ports[http]}} -admin={{ports[admin-ui]}} {{ ports[ http ] }}", &ports());
+        assert_eq!(expanded, Ok("-port 8080 -admin=9000 8080".to_string()));
+        // Other double braces are not ours: kept as written.
+        let go_template = "docker inspect -f '{{.State.Pid}}' {{ port }} {{";
+        assert_eq!(expand_ports(go_template, &ports()), Ok(go_template.to_string()));
+    }
+
+    #[test]
+    fn port_template_errors_name_the_problem() {
+        let error = expand_ports("x {{thermos.ports[htp]}}", &ports());
+        assert_eq!(
+            error,
+            Err("unknown port `htp` in `{{thermos.ports[htp]}}` (declared ports: http, admin-ui)".to_string())
+        );
+        let error = expand_ports("{{ports[http]}}", &[]);
+        assert_eq!(
+            error,
+            Err("unknown port `http` in `{{ports[http]}}`: the program declares no ports (add `ports: [http]`)"
+                .to_string())
+        );
+        let error = expand_ports("{{ports[http}}", &ports());
+        assert_eq!(
+            error,
+            Err("unterminated port template `{{ports[http` (expected e.g. `{{ports[http]}}`)".to_string())
+        );
+        let error = expand_ports("{{ports[http] }", &ports());
+        assert_eq!(error, Err("port template `{{ports[http]` must end in `]}}`".to_string()));
+        let error = expand_ports("--shard={{mesos.instance}}", &ports()).unwrap_err();
+        assert!(error.starts_with("unsupported template `{{mesos.instance}}`"), "{error}");
+        assert!(expand_ports("{{thermos.task_id}}", &ports()).unwrap_err().contains("%(instance_number)s"));
+    }
+
+    #[test]
+    fn launch_expands_ports_everywhere_and_sets_port_variables() {
+        let spec = ProgramSpec {
+            argv: vec!["serve".to_string(), "--port={{thermos.ports[http]}}".to_string()],
+            stdout: Sink::File(PathBuf::from("/log/%(name)s-{{ports[http]}}.out")),
+            env: vec![
+                ("LISTEN".to_string(), ":{{ports[admin-ui]}}".to_string()),
+                ("PORT_HTTP".to_string(), "mine".to_string()),
+            ],
+            workingdir: Some(PathBuf::from("/srv/{{ports[http]}}")),
+            pid_file: Some("/run/%(name)s-{{ports[http]}}.pid".to_string()),
+            ..ProgramSpec::with_defaults("web")
+        };
+        let launch = spec.launch(1, &ports());
+        assert_eq!(launch.argv, ["serve", "--port=8080"]);
+        assert_eq!(launch.stdout, Sink::File(PathBuf::from("/log/web-8080.out")));
+        assert_eq!(launch.workingdir, Some(PathBuf::from("/srv/8080")));
+        assert_eq!(launch.pid_file, Some(PathBuf::from("/run/web-8080.pid")));
+        // `env` wins over the port's own variable.
+        let env: Vec<(&str, &str)> = launch.env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+        assert_eq!(env, [("LISTEN", ":9000"), ("PORT_ADMIN_UI", "9000"), ("PORT_HTTP", "mine")]);
+        assert_eq!(
+            spec.expand("test -f /tmp/%(name)s.%(instance_number)s.{{ports[http]}}", 1, &ports()),
+            "test -f /tmp/web.1.8080"
+        );
+        assert_eq!(spec.expand("%(pid_file)s", 0, &ports()), "/run/web-8080.pid");
+        // Without the number, the template stays as written (config validation prevents this).
+        assert_eq!(spec.launch(0, &[]).argv[1], "--port={{thermos.ports[http]}}");
+        assert_eq!(port_env_name("admin-ui"), "PORT_ADMIN_UI");
     }
 }

@@ -1,6 +1,7 @@
 //! Bad input: `sv-lite check` and the daemon reject every kind of bad config with the file,
 //! line and key path, and the daemon exits 2 before spawning anything. Valid configs, the
-//! taskmaster reference example (as written, with a warning) and examples/demo.yaml pass.
+//! taskmaster reference example (as written, with a warning), examples/aurora.yaml and
+//! examples/demo.yaml pass.
 
 mod common;
 
@@ -98,6 +99,20 @@ const CASES: &[Case] = &[
         line: 8,
         path: "programs.web.umask",
         says: &["089", "octal"],
+    },
+    Case {
+        what: "unknown port in a template",
+        body: &["cmd: \"sleep {{thermos.ports[http]}}\"", "ports: [admin]"],
+        line: 7,
+        path: "programs.web.cmd",
+        says: &["unknown port `http`", "declared ports: admin"],
+    },
+    Case {
+        what: "health check on an undeclared port",
+        body: &["cmd: \"sleep 1000\"", "ports: [http]", "health_check:", "  tcp: helth"],
+        line: 10,
+        path: "programs.web.health_check.tcp",
+        says: &["unknown port `helth`", "declared ports: http"],
     },
 ];
 
@@ -228,6 +243,16 @@ fn the_taskmaster_example_passes_check_as_written_with_a_warning_on_stderr() {
     let warning = format!("examples/taskmaster.yaml:10:11: {TASKMASTER_WARNING}");
     assert_eq!(output.stderr.lines().collect::<Vec<_>>(), [warning.as_str()], "{output}");
     assert!(output.stdout.contains("examples/taskmaster.yaml: ok, 2 programs, 9 instances"), "{output}");
+}
+
+#[test]
+fn the_aurora_example_passes_check() {
+    let mut command = std::process::Command::new(&*common::BIN);
+    command.args(["check", "examples/aurora.yaml"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    let output = common::run_with_deadline(&mut command, common::CTL_DEADLINE);
+    assert_eq!(output.code, Some(0), "{output}");
+    assert_eq!(output.stderr, "", "no warnings: {output}");
+    assert!(output.stdout.contains("examples/aurora.yaml: ok, 2 programs, 2 instances"), "{output}");
 }
 
 #[test]

@@ -11,6 +11,7 @@
 //!
 //! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system.
 
+mod aurora;
 mod locate;
 mod scalars;
 #[cfg(test)]
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde_yaml::{Mapping, Value};
 
-use crate::spec::{self, Config, ProgramSpec, Sink};
+use crate::spec::{self, CheckKind, Config, ProgramSpec, Sink};
 use locate::{DisplayPath, Segment, Target};
 use scalars::{autorestart, describe, exit_code, stopsignal, suggest};
 
@@ -168,6 +169,9 @@ const PROGRAM_KEYS: &[&str] = &[
     "prefix",
     "tail_buffer",
     "pid_file",
+    "ports",
+    "health_check",
+    "lifecycle",
 ];
 
 /// Walks the parsed tree, collecting errors and warnings.
@@ -419,7 +423,7 @@ impl Checker<'_> {
                 "stability_window" => {
                     set!(stability_window, self.value(path, value, scalars::duration))
                 }
-                "monitor_interval" => set!(monitor_interval, self.monitor_interval(path, value)),
+                "monitor_interval" => set!(monitor_interval, self.positive_duration(path, value)),
                 "stopsignal" => set!(stopsignal, self.value(path, value, stopsignal)),
                 "stdout" => set!(stdout, self.sink(path, value)),
                 "stderr" => set!(stderr, self.sink(path, value)),
@@ -436,8 +440,9 @@ impl Checker<'_> {
         if !has_cmd {
             self.error(path, Target::Key, "missing required key `cmd` (the command to run)");
         }
+        let ports = self.aurora(path, map, &mut spec);
         let cmd_is_list = matches!(map.get("cmd"), Some(Value::Sequence(_)));
-        self.check_templates(path, "cmd", cmd_is_list, &spec);
+        self.check_templates(path, "cmd", cmd_is_list, &spec, &ports);
         (self.errors.len() == errors_before).then_some(spec)
     }
 
@@ -552,7 +557,8 @@ impl Checker<'_> {
         );
     }
 
-    fn monitor_interval(&mut self, path: &[Segment], value: &Value) -> Option<std::time::Duration> {
+    /// A duration greater than zero.
+    fn positive_duration(&mut self, path: &[Segment], value: &Value) -> Option<std::time::Duration> {
         let interval = self.value(path, value, scalars::duration)?;
         if interval.is_zero() {
             self.error(path, Target::Value, "must be greater than zero");
@@ -624,12 +630,22 @@ impl Checker<'_> {
         result.map_err(|message| self.error(path, Target::Value, message)).ok()
     }
 
-    /// Expands every template field for instance 0, reporting each failure at its key.
-    fn check_templates(&mut self, path: &[Segment], cmd_key: &str, cmd_is_list: bool, spec: &ProgramSpec) {
+    /// Expands every template field for instance 0, with a placeholder number for each of the
+    /// declared `ports`, reporting each failure at its key.
+    fn check_templates(
+        &mut self,
+        path: &[Segment],
+        cmd_key: &str,
+        cmd_is_list: bool,
+        spec: &ProgramSpec,
+        ports: &[String],
+    ) {
+        // Only the names matter here: a template expands to digits whatever the number.
+        let ports: Vec<(String, u16)> = ports.iter().map(|name| (name.clone(), 0)).collect();
         let mut vars = vec![("name", spec.name.clone()), ("instance_number", "0".to_string())];
         let mut ok = true;
         if let Some(pid_file) = &spec.pid_file {
-            match spec::expand_template(pid_file, &vars) {
+            match spec::expand_all(pid_file, &vars, &ports) {
                 Ok(expanded) => vars.push(("pid_file", expanded)),
                 Err(message) => {
                     self.error(&child(path, "pid_file"), Target::Value, message);
@@ -652,8 +668,22 @@ impl Checker<'_> {
         for (key, value) in &spec.env {
             fields.push((child(&child(path, "env"), key), value));
         }
+        // The shell check's command and the endpoints expand by the same rules (`ProgramSpec::expand`).
+        let check_path = child(path, "health_check");
+        match spec.health_check.as_ref().map(|check| &check.kind) {
+            Some(CheckKind::Shell { command }) => fields.push((child(&check_path, "shell"), command)),
+            Some(CheckKind::Http { endpoint, .. }) => {
+                fields.push((child(&child(&check_path, "http"), "endpoint"), endpoint));
+            }
+            Some(CheckKind::Tcp { .. }) | None => {}
+        }
+        if let Some(lifecycle) = &spec.lifecycle {
+            let http_path = child(&child(path, "lifecycle"), "http");
+            fields.push((child(&http_path, "graceful_shutdown_endpoint"), &lifecycle.graceful_shutdown_endpoint));
+            fields.push((child(&http_path, "shutdown_endpoint"), &lifecycle.shutdown_endpoint));
+        }
         for (field_path, template) in fields {
-            if let Err(mut message) = spec::expand_template(template, &vars) {
+            if let Err(mut message) = spec::expand_all(template, &vars, &ports) {
                 if spec.pid_file.is_none() && template.contains("%(pid_file)") {
                     message = "`%(pid_file)s` is used, but the program has no `pid_file`".to_string();
                 }

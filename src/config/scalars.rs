@@ -248,15 +248,32 @@ const ALIASES: &[(&str, &str)] = &[
     ("numprocs", "count"),
     ("instances", "numprocs"),
     ("pidfile", "pid_file"),
+    // Aurora's names, and the short forms of ours.
+    ("portmap", "ports"),
+    ("health_check_config", "health_check"),
+    ("http_lifecycle", "lifecycle"),
+    ("lifecycle_config", "lifecycle"),
+    ("command", "shell"),
+    ("shell_command", "shell"),
+    ("interval", "interval_secs"),
+    ("timeout", "timeout_secs"),
+    ("path", "endpoint"),
+    ("url", "endpoint"),
+    ("status", "expected_response_code"),
+    ("status_code", "expected_response_code"),
+    ("expected_status", "expected_response_code"),
+    ("expected_body", "expected_response"),
 ];
 
 /// The known word closest to `word`, if it is close enough to be a likely typo.
 pub(crate) fn suggest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     let lower = word.to_ascii_lowercase();
-    if let Some(&(_, target)) = ALIASES.iter().find(|(alias, _)| *alias == lower) {
-        if let Some(found) = known.iter().find(|name| **name == target) {
-            return Some(found);
-        }
+    let aliased = ALIASES
+        .iter()
+        .filter(|(alias, _)| *alias == lower)
+        .find_map(|(_, target)| known.iter().find(|name| *name == target));
+    if let Some(found) = aliased {
+        return Some(found);
     }
     known
         .iter()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::spec::{AutoRestart, Signal};
+use crate::spec::{AutoRestart, CheckKind, HealthCheck, HttpLifecycle, PortRef, PortSpec, Signal};
 
 fn load_ok(text: &str) -> Config {
     from_yaml_str(text, "test.yaml").unwrap_or_else(|errors| panic!("unexpected errors:\n{errors}"))
@@ -136,9 +136,6 @@ programs:
         stoptime: secs(120),
         stability_window: secs(3600),
         monitor_interval: secs(10),
-        ports: Vec::new(),
-        health_check: None,
-        lifecycle: None,
         stopsignal: Signal(libc::SIGINT),
         stdout: Sink::File(PathBuf::from("/var/log/%(name)s-%(instance_number)s.out")),
         stderr: Sink::Discard,
@@ -154,9 +151,12 @@ programs:
         prefix: false,
         tail_buffer: 1 << 20,
         pid_file: Some("/run/%(name)s.pid".to_string()),
+        ports: Vec::new(),
+        health_check: None,
+        lifecycle: None,
     };
     assert_eq!(spec, &expected);
-    assert_eq!(spec.launch(1).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
+    assert_eq!(spec.launch(1, &[]).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
 }
 
 #[test]
@@ -512,7 +512,7 @@ fn validated_templates_expand_at_launch() {
     let config = load_ok(
         "programs:\n  web:\n    cmd: serve --id=%(name)s-%(instance_number)d --pid=%(pid_file)s --rate=50%% +%s\n    pid_file: /run/%(name)s.%(instance_number)s.pid\n    numprocs: 3\n",
     );
-    let launch = config.programs[0].launch(2);
+    let launch = config.programs[0].launch(2, &[]);
     assert_eq!(launch.argv, ["serve", "--id=web-2", "--pid=/run/web.2.pid", "--rate=50%", "+%s"]);
     assert_eq!(launch.pid_file, Some(PathBuf::from("/run/web.2.pid")));
 }
@@ -650,7 +650,7 @@ fn tron_example_loads() {
         (secs(60), secs(120), AutoRestart::Always)
     );
     assert!(spec.autostart);
-    let launch = spec.launch(2);
+    let launch = spec.launch(2, &[]);
     assert_eq!(launch.pid_file, Some(PathBuf::from("/tmp/x/email_worker-2.pid")));
     assert_eq!(launch.argv, ["/usr/local/bin/start_email_worker", "--pid_file=/tmp/x/email_worker-2.pid"]);
 }
@@ -752,4 +752,521 @@ fn merge_keys_share_settings() {
     let [api, web] = config.programs.as_slice() else { panic!("{config:#?}") };
     assert_eq!((api.argv.as_slice(), api.stoptime), (&["y".to_string()][..], secs(3)));
     assert_eq!(web.stoptime, secs(3));
+}
+
+// Aurora-style services: ports, health checks, the HTTP lifecycle, port templates.
+
+fn named(name: &str) -> PortRef {
+    PortRef::Named(name.to_string())
+}
+
+fn port_list(spec: &ProgramSpec) -> Vec<(&str, PortSpec)> {
+    spec.ports.iter().map(|(name, port)| (name.as_str(), port.clone())).collect()
+}
+
+#[test]
+fn ports_as_a_list_are_each_allocated_in_config_order() {
+    let spec = web("ports: [http, admin-ui, health_2]");
+    assert_eq!(
+        port_list(&spec),
+        [("http", PortSpec::Allocate), ("admin-ui", PortSpec::Allocate), ("health_2", PortSpec::Allocate)]
+    );
+    let spec = web("ports:\n      - http\n      - '8080'");
+    assert_eq!(port_list(&spec), [("http", PortSpec::Allocate), ("8080", PortSpec::Allocate)]);
+    assert!(web("ports: []").ports.is_empty());
+    assert!(web("ports:").ports.is_empty());
+}
+
+#[test]
+fn ports_as_a_map_allocate_fix_and_alias() {
+    let spec = web("ports: {http: 0, admin: 9000, aurora: http, 8443: 0}");
+    assert_eq!(
+        port_list(&spec),
+        [
+            ("http", PortSpec::Allocate),
+            ("admin", PortSpec::Fixed(9000)),
+            ("aurora", PortSpec::Alias("http".to_string())),
+            ("8443", PortSpec::Allocate),
+        ]
+    );
+    // An alias may name a fixed port, and resolves through the assigned numbers.
+    let spec = web("ports:\n      admin: 9000\n      http: 0\n      web: admin\n      aurora: http");
+    let resolved = spec.resolve_ports(&[("http".to_string(), 31000)]);
+    let resolved: Vec<(&str, u16)> = resolved.iter().map(|(name, port)| (name.as_str(), *port)).collect();
+    assert_eq!(resolved, [("admin", 9000), ("http", 31000), ("web", 9000), ("aurora", 31000)]);
+    assert_eq!(web("ports: {max: 65535}").ports, [("max".to_string(), PortSpec::Fixed(65535))]);
+}
+
+#[test]
+fn port_names_and_values_are_checked() {
+    let (path, line, message) = web_error("ports: [http, 'a b']");
+    assert_eq!((path.as_str(), line), ("programs.web.ports[1]", Some(4)));
+    assert_eq!(message, "invalid port name \"a b\": use only letters, digits, `_` and `-`");
+    assert_eq!(web_error("ports: [http.x]").2, "invalid port name \"http.x\": use only letters, digits, `_` and `-`");
+    assert_eq!(web_error("ports: ['']").2, "port names must not be empty");
+    let (path, _, message) = web_error("ports:\n      - http\n      - health\n      - http");
+    assert_eq!(path, "programs.web.ports[2]");
+    assert_eq!(message, "duplicate port `http`");
+    assert_eq!(
+        web_error("ports: [8080]").2,
+        "expected a port name, found an integer 8080; for a fixed port, name it in a mapping: `ports: {http: 8080}`"
+    );
+    assert_eq!(web_error("ports: [{http: 0}]").2, "expected a port name, found a mapping");
+    let (path, line, message) = web_error("ports:\n      'x/y': 0");
+    assert_eq!((path.as_str(), line), ("programs.web.ports.x/y", Some(5)));
+    assert!(message.starts_with("invalid port name \"x/y\""), "{message}");
+    for (value, message) in [
+        ("65536", "port 65536 is out of range (0 for any free port, or 1 to 65535)"),
+        ("-1", "port -1 is out of range (0 for any free port, or 1 to 65535)"),
+        ("80.5", "expected an integer, found a number 80.5"),
+        ("true", "expected 0 (any free port), a port number or another port's name, found a boolean true"),
+        ("", "expected 0 (any free port), a port number or another port's name, found null"),
+    ] {
+        let (path, line, found) = web_error(&format!("ports:\n      http: {value}"));
+        assert_eq!((path.as_str(), line, found.as_str()), ("programs.web.ports.http", Some(5), message), "{value}");
+    }
+    assert!(web_error("ports: http").2.starts_with("expected a list of port names, or a mapping of port names"));
+    // Two names, one environment variable.
+    let (path, _, message) = web_error("ports: [admin-ui, admin_ui]");
+    assert_eq!(path, "programs.web.ports[1]");
+    assert_eq!(message, "ports `admin-ui` and `admin_ui` would both set PORT_ADMIN_UI; rename one");
+    assert_eq!(web_error("ports: {http: 0, HTTP: 80}").0, "programs.web.ports.HTTP");
+}
+
+#[test]
+fn aliases_must_name_a_port_of_the_map_that_is_no_alias() {
+    let (path, line, message) = web_error("ports:\n      http: 0\n      aurora: htp");
+    assert_eq!((path.as_str(), line), ("programs.web.ports.aurora", Some(6)));
+    assert_eq!(message, "`aurora` names an unknown port `htp`; did you mean `http`? (declared ports: http, aurora)");
+    assert_eq!(
+        web_error("ports: {http: '8080'}").2,
+        "`http` names an unknown port `8080`; for the fixed port 8080, write the number without quotes \
+         (declared ports: http)"
+    );
+    let (path, _, message) = web_error("ports: {http: 0, web: http, aurora: web}");
+    assert_eq!(path, "programs.web.ports.aurora");
+    assert_eq!(
+        message,
+        "`aurora` names `web`, which is itself an alias (of `http`); name the port itself: `aurora: http`"
+    );
+    assert_eq!(web_error("ports: {a: a}").2, "`a` is an alias of itself; give it 0 (any free port) or a number");
+    let found = errors(&with("ports:\n      a: b\n      b: c\n      c: a"));
+    let summary: Vec<(&str, &str)> = found.iter().map(|error| (error.path.as_str(), error.message.as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "programs.web.ports.a",
+                "`a` names `b`, which is itself an alias (of `c`); the aliases `a` -> `b` -> `c` -> `a` form a cycle"
+            ),
+            (
+                "programs.web.ports.b",
+                "`b` names `c`, which is itself an alias (of `a`); the aliases `b` -> `c` -> `a` -> `b` form a cycle"
+            ),
+            (
+                "programs.web.ports.c",
+                "`c` names `a`, which is itself an alias (of `b`); the aliases `c` -> `a` -> `b` -> `c` form a cycle"
+            ),
+        ]
+    );
+    // An alias of a port that is itself invalid: only the invalid port is reported.
+    assert_eq!(web_error("ports: {http: 70000, aurora: http}").0, "programs.web.ports.http");
+}
+
+#[test]
+fn http_health_check_with_aurora_defaults() {
+    let spec = web("ports: [http, health]\n    health_check:\n      http: {}");
+    let check = spec.health_check.unwrap();
+    let expected = HealthCheck::with_defaults(CheckKind::Http {
+        port: named("health"),
+        endpoint: "/health".to_string(),
+        expected_response: String::new(),
+        expected_response_code: 0,
+    });
+    assert_eq!(check, expected);
+    assert_eq!(
+        (
+            check.initial_interval,
+            check.interval,
+            check.timeout,
+            check.max_consecutive_failures,
+            check.min_consecutive_successes
+        ),
+        (secs(15), secs(10), secs(1), 0, 1)
+    );
+    // `http:` alone reads the same.
+    assert_eq!(web("ports: [health]\n    health_check:\n      http:").health_check.unwrap().kind, expected.kind);
+}
+
+#[test]
+fn http_health_check_with_every_setting() {
+    let spec = web("ports: {http: 0, health: 0}
+    health_check:
+      http:
+        port: http
+        endpoint: /ready?full=1
+        expected_response: ok
+        expected_response_code: 204
+      initial_interval_secs: 2.5
+      interval_secs: 250ms
+      timeout_secs: \"2s\"
+      max_consecutive_failures: 3
+      min_consecutive_successes: 2");
+    let check = spec.health_check.unwrap();
+    assert_eq!(
+        check,
+        HealthCheck {
+            kind: CheckKind::Http {
+                port: named("http"),
+                endpoint: "/ready?full=1".to_string(),
+                expected_response: "ok".to_string(),
+                expected_response_code: 204,
+            },
+            initial_interval: Duration::from_millis(2500),
+            interval: Duration::from_millis(250),
+            timeout: secs(2),
+            max_consecutive_failures: 3,
+            min_consecutive_successes: 2,
+        }
+    );
+    let check = web("health_check:\n      http: {port: 8080}").health_check.unwrap();
+    assert!(matches!(check.kind, CheckKind::Http { port: PortRef::Number(8080), .. }), "{check:?}");
+    let check = web("health_check:\n      http: {port: 8080, expected_response: 42}").health_check.unwrap();
+    assert!(matches!(check.kind, CheckKind::Http { ref expected_response, .. } if expected_response == "42"));
+}
+
+#[test]
+fn shell_and_tcp_health_checks() {
+    let spec = web("health_check:\n      shell: test -f /tmp/ready\n      interval_secs: 5");
+    let check = spec.health_check.unwrap();
+    assert_eq!(check.kind, CheckKind::Shell { command: "test -f /tmp/ready".to_string() });
+    assert_eq!((check.interval, check.initial_interval), (secs(5), secs(15)));
+    assert_eq!(
+        web("ports: [http]\n    health_check: {tcp: http}").health_check.unwrap().kind,
+        CheckKind::Tcp { port: named("http") }
+    );
+    assert_eq!(
+        web("health_check: {tcp: 5432}").health_check.unwrap().kind,
+        CheckKind::Tcp { port: PortRef::Number(5432) }
+    );
+    // A health check alone turns no lifecycle on.
+    assert_eq!(web("health_check: {tcp: 5432}").lifecycle, None);
+}
+
+#[test]
+fn a_health_check_has_exactly_one_kind() {
+    let (path, line, message) = web_error("health_check:\n      interval_secs: 5");
+    assert_eq!((path.as_str(), line), ("programs.web.health_check", Some(4)));
+    assert_eq!(message, "missing the kind of check: set one of `http`, `shell` or `tcp`");
+    let found = errors(&with("health_check:\n      tcp: 80\n      shell: 'true'\n      http: {port: 80}"));
+    let summary: Vec<(&str, Option<usize>, &str)> =
+        found.iter().map(|error| (error.path.as_str(), error.line, error.message.as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("programs.web.health_check.shell", Some(6), "one kind of check per program, but `tcp` is set too"),
+            ("programs.web.health_check.http", Some(7), "one kind of check per program, but `tcp` is set too"),
+        ]
+    );
+    assert_eq!(
+        web_error("health_check: http").2,
+        "expected a mapping with one of `http`, `shell` or `tcp`, found a string \"http\""
+    );
+    assert_eq!(web_error("health_check: {shell: ''}").2, "a shell command must not be empty");
+    assert_eq!(web_error("health_check: {tcp: 0}").2, "port 0 is out of range (1 to 65535)");
+    assert_eq!(web_error("health_check: {tcp: [80]}").2, "expected a port name or number, found a list");
+    assert_eq!(web_error("health_check: {http: [80]}").2, "expected a mapping of HTTP check settings, found a list");
+}
+
+#[test]
+fn health_check_settings_are_checked() {
+    for (setting, path, message) in [
+        ("interval_secs: 0", "interval_secs", "must be greater than zero"),
+        ("timeout_secs: 0ms", "timeout_secs", "must be greater than zero"),
+        ("initial_interval_secs: -1", "initial_interval_secs", "negative duration -1 (expected zero or more seconds)"),
+        ("min_consecutive_successes: 0", "min_consecutive_successes", "must be at least 1, found 0"),
+        ("max_consecutive_failures: -1", "max_consecutive_failures", "must be zero or more, found -1"),
+        (
+            "http: {port: 80, expected_response_code: 99}",
+            "http.expected_response_code",
+            "expected 0 (any 2xx) or an HTTP status code from 100 to 599, found 99",
+        ),
+        (
+            "http: {port: 80, endpoint: health}",
+            "http.endpoint",
+            "endpoint \"health\" must start with `/`, as in \"/health\"",
+        ),
+        (
+            "http: {port: 80, endpoint: '/a b'}",
+            "http.endpoint",
+            "endpoint \"/a b\" must not contain spaces or control characters (write a space as %20)",
+        ),
+        (
+            "http: {port: 80, expected_response: [ok]}",
+            "http.expected_response",
+            "expected the response text, found a list",
+        ),
+    ] {
+        let text = with(
+            &format!("health_check:\n      shell: 'true'\n      {setting}")
+                .replace("shell: 'true'\n      http", "http"),
+        );
+        let error = one_error(&text);
+        assert_eq!(error.path, format!("programs.web.health_check.{path}"), "{setting}");
+        assert_eq!(error.message, message, "{setting}");
+        assert!(error.line.is_some(), "{setting}");
+    }
+    // The initial interval may be zero: no grace period.
+    assert_eq!(
+        web("health_check: {shell: 'true', initial_interval_secs: 0}").health_check.unwrap().initial_interval,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn unknown_keys_in_checks_and_lifecycles_get_a_suggestion() {
+    for (setting, path, message) in [
+        (
+            "health_check: {shell: x, interval: 5}",
+            "health_check.interval",
+            "unknown key `interval`; did you mean `interval_secs`?",
+        ),
+        ("health_check: {command: x}", "health_check.command", "unknown key `command`; did you mean `shell`?"),
+        (
+            "health_check: {tcp: 80, timeout_sec: 5}",
+            "health_check.timeout_sec",
+            "unknown key `timeout_sec`; did you mean `timeout_secs`?",
+        ),
+        (
+            "health_check: {http: {port: 80, path: /x}}",
+            "health_check.http.path",
+            "unknown key `path`; did you mean `endpoint`?",
+        ),
+        (
+            "health_check: {http: {port: 80, expected_status: 200}}",
+            "health_check.http.expected_status",
+            "unknown key `expected_status`; did you mean `expected_response_code`?",
+        ),
+        ("lifecycle: {htp: {}}", "lifecycle.htp", "unknown key `htp`; did you mean `http`?"),
+        (
+            "lifecycle: {http: {port: 80, shutdown_wait: 3}}",
+            "lifecycle.http.shutdown_wait",
+            "unknown key `shutdown_wait`; did you mean `shutdown_wait_secs`?",
+        ),
+        ("portmap: {http: 0}", "portmap", "unknown key `portmap`; did you mean `ports`?"),
+        ("healthcheck: {tcp: 80}", "healthcheck", "unknown key `healthcheck`; did you mean `health_check`?"),
+    ] {
+        let (found_path, line, found) = web_error(setting);
+        assert_eq!((found_path, line), (format!("programs.web.{path}"), Some(4)), "{setting}");
+        assert_eq!(found, message, "{setting}");
+    }
+    let (_, _, message) = web_error("health_check: {tcp: 80, colour: blue}");
+    assert!(
+        message.starts_with("unknown key `colour` (expected one of: http, shell, tcp, initial_interval_secs"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_port_names_are_errors_that_list_the_declared_ports() {
+    let text = with(
+        "ports: [http, admin]
+    health_check:
+      http: {port: helth}
+    lifecycle:
+      http: {port: web}",
+    );
+    let found = errors(&text);
+    let summary: Vec<(&str, Option<usize>, &str)> =
+        found.iter().map(|error| (error.path.as_str(), error.line, error.message.as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("programs.web.health_check.http.port", Some(6), "unknown port `helth` (declared ports: http, admin)"),
+            ("programs.web.lifecycle.http.port", Some(8), "unknown port `web` (declared ports: http, admin)"),
+        ]
+    );
+    assert_eq!(
+        web_error("ports: [http, health]\n    health_check: {tcp: htp}").2,
+        "unknown port `htp`; did you mean `http`? (declared ports: http, health)"
+    );
+    assert_eq!(
+        web_error("health_check: {tcp: http}").2,
+        "unknown port `http`: the program declares no ports (add `ports: [http]`, or give a number)"
+    );
+    // A port that is declared but invalid is reported once, where it is declared.
+    let error = one_error(&with("ports: {health: 0.5}\n    health_check: {tcp: health}"));
+    assert_eq!(error.path, "programs.web.ports.health");
+}
+
+#[test]
+fn http_check_and_lifecycle_default_to_the_health_port_or_say_to_set_one() {
+    let (path, line, message) = web_error("ports: [http]\n    health_check:\n      http: {endpoint: /ok}");
+    assert_eq!((path.as_str(), line), ("programs.web.health_check.http", Some(6)));
+    assert_eq!(
+        message,
+        "no `port` given, and the program has no port named `health` to use by default; \
+         set `port` to one of its ports (http) or a number"
+    );
+    assert_eq!(
+        web_error("lifecycle: {http: {}}").2,
+        "no `port` given, and the program has no port named `health` to use by default; \
+         set `port` to a number, or declare `ports: [health]`"
+    );
+}
+
+#[test]
+fn a_health_port_turns_the_default_lifecycle_on_and_none_turns_it_off() {
+    let default = Some(HttpLifecycle::with_defaults(named("health")));
+    assert_eq!(web("ports: [http, health]").lifecycle, default);
+    assert_eq!(web("ports: {health: 8081}").lifecycle, default);
+    assert_eq!(web("ports: [http, health]\n    lifecycle: none").lifecycle, None);
+    assert_eq!(web("ports: [http]").lifecycle, None);
+    assert_eq!(web("").lifecycle, None);
+    assert_eq!(web("lifecycle: none").lifecycle, None);
+    // The defaults are Aurora's.
+    let lifecycle = web("ports: [health]").lifecycle.unwrap();
+    assert_eq!(
+        (lifecycle.graceful_shutdown_endpoint.as_str(), lifecycle.graceful_shutdown_wait),
+        ("/quitquitquit", secs(5))
+    );
+    assert_eq!((lifecycle.shutdown_endpoint.as_str(), lifecycle.shutdown_wait), ("/abortabortabort", secs(5)));
+}
+
+#[test]
+fn lifecycle_settings_override_the_defaults() {
+    let spec = web("ports: [http, health]
+    lifecycle:
+      http:
+        port: http
+        graceful_shutdown_endpoint: /drain
+        graceful_shutdown_wait_secs: 1.5
+        shutdown_endpoint: /die
+        shutdown_wait_secs: 0");
+    assert_eq!(
+        spec.lifecycle,
+        Some(HttpLifecycle {
+            port: named("http"),
+            graceful_shutdown_endpoint: "/drain".to_string(),
+            graceful_shutdown_wait: Duration::from_millis(1500),
+            shutdown_endpoint: "/die".to_string(),
+            shutdown_wait: Duration::ZERO,
+        })
+    );
+    assert_eq!(
+        web("ports: [health]\n    lifecycle: {http: }").lifecycle,
+        Some(HttpLifecycle::with_defaults(named("health")))
+    );
+    assert_eq!(web("lifecycle: {http: {port: 9000}}").lifecycle.unwrap().port, PortRef::Number(9000));
+    let (path, _, message) = web_error("lifecycle: off");
+    assert_eq!(
+        (path.as_str(), message.as_str()),
+        ("programs.web.lifecycle", "expected `none` or a mapping with `http`, found a string \"off\"")
+    );
+    assert!(web_error("lifecycle: {}").2.starts_with("missing key `http`"));
+    assert_eq!(
+        web_error("lifecycle: {http: {port: 80, shutdown_endpoint: quit}}").0,
+        "programs.web.lifecycle.http.shutdown_endpoint"
+    );
+    assert_eq!(
+        web_error("lifecycle: {http: {port: 80, shutdown_wait_secs: soon}}").0,
+        "programs.web.lifecycle.http.shutdown_wait_secs"
+    );
+}
+
+#[test]
+fn port_templates_are_checked_at_their_key() {
+    let found = errors(&with(
+        "ports: [http]
+    stdout: /log/{{ports[htp]}}.out
+    env: {LISTEN: ':{{thermos.ports[admin]}}'}
+    health_check: {shell: 'curl -f localhost:{{ports[health]}}'}",
+    ));
+    let summary: Vec<(&str, &str)> = found.iter().map(|error| (error.path.as_str(), error.message.as_str())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("programs.web.stdout", "unknown port `htp` in `{{ports[htp]}}` (declared ports: http)"),
+            ("programs.web.env.LISTEN", "unknown port `admin` in `{{thermos.ports[admin]}}` (declared ports: http)"),
+            ("programs.web.health_check.shell", "unknown port `health` in `{{ports[health]}}` (declared ports: http)"),
+        ]
+    );
+    let error = one_error("programs:\n  web:\n    cmd: ./run_nginx.sh -port {{thermos.ports[http]}}\n");
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.cmd", Some(3)));
+    assert_eq!(
+        error.message,
+        "unknown port `http` in `{{thermos.ports[http]}}`: the program declares no ports (add `ports: [http]`)"
+    );
+    let error = one_error("programs:\n  web:\n    cmd: [run, '--id={{mesos.instance}}']\n");
+    assert_eq!(error.path, "programs.web.cmd[1]");
+    assert!(error.message.starts_with("unsupported template `{{mesos.instance}}`"), "{}", error.message);
+    for setting in [
+        "health_check: {http: {port: 80, endpoint: '/{{ports[x]}}'}}",
+        "lifecycle: {http: {port: 80, shutdown_endpoint: '/{{ports[x]}}'}}",
+        "pid_file: /run/{{ports[x]}}.pid",
+        "workingdir: /srv/{{ports[x]}}",
+    ] {
+        assert!(web_error(setting).2.starts_with("unknown port `x`"), "{setting}");
+    }
+    // Tron services declare no ports.
+    let error = one_error("services:\n- name: svc\n  node: localhost\n  pid_file: /tmp/svc.pid\n  command: svc -p {{ports[http]}}\n  monitor_interval: 2\n");
+    assert_eq!(error.path, "services[0].command");
+}
+
+#[test]
+fn port_templates_and_variables_expand_at_launch_with_the_given_numbers() {
+    let config = load_ok(
+        "programs:
+  web:
+    cmd: \"./run_nginx.sh -port {{thermos.ports[http]}} -admin {{ports[admin-ui]}} -name %(name)s-%(instance_number)s\"
+    numprocs: 3
+    ports: {http: 0, admin-ui: 9000, aurora: http, health: 0}
+    env: {ADDR: '127.0.0.1:{{ports[aurora]}}'}
+    stdout: /log/%(name)s.{{ports[http]}}.out
+    health_check:
+      shell: curl -f localhost:{{thermos.ports[health]}}/%(instance_number)s
+",
+    );
+    let spec = &config.programs[0];
+    let ports = spec.resolve_ports(&[("http".to_string(), 31000), ("health".to_string(), 31001)]);
+    let launch = spec.launch(2, &ports);
+    assert_eq!(launch.argv, ["./run_nginx.sh", "-port", "31000", "-admin", "9000", "-name", "web-2"]);
+    assert_eq!(launch.stdout, Sink::File(PathBuf::from("/log/web.31000.out")));
+    let env: Vec<(&str, &str)> = launch.env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+    assert_eq!(
+        env,
+        [
+            ("ADDR", "127.0.0.1:31000"),
+            ("PORT_ADMIN_UI", "9000"),
+            ("PORT_AURORA", "31000"),
+            ("PORT_HEALTH", "31001"),
+            ("PORT_HTTP", "31000"),
+        ]
+    );
+    let Some(CheckKind::Shell { command }) = spec.health_check.as_ref().map(|check| &check.kind) else {
+        panic!("{spec:#?}")
+    };
+    assert_eq!(spec.expand(command, 2, &ports), "curl -f localhost:31001/2");
+    // Instances differ only in their numbers, so a reload that changes numprocs keeps them.
+    let mut more = spec.clone();
+    more.numprocs = 5;
+    assert!(spec.same_except_numprocs(&more));
+    more.ports.push(("extra".to_string(), PortSpec::Allocate));
+    assert!(!spec.same_except_numprocs(&more));
+}
+
+#[test]
+fn aurora_example_loads() {
+    let config = load_ok(include_str!("../../examples/aurora.yaml"));
+    let [hello, web] = config.programs.as_slice() else { panic!("{config:#?}") };
+    assert_eq!(hello.argv, ["/bin/sh", "-c", "while true; do echo hello world; sleep 10; done"]);
+    assert_eq!(hello.autorestart, AutoRestart::Always);
+    assert!(hello.ports.is_empty() && hello.health_check.is_none() && hello.lifecycle.is_none());
+    assert_eq!(port_list(web), [("http", PortSpec::Allocate), ("health", PortSpec::Allocate)]);
+    let check = web.health_check.clone().unwrap();
+    assert!(matches!(&check.kind, CheckKind::Http { port, expected_response, .. }
+        if *port == named("health") && expected_response == "ok"));
+    assert_eq!(web.lifecycle, Some(HttpLifecycle::with_defaults(named("health"))));
+    let ports = web.resolve_ports(&[("http".to_string(), 42816), ("health".to_string(), 42817)]);
+    assert_eq!(web.launch(0, &ports).argv, ["./run_nginx.sh", "-port", "42816", "-health-port", "42817"]);
 }

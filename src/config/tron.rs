@@ -63,7 +63,7 @@ impl Checker<'_> {
                 }
                 "pid_file" => spec.pid_file = self.string(path, value, "a path"),
                 "command" => spec.argv = self.argv(path, value).unwrap_or_default(),
-                "monitor_interval" => spec.monitor_interval = self.monitor_interval(path, value).unwrap_or_default(),
+                "monitor_interval" => spec.monitor_interval = self.positive_duration(path, value).unwrap_or_default(),
                 "restart_delay" => {
                     // Tron restarts a service only when it has a restart_delay.
                     spec.autorestart = AutoRestart::Always;
@@ -74,7 +74,7 @@ impl Checker<'_> {
             }
         }
         let command_is_list = matches!(map.get("command"), Some(Value::Sequence(_)));
-        self.check_templates(path, "command", command_is_list, &spec);
+        self.check_templates(path, "command", command_is_list, &spec, &[]);
         let valid = self.errors.len() == errors_before;
         name.map(|name| (name, valid.then_some(spec)))
     }

@@ -864,7 +864,7 @@ impl Instance {
 
     /// Asks the driver to read the pid file; re-arms the monitor check.
     fn check_pid_file(&mut self, ctx: &mut Ctx<'_>) {
-        let Some(path) = self.spec.launch(self.index).pid_file else { return };
+        let Some(path) = self.launch().pid_file else { return };
         self.probe.pid_file_at = Some(ctx.now + self.spec.monitor_interval);
         let seq = self.probe.next_seq();
         let check = ProbeCheck::PidFile { path, known: self.daemon };
@@ -1109,10 +1109,20 @@ impl Instance {
         ctx.actions.push_back(Action::Spawn {
             id: self.id,
             name: self.name.clone(),
-            launch: self.spec.launch(self.index),
+            launch: self.launch(),
             prefix: self.spec.prefix,
             tail_buffer: self.spec.tail_buffer,
         });
+    }
+
+    /// What this instance runs, every template expanded with its number and its ports.
+    pub(crate) fn launch(&self) -> crate::spec::Launch {
+        self.spec.launch(self.index, &self.ports)
+    }
+
+    /// `text` with the instance's templates (`%(name)s`, `{{ports[NAME]}}`...) expanded.
+    fn expand(&self, text: &str) -> String {
+        self.spec.expand(text, self.index, &self.ports)
     }
 
     /// How many of the program's ports are allocated (rather than fixed or aliases).
@@ -1144,7 +1154,7 @@ impl Instance {
     /// The snooze file of the instance: `.healthchecksnooze` in its working directory (the
     /// daemon's own when it has none). Instances that share a directory share the snooze.
     pub(crate) fn snooze_path(&self) -> std::path::PathBuf {
-        let dir = self.spec.launch(self.index).workingdir.unwrap_or_else(|| std::path::PathBuf::from("."));
+        let dir = self.launch().workingdir.unwrap_or_else(|| std::path::PathBuf::from("."));
         dir.join(SNOOZE_FILE)
     }
 
@@ -1173,7 +1183,7 @@ impl Instance {
         let lifecycle =
             self.spec.lifecycle.as_ref().and_then(|lifecycle| Some((self.port(&lifecycle.port)?, lifecycle)));
         if let Some((port, lifecycle)) = lifecycle {
-            let path = lifecycle.graceful_shutdown_endpoint.clone();
+            let path = self.expand(&lifecycle.graceful_shutdown_endpoint);
             let wait = lifecycle.graceful_shutdown_wait;
             let seq = self.probe.next_seq();
             self.log(
@@ -1204,7 +1214,7 @@ impl Instance {
                 let lifecycle =
                     self.spec.lifecycle.as_ref().and_then(|lifecycle| Some((self.port(&lifecycle.port)?, lifecycle)));
                 if let Some((port, lifecycle)) = lifecycle {
-                    let path = lifecycle.shutdown_endpoint.clone();
+                    let path = self.expand(&lifecycle.shutdown_endpoint);
                     let wait = lifecycle.shutdown_wait;
                     let seq = self.probe.next_seq();
                     self.log(
@@ -1290,8 +1300,8 @@ impl Instance {
             }
             CheckKind::Tcp { port } => self.port(port).map(|port| ProbeCheck::Tcp { port }),
             CheckKind::Shell { command } => {
-                let mut launch = self.spec.launch(self.index);
-                launch.argv = vec!["/bin/sh".to_string(), "-c".to_string(), command.clone()];
+                let mut launch = self.launch();
+                launch.argv = vec!["/bin/sh".to_string(), "-c".to_string(), self.expand(command)];
                 launch.stdout = crate::spec::Sink::Discard;
                 launch.stderr = crate::spec::Sink::Discard;
                 launch.pid_file = None;
