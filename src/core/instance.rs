@@ -1162,7 +1162,7 @@ impl Instance {
     /// (the check begins again and decides).
     fn begin_start_window(&mut self, now: Instant) -> Option<Instant> {
         match &mut self.probe.health {
-            Some(health) if !self.spec.pid_file.is_some() => {
+            Some(health) if self.spec.pid_file.is_none() => {
                 health.begin(now, HealthPhase::Starting);
                 None
             }
