@@ -1452,11 +1452,11 @@ impl Bench {
                     ),
                     "—".into(),
                     "—".into(),
-                    "≤ 2 MiB",
-                    Some(size <= 2.0 * MIB as f64),
+                    "≤ 2.5 MiB",
+                    Some(size <= 2.5 * MIB as f64),
                 ));
             }
-            Err(error) => rows.push(Row::failed("binary size", &format!("{}: {error}", self.sv.display()), "≤ 2 MiB")),
+            Err(error) => rows.push(Row::failed("binary size", &format!("{}: {error}", self.sv.display()), "≤ 2.5 MiB")),
         }
     }
 }
