@@ -157,7 +157,9 @@ programs:
 #[test]
 fn shell_and_tcp_checks_and_a_failed_start_counting_against_startretries() {
     let dir = TestDir::new();
-    let d = Daemon::start_in(
+    // Debug logging shows how every reaped pid was attributed.
+    let launch = Launch { env: vec![("RUST_LOG", "debug")], ..Launch::default() };
+    let d = Daemon::start_with(
         dir,
         &format!(
             r#"
@@ -183,6 +185,7 @@ programs:
 "#,
             busybox = busybox()
         ),
+        launch,
     );
     d.wait_running("tcpish:0");
     assert_eq!(health_of(&d, "tcpish:0"), "HEALTHY");
@@ -193,6 +196,7 @@ programs:
     assert!(detail.contains("exit status 1") || detail.contains("exited with 1"), "{row}");
     // The check's exits are the check's: never taken for the instance's own, never orphans.
     let stderr = d.stderr();
+    assert!(stderr.contains("health check failed (1 in a row): exit status 1"), "{stderr}");
     assert!(!stderr.contains("an adopted orphan"), "{stderr}");
     fs::write(d.path("ready"), "").expect("ready file");
     d.ctl_ok(&["start", "shelly"]);
