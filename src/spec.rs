@@ -72,10 +72,80 @@ pub struct ProgramSpec {
     pub ports: Vec<(String, PortSpec)>,
     /// Aurora's HealthCheckConfig: readiness and liveness by repeated checks.
     pub health_check: Option<HealthCheck>,
+    /// How the instance says it is ready (RUNNING).
+    pub readiness: Readiness,
+    /// `notify`, `fd:N`, `health`: no readiness by then is a failed start.
+    pub ready_timeout: Duration,
+    /// `notify` only: `WATCHDOG=1` expected at least this often once RUNNING.
+    pub watchdog: Option<Duration>,
+    /// Programs that must reach a condition before this one starts, in config order.
+    pub depends_on: Vec<Dependency>,
+    /// Listening sockets sv-lite holds and passes to each instance (systemd socket
+    /// activation), in config order: fds 3, 4, ...
+    pub sockets: Vec<(String, SocketSpec)>,
     /// Aurora's HttpLifecycleConfig: POSTs before the stop signal. On by default when the
     /// program has a port named `health` (the config loader fills it in); `lifecycle: none`
     /// turns it off.
     pub lifecycle: Option<HttpLifecycle>,
+}
+
+/// How an instance says it is ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Up for `starttime` (the default).
+    Starttime,
+    /// systemd's `sd_notify`: `READY=1` on `$NOTIFY_SOCKET`.
+    Notify,
+    /// s6's notification-fd: the first newline written to this fd.
+    Fd(i32),
+    /// The health check passes (the default for a program with `health_check`).
+    Health,
+    /// The pid file names a live daemon (the default, and the only choice, with `pid_file`).
+    PidFile,
+}
+
+/// What a dependency must reach before its dependent starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// Every instance has a process.
+    Started,
+    /// Every instance is RUNNING.
+    Ready,
+    /// Every instance is RUNNING and, with a health check, HEALTHY.
+    Healthy,
+    /// Every instance exited with an expected code and will not be restarted.
+    Completed,
+}
+
+impl Condition {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Ready => "ready",
+            Condition::Healthy => "healthy",
+            Condition::Completed => "completed",
+        }
+    }
+}
+
+/// `depends_on: {db: ready}` or `{db: {condition: ready, restart: true}}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dependency {
+    pub program: String,
+    pub condition: Condition,
+    /// Restarting the dependency stops this program first and starts it again once the
+    /// dependency is back at its condition.
+    pub restart: bool,
+}
+
+/// A listening socket for socket activation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SocketSpec {
+    /// A TCP listener; port 0 allocates one, which `{{ports[NAME]}}` then names.
+    Tcp(std::net::SocketAddr),
+    /// A Unix stream listener at this path.
+    Unix(PathBuf),
 }
 
 /// How one named port of an instance is chosen.
@@ -193,6 +263,11 @@ impl ProgramSpec {
             ports: Vec::new(),
             health_check: None,
             lifecycle: None,
+            readiness: Readiness::Starttime,
+            ready_timeout: defaults::READY_TIMEOUT,
+            watchdog: None,
+            depends_on: Vec::new(),
+            sockets: Vec::new(),
         }
     }
 
@@ -434,6 +509,7 @@ pub mod defaults {
     pub const STOPTIME: Duration = Duration::from_secs(10);
     pub const TAIL_BUFFER: usize = 64 * 1024;
     pub const MONITOR_INTERVAL: Duration = Duration::from_secs(5);
+    pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// When an instance that exited on its own is started again.

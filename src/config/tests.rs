@@ -154,6 +154,11 @@ programs:
         ports: Vec::new(),
         health_check: None,
         lifecycle: None,
+        readiness: crate::spec::Readiness::Starttime,
+        ready_timeout: crate::spec::defaults::READY_TIMEOUT,
+        watchdog: None,
+        depends_on: Vec::new(),
+        sockets: Vec::new(),
     };
     assert_eq!(spec, &expected);
     assert_eq!(spec.launch(1, &[]).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
