@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use std::collections::HashSet;
 
 use super::probe::{judge, HealthPhase, Probe, Verdict};
-use super::types::{Action, ExitStatus, InstanceId, Pid, PidObservation, ProbeCheck, ProbeResult, StateName};
+use super::types::{
+    Action, ExitStatus, InstanceId, NotifyField, Pid, PidObservation, ProbeCheck, ProbeResult, SpawnExtras, StateName,
+};
 use super::Rng;
-use crate::spec::{AutoRestart, CheckKind, PortRef, PortSpec, ProgramSpec, Signal};
+use crate::spec::{AutoRestart, CheckKind, PortRef, PortSpec, ProgramSpec, Readiness, Signal};
 
 /// The file whose presence in an instance's working directory skips its health checks.
 pub const SNOOZE_FILE: &str = ".healthchecksnooze";
@@ -197,6 +199,10 @@ pub(crate) enum Event {
     },
     /// Ports found for the instance's allocated names, in order.
     PortsAllocated(Result<Vec<u16>, String>),
+    /// The program said it is ready (`READY=1`, or a newline on its notification fd).
+    Ready,
+    /// `MAINPID=`: the service's main process is now this pid (checked by the driver).
+    MainPid(Pid),
 }
 
 /// What happens once a stopping instance is down.
@@ -259,6 +265,10 @@ pub(crate) struct Instance {
     pub probe: Probe,
     /// Why a stop for `AfterStop::FailedStart`/`Unhealthy` happened, for the record.
     recover_why: String,
+    /// sd_notify: the last `STATUS=` text, `STOPPING`/`RELOADING` flags, `ERRNO=`.
+    pub notify_status: Option<String>,
+    notify_flags: Vec<&'static str>,
+    notify_errno: Option<i32>,
     /// The instance's ports, resolved (name, number); kept across restarts.
     pub ports: Vec<(String, u16)>,
     /// The numbers allocated for its `PortSpec::Allocate` names, in config order.
@@ -290,6 +300,9 @@ impl Instance {
             launcher: None,
             probe,
             recover_why: String::new(),
+            notify_status: None,
+            notify_flags: Vec::new(),
+            notify_errno: None,
             ports,
             allocated: Vec::new(),
             checks: 0,
@@ -325,7 +338,48 @@ impl Instance {
         if !checking {
             self.end_health(ctx);
         }
+        // The readiness timeout runs only while STARTING, the watchdog only while RUNNING.
+        match self.state {
+            State::Starting { up_at: None, .. } if self.announces_readiness() => {
+                if self.probe.ready_by.is_none() {
+                    self.probe.ready_by = Some(ctx.now + self.spec.ready_timeout);
+                }
+            }
+            _ => self.probe.ready_by = None,
+        }
+        match (&self.state, self.watchdog_interval()) {
+            (State::Running { .. }, Some(every)) => {
+                if self.probe.watchdog_at.is_none() {
+                    self.probe.watchdog_at = Some(ctx.now + every);
+                }
+            }
+            _ => self.probe.watchdog_at = None,
+        }
         outcome
+    }
+
+    /// How the instance becomes ready: as configured, with the defaults a spec built in code
+    /// may leave implicit (a pid file, a health check).
+    pub(crate) fn readiness(&self) -> Readiness {
+        match self.spec.readiness {
+            _ if self.pid_mode() => Readiness::PidFile,
+            Readiness::Starttime if self.spec.health_check.is_some() => Readiness::Health,
+            other => other,
+        }
+    }
+
+    /// Whether readiness is announced by the program or its checks (and so bounded by
+    /// `ready_timeout`), rather than by `starttime`.
+    fn announces_readiness(&self) -> bool {
+        matches!(self.readiness(), Readiness::Notify | Readiness::Fd(_) | Readiness::Health)
+    }
+
+    /// The watchdog interval in force: the program's `WATCHDOG_USEC=`, else the config's.
+    fn watchdog_interval(&self) -> Option<Duration> {
+        if self.readiness() != Readiness::Notify {
+            return None;
+        }
+        self.probe.watchdog_every.or(self.spec.watchdog)
     }
 
     /// Applies one event. Every pair is decided here.
@@ -494,18 +548,21 @@ impl Instance {
             (State::Spawning, Event::Spawned(pid)) => {
                 self.log(ctx, log::Level::Info, format!("spawned with pid {pid}"));
                 self.checks = 0;
+                self.probe.watchdog_every = None;
+                self.notify_status = None;
+                self.notify_flags.clear();
+                self.notify_errno = None;
                 if self.pid_mode() {
                     self.launcher = Some(pid);
                     self.daemon = None;
                     self.enter(now, State::Starting { pid, up_at: Some(now + self.start_window()) });
-                } else if let Some(health) = &mut self.probe.health {
-                    // Ready when the health check says so; it replaces starttime.
-                    health.begin(now, HealthPhase::Starting);
-                    self.enter(now, State::Starting { pid, up_at: None });
-                } else if self.spec.starttime.is_zero() {
+                } else if self.readiness() == Readiness::Starttime && self.spec.starttime.is_zero() {
                     self.become_running(ctx, pid);
                 } else {
-                    self.enter(now, State::Starting { pid, up_at: Some(now + self.spec.starttime) });
+                    // Starttime: ready at its deadline. Notify, fd, health: ready when the program
+                    // or its check says so, within ready_timeout.
+                    let up_at = self.begin_start_window(now);
+                    self.enter(now, State::Starting { pid, up_at });
                 }
                 Outcome::Nothing
             }
@@ -657,6 +714,56 @@ impl Instance {
             ) => Outcome::Nothing,
 
             // ---- pid files ----
+            // ---- readiness the program announces ----
+            (State::Starting { pid, up_at: None }, Event::Ready)
+                if matches!(self.readiness(), Readiness::Notify | Readiness::Fd(_)) =>
+            {
+                let pid = *pid;
+                self.log(ctx, log::Level::Info, "ready (the program said so)".to_string());
+                self.become_running(ctx, pid);
+                Outcome::Nothing
+            }
+            (
+                State::Stopped
+                | State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::Ready,
+            ) => Outcome::Nothing, // Already ready, or not waiting for it (a paused start resumes first).
+            (State::Starting { pid, up_at }, Event::MainPid(new_pid)) => {
+                let (old, up_at) = (*pid, *up_at);
+                if new_pid != old {
+                    self.log(ctx, log::Level::Info, format!("MAINPID={new_pid} (was {old}); following it"));
+                    self.state = State::Starting { pid: new_pid, up_at };
+                }
+                Outcome::Nothing
+            }
+            (State::Running { pid, since }, Event::MainPid(new_pid)) => {
+                let (old, since) = (*pid, *since);
+                if new_pid != old {
+                    self.log(ctx, log::Level::Info, format!("MAINPID={new_pid} (was {old}); following it"));
+                    self.state = State::Running { pid: new_pid, since };
+                }
+                Outcome::Nothing
+            }
+            (
+                State::Stopped
+                | State::Spawning
+                | State::WaitingPidFile { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. },
+                Event::MainPid(_),
+            ) => Outcome::Nothing,
+
             // ---- probes ----
             (
                 State::Stopped
@@ -924,13 +1031,13 @@ impl Instance {
             return Outcome::Nothing;
         }
         if self.failures > self.spec.startretries {
-            let reason = format!("{why} {}, {} failed starts in a row", self.readiness(true), self.failures);
+            let reason = format!("{why} {}, {} failed starts in a row", self.readiness_text(true), self.failures);
             self.log(ctx, log::Level::Error, format!("{reason}; FATAL"));
             self.enter(now, State::Fatal { reason });
             return self.critical_outcome(code);
         }
         let delay = backoff_delay(self.failures, ctx.rng);
-        let reason = format!("{why} {}", self.readiness(false));
+        let reason = format!("{why} {}", self.readiness_text(false));
         self.log(
             ctx,
             log::Level::Warn,
@@ -1061,9 +1168,11 @@ impl Instance {
 
     /// What a start has to pass, for messages: `before starttime (1s)`, or, with a health check
     /// as the readiness step, `before its health check passed`.
-    fn readiness(&self, with_time: bool) -> String {
-        if self.probe.health.is_some() && !self.pid_mode() {
+    fn readiness_text(&self, with_time: bool) -> String {
+        if self.readiness() == Readiness::Health {
             "before its health check passed".to_string()
+        } else if matches!(self.readiness(), Readiness::Notify | Readiness::Fd(_)) {
+            "before it said it was ready".to_string()
         } else if with_time {
             format!("before starttime ({})", human_duration(self.spec.starttime))
         } else {
@@ -1112,6 +1221,15 @@ impl Instance {
             launch: self.launch(),
             prefix: self.spec.prefix,
             tail_buffer: self.spec.tail_buffer,
+            extras: SpawnExtras {
+                program: self.spec.name.clone(),
+                notify: self.readiness() == Readiness::Notify,
+                ready_fd: match self.readiness() {
+                    Readiness::Fd(fd) => Some(fd),
+                    _ => None,
+                },
+                watchdog: self.spec.watchdog.filter(|_| self.readiness() == Readiness::Notify),
+            },
         });
     }
 
@@ -1161,12 +1279,16 @@ impl Instance {
     /// A new starting window from `now`: the starttime deadline, or, with a health check, none
     /// (the check begins again and decides).
     fn begin_start_window(&mut self, now: Instant) -> Option<Instant> {
-        match &mut self.probe.health {
-            Some(health) if self.spec.pid_file.is_none() => {
-                health.begin(now, HealthPhase::Starting);
+        self.probe.ready_by = None;
+        match self.readiness() {
+            Readiness::Starttime | Readiness::PidFile => Some(now + self.start_window()),
+            Readiness::Health => {
+                if let Some(health) = &mut self.probe.health {
+                    health.begin(now, HealthPhase::Starting);
+                }
                 None
             }
-            _ => Some(now + self.start_window()),
+            Readiness::Notify | Readiness::Fd(_) => None,
         }
     }
 
@@ -1278,6 +1400,25 @@ impl Instance {
                 self.probe.pid_file_at = None;
             }
         }
+        if self.probe.ready_by.is_some_and(|at| at <= now) {
+            self.probe.ready_by = None;
+            if let State::Starting { pid, .. } = self.state {
+                let why = format!("not ready within ready_timeout ({})", human_duration(self.spec.ready_timeout));
+                self.recover_why = why.clone();
+                self.log(ctx, log::Level::Warn, format!("start failed: {why}; stopping it"));
+                self.after_stop = AfterStop::FailedStart;
+                self.begin_stop(ctx, pid);
+                return;
+            }
+        }
+        if self.probe.watchdog_at.is_some_and(|at| at <= now) {
+            self.probe.watchdog_at = None;
+            if let State::Running { pid, since } = self.state {
+                let every = self.watchdog_interval().map(human_duration).unwrap_or_default();
+                self.watchdog_missed(ctx, pid, since, format!("watchdog: no WATCHDOG=1 for {every}"));
+                return;
+            }
+        }
         let Some(health) = &self.probe.health else { return };
         if health.timed_out(now) {
             let timeout = health.check.timeout;
@@ -1289,6 +1430,76 @@ impl Instance {
         if health.due(now) {
             self.run_health_check(ctx);
         }
+    }
+
+    /// A missed watchdog ping: like a failed health check after RUNNING, the instance is
+    /// stopped with its stop sequence and restarted.
+    fn watchdog_missed(&mut self, ctx: &mut Ctx<'_>, pid: Pid, since: Instant, why: String) {
+        self.recover_why = why.clone();
+        self.log(ctx, log::Level::Warn, format!("{why}; stopping it to restart"));
+        self.after_stop = AfterStop::Unhealthy { since };
+        self.begin_stop(ctx, pid);
+    }
+
+    /// What a program said on `NOTIFY_SOCKET` (already attributed to this instance, `MAINPID`
+    /// already checked by the driver).
+    pub(crate) fn notified(&mut self, ctx: &mut Ctx<'_>, fields: Vec<NotifyField>) -> Outcome {
+        let mut outcome = Outcome::Nothing;
+        for field in fields {
+            match field {
+                NotifyField::Ready => {
+                    self.notify_flags.retain(|flag| *flag != "reloading");
+                    outcome = self.on_event(ctx, Event::Ready);
+                }
+                NotifyField::Status(text) => self.notify_status = Some(text),
+                NotifyField::Reloading => self.set_notify_flag("reloading"),
+                NotifyField::Stopping => self.set_notify_flag("stopping"),
+                NotifyField::Errno(errno) => self.notify_errno = Some(errno),
+                NotifyField::MainPid(pid) => outcome = self.on_event(ctx, Event::MainPid(pid)),
+                NotifyField::Watchdog => {
+                    if let (State::Running { .. }, Some(every)) = (&self.state, self.watchdog_interval()) {
+                        self.probe.watchdog_at = Some(ctx.now + every);
+                    }
+                }
+                NotifyField::WatchdogTrigger => {
+                    if let State::Running { pid, since } = self.state {
+                        let why = "watchdog: the program asked for it (WATCHDOG=trigger)".to_string();
+                        self.watchdog_missed(ctx, pid, since, why);
+                    }
+                }
+                NotifyField::WatchdogUsec(usec) => {
+                    self.probe.watchdog_every = Some(Duration::from_micros(usec.max(1)));
+                    if self.state.name() == StateName::Running {
+                        self.probe.watchdog_at = self.watchdog_interval().map(|every| ctx.now + every);
+                    }
+                }
+                NotifyField::ExtendTimeoutUsec(usec) => {
+                    if let Some(ready_by) = self.probe.ready_by {
+                        self.probe.ready_by = Some(ready_by.max(ctx.now + Duration::from_micros(usec)));
+                    }
+                }
+                NotifyField::Barrier => {} // The driver closed the fd that came with it.
+            }
+        }
+        outcome
+    }
+
+    fn set_notify_flag(&mut self, flag: &'static str) {
+        if !self.notify_flags.contains(&flag) {
+            self.notify_flags.push(flag);
+        }
+    }
+
+    /// What the program told us, for `status`: its STATUS= text and STOPPING/RELOADING/ERRNO.
+    pub(crate) fn notify_text(&self) -> Option<String> {
+        let mut parts: Vec<String> = self.notify_flags.iter().map(|flag| flag.to_string()).collect();
+        if let Some(errno) = self.notify_errno {
+            parts.push(format!("errno {errno}"));
+        }
+        if let Some(text) = &self.notify_status {
+            parts.push(text.clone());
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Asks the driver for one health check.
@@ -1467,7 +1678,9 @@ fn after_stop_for(event: &Event) -> AfterStop {
         | Event::Health { .. }
         | Event::CheckSpawned { .. }
         | Event::Lifecycle { .. }
-        | Event::PortsAllocated(_) => AfterStop::Stay,
+        | Event::PortsAllocated(_)
+        | Event::Ready
+        | Event::MainPid(_) => AfterStop::Stay,
     }
 }
 

@@ -187,6 +187,8 @@ impl Supervisor {
                 };
                 self.apply(now, id, event);
             }
+            Input::Notify { id, fields } => self.notify(now, id, fields),
+            Input::FdReady { id } => self.apply(now, id, Event::Ready),
             Input::ProbeSpawned { id, seq, pid } => self.apply(now, id, Event::CheckSpawned { seq, pid }),
             Input::PortsAllocated { id, ports } => self.apply(now, id, Event::PortsAllocated(ports)),
             Input::OutputStalled { id, stalled } => {
@@ -272,6 +274,7 @@ impl Supervisor {
             output_stalled: false,
             ports: Vec::new(),
             health: None,
+            notify: None,
         }));
         rows
     }
@@ -401,6 +404,17 @@ impl Supervisor {
 
     /// Runs one event through an instance and keeps the pid map, timers and shutdown in step.
     fn apply(&mut self, now: Instant, id: InstanceId, event: Event) {
+        self.apply_with(now, id, |instance, ctx| instance.on_event(ctx, event));
+    }
+
+    /// Runs `change` on one instance, then keeps the supervisor's books (timers, `by_pid`,
+    /// ports) and acts on the outcome. Every change to an instance goes through here.
+    fn apply_with(
+        &mut self,
+        now: Instant,
+        id: InstanceId,
+        change: impl FnOnce(&mut Instance, &mut Ctx<'_>) -> Outcome,
+    ) {
         let shutting_down = self.shutdown.is_some();
         self.release_quarantined_ports(now);
         let Some(instance) = self.instances.get_mut(&id) else {
@@ -413,7 +427,7 @@ impl Supervisor {
         let ports_before = instance.allocated.clone();
         let mut ctx =
             Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down, taken_ports: &self.taken_ports };
-        let mut outcome = instance.on_event(&mut ctx, event);
+        let mut outcome = change(instance, &mut ctx);
         // A persistent pause flag pauses an instance as soon as it has a process, through the
         // same Pause transition as `ctl pause`: paused while STARTING, it is RUNNING only after
         // a resume and its readiness step.
@@ -486,6 +500,14 @@ impl Supervisor {
                 self.begin_shutdown(now, code, None);
             }
         }
+    }
+
+    /// An sd_notify message for instance `id`. Goes through `apply`'s bookkeeping like any
+    /// event (READY=1 and MAINPID= are events of the state table).
+    fn notify(&mut self, now: Instant, id: InstanceId, fields: Vec<NotifyField>) {
+        // Fields that are not transitions are recorded first, then the transitions apply in
+        // order through the one state table.
+        self.apply_with(now, id, |instance, ctx| instance.notified(ctx, fields));
     }
 
     /// A port its instance gave back: out of use for `PORT_QUARANTINE`.
@@ -1039,6 +1061,7 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
         output_stalled: false,
         ports: instance.ports.clone(),
         health: instance.probe.health.as_ref().filter(|health| health.last.is_some()).map(probe::Health::status),
+        notify: instance.notify_text(),
         name: instance.name.clone(),
         state: instance.state.name(),
         pid: instance.state.pid(),

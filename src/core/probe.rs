@@ -34,11 +34,25 @@ pub(crate) struct Probe {
     pub health: Option<Health>,
     /// `ctl snooze --for`: when to remove the snooze file.
     pub unsnooze_at: Option<Instant>,
+    /// `ready_timeout` of a start that waits for the program to say it is ready.
+    pub ready_by: Option<Instant>,
+    /// `watchdog`: the ping expected by then (`WATCHDOG=1`).
+    pub watchdog_at: Option<Instant>,
+    /// `WATCHDOG_USEC=` sent by the program: its own watchdog interval, instead of the config's.
+    pub watchdog_every: Option<Duration>,
 }
 
 impl Probe {
     pub(crate) fn new(check: Option<HealthCheck>) -> Probe {
-        Probe { seq: 0, pid_file_at: None, health: check.map(Health::new), unsnooze_at: None }
+        Probe {
+            seq: 0,
+            pid_file_at: None,
+            health: check.map(Health::new),
+            unsnooze_at: None,
+            ready_by: None,
+            watchdog_at: None,
+            watchdog_every: None,
+        }
     }
 
     /// A fresh sequence number for a check.
@@ -49,10 +63,16 @@ impl Probe {
 
     /// The one deadline the probe waits for, if any.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        [self.pid_file_at, self.health.as_ref().and_then(Health::deadline), self.unsnooze_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.pid_file_at,
+            self.health.as_ref().and_then(Health::deadline),
+            self.unsnooze_at,
+            self.ready_by,
+            self.watchdog_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The pid of a shell check running now, if any.

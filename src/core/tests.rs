@@ -1058,3 +1058,4 @@ fn a_program_paused_before_readiness_is_starting_not_up() {
 }
 
 mod health;
+mod readiness;

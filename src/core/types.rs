@@ -75,6 +75,11 @@ pub enum Input {
     ProbeResult { id: InstanceId, seq: u64, result: ProbeResult },
     /// A shell check asked for by [`Action::RunProbe`] runs as `pid`; its exit is the result.
     ProbeSpawned { id: InstanceId, seq: u64, pid: Pid },
+    /// A message on `NOTIFY_SOCKET` from the instance's process or a descendant (attributed
+    /// by the driver through the sender's pid; a `MAINPID=` already checked).
+    Notify { id: InstanceId, fields: Vec<NotifyField> },
+    /// The instance wrote a newline to its notification fd (s6's `notification-fd`).
+    FdReady { id: InstanceId },
     /// The answer to [`Action::AllocatePorts`]: one free port per name asked for, in order, or
     /// why none could be had.
     PortsAllocated { id: InstanceId, ports: Result<Vec<u16>, String> },
@@ -98,6 +103,36 @@ pub enum ProbeCheck {
     /// Run `/bin/sh -c command` with the instance's environment and working directory, output
     /// discarded; answered with `ProbeSpawned`, then its exit.
     Shell { launch: Launch },
+}
+
+/// One field of an sd_notify message (`sd_notify(3)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifyField {
+    Ready,
+    Reloading,
+    Stopping,
+    Status(String),
+    Errno(i32),
+    MainPid(Pid),
+    Watchdog,
+    /// `WATCHDOG=trigger`: the program asks to be handled as if its watchdog expired.
+    WatchdogTrigger,
+    WatchdogUsec(u64),
+    ExtendTimeoutUsec(u64),
+    Barrier,
+}
+
+/// What a spawn needs beyond the command: readiness plumbing and socket activation.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SpawnExtras {
+    /// The program, whose listening sockets (if any) the instance gets as fds 3, 4, ...
+    pub program: String,
+    /// Set `NOTIFY_SOCKET` (readiness: notify).
+    pub notify: bool,
+    /// The write end of a pipe as this fd; a newline on it means ready (readiness: fd:N).
+    pub ready_fd: Option<i32>,
+    /// Set `WATCHDOG_USEC` (and `WATCHDOG_PID`) to this.
+    pub watchdog: Option<Duration>,
 }
 
 /// What a probe found.
@@ -160,6 +195,7 @@ pub enum Action {
         launch: Launch,
         prefix: bool,
         tail_buffer: usize,
+        extras: SpawnExtras,
     },
     /// Send a signal to a process, or to its whole process group.
     Kill {
@@ -320,6 +356,8 @@ pub struct InstanceStatus {
     pub ports: Vec<(String, u16)>,
     /// Health-check state, for programs with a health check.
     pub health: Option<HealthStatus>,
+    /// What the program said over sd_notify: `STATUS=` text, stopping/reloading, errno.
+    pub notify: Option<String>,
 }
 
 /// What `status` shows of an instance's health check.

@@ -33,7 +33,9 @@ use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
 use crate::config;
 use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
-use crate::core::{Action, ConnId, ExitStatus, Input, InstanceId, Pid, ProbeCheck, ProbeResult, Supervisor};
+use crate::core::{
+    Action, ConnId, ExitStatus, Input, InstanceId, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
+};
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::users::{self, Group};
@@ -59,6 +61,7 @@ struct QueuedSpawn {
     launch: Launch,
     prefix: bool,
     tail_buffer: usize,
+    extras: SpawnExtras,
 }
 
 /// Bytes a client may leave unread before it is dropped.
@@ -302,7 +305,8 @@ impl Driver {
             if self.spawns_this_turn >= SPAWNS_PER_TURN {
                 return;
             }
-            let Some(QueuedSpawn { id, name, launch, prefix, tail_buffer }) = self.spawn_queue.pop_front() else {
+            let Some(QueuedSpawn { id, name, launch, prefix, tail_buffer, extras }) = self.spawn_queue.pop_front()
+            else {
                 return;
             };
             if !self.supervisor.wants_spawn(id) {
@@ -310,7 +314,7 @@ impl Driver {
                 continue;
             }
             self.spawns_this_turn += 1;
-            let input = match self.spawn(id, &name, &launch, prefix, tail_buffer) {
+            let input = match self.spawn(id, &name, &launch, prefix, tail_buffer, &extras) {
                 Ok(pid) => Input::Spawned { id, pid },
                 Err((error, transient)) => Input::SpawnFailed { id, error, transient },
             };
@@ -320,8 +324,8 @@ impl Driver {
 
     fn carry_out(&mut self, action: Action) {
         match action {
-            Action::Spawn { id, name, launch, prefix, tail_buffer } => {
-                self.spawn_queue.push_back(QueuedSpawn { id, name, launch, prefix, tail_buffer });
+            Action::Spawn { id, name, launch, prefix, tail_buffer, extras } => {
+                self.spawn_queue.push_back(QueuedSpawn { id, name, launch, prefix, tail_buffer, extras });
             }
             Action::Kill { pid, signal, group } => {
                 // A daemon found through its pid file may not lead a process group:
@@ -434,6 +438,7 @@ impl Driver {
         launch: &Launch,
         prefix: bool,
         tail_buffer: usize,
+        extras: &SpawnExtras,
     ) -> Result<Pid, (String, bool)> {
         let stdout_sink =
             open_sink(&launch.stdout, StreamKind::Stdout, name, prefix).map_err(|error| (error, false))?;
