@@ -33,6 +33,12 @@ pub const BACKOFF_JITTER: f64 = 0.2;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum State {
     Stopped,
+    /// Asked to start; its program's dependencies are not met yet (`reason` says which). The
+    /// supervisor starts it when they are.
+    Waiting {
+        reason: String,
+        blocked: bool,
+    },
     /// `Action::Spawn` is queued; `Spawned` or `SpawnFailed` comes next.
     Spawning,
     /// Up, but not yet ready; an exit now is a failed start. Ready at `up_at` (starttime), or,
@@ -118,6 +124,7 @@ impl State {
             State::Backoff { retry_at, .. } => Some(*retry_at),
             State::Stopping { next_at, .. } => *next_at,
             State::Stopped
+            | State::Waiting { .. }
             | State::Spawning
             | State::Running { .. }
             | State::Paused { .. }
@@ -133,6 +140,7 @@ impl State {
             | State::Paused { resume_to: Phase::Starting { pid } | Phase::Running { pid, .. } }
             | State::Stopping { pid, .. } => Some(*pid),
             State::Stopped
+            | State::Waiting { .. }
             | State::Spawning
             | State::WaitingPidFile { .. }
             | State::Paused { resume_to: Phase::WaitingPidFile }
@@ -145,6 +153,7 @@ impl State {
     pub(crate) fn name(&self) -> StateName {
         match self {
             State::Stopped => StateName::Stopped,
+            State::Waiting { .. } => StateName::Waiting,
             State::Spawning | State::Starting { .. } | State::WaitingPidFile { .. } => StateName::Starting,
             State::Running { .. } => StateName::Running,
             State::Paused { .. } => StateName::Paused,
@@ -170,6 +179,12 @@ pub(crate) enum Event {
     Pause,
     /// SIGCONT the group (ctl resume).
     Resume,
+    /// Wait for dependencies before starting (or say what is still missing); `blocked` when a
+    /// dependency failed and will not get there by itself.
+    Wait {
+        reason: String,
+        blocked: bool,
+    },
     Spawned(Pid),
     SpawnFailed {
         error: String,
@@ -326,7 +341,8 @@ impl Instance {
             | State::Paused { .. }
             | State::Backoff { .. }
             | State::Stopping { .. } => true,
-            State::Stopped | State::Exited { .. } | State::Fatal { .. } => false,
+            // Waiting has no process yet: a shutdown need not wait for it.
+            State::Stopped | State::Waiting { .. } | State::Exited { .. } | State::Fatal { .. } => false,
         }
     }
 
@@ -386,6 +402,73 @@ impl Instance {
     fn transition(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
         let now = ctx.now;
         match (&self.state, event) {
+            // ---- waiting for dependencies (the supervisor decides when they are met) ----
+            (
+                State::Stopped | State::Exited { .. } | State::Fatal { .. } | State::Backoff { .. },
+                Event::Wait { reason, blocked },
+            ) => {
+                self.failures = 0;
+                self.crashes = 0;
+                self.log(ctx, log::Level::Info, format!("WAITING: {reason}"));
+                self.enter(now, State::Waiting { reason, blocked });
+                Outcome::Nothing
+            }
+            (State::Waiting { reason: old, .. }, Event::Wait { reason, blocked }) => {
+                if *old != reason {
+                    let level = if blocked { log::Level::Warn } else { log::Level::Info };
+                    self.log(ctx, level, format!("WAITING: {reason}"));
+                    self.state = State::Waiting { reason, blocked };
+                }
+                Outcome::Nothing
+            }
+            (
+                State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Stopping { .. },
+                Event::Wait { .. },
+            ) => Outcome::Nothing, // Already started: dependencies gate starts only.
+            (State::Waiting { .. }, Event::Start) => {
+                self.log(ctx, log::Level::Info, "dependencies met; starting".to_string());
+                self.spawn(ctx);
+                Outcome::Nothing
+            }
+            (State::Waiting { .. }, Event::Stop) => {
+                self.log(ctx, log::Level::Info, "stopped while waiting for its dependencies".to_string());
+                self.enter(now, State::Stopped);
+                Outcome::Nothing
+            }
+            (State::Waiting { .. }, Event::Remove) => Outcome::Removed,
+            (
+                State::Waiting { .. },
+                Event::Restart
+                | Event::Pause
+                | Event::Resume
+                | Event::Timeout
+                | Event::ProbeDue
+                | Event::PidFile(_)
+                | Event::Health { .. }
+                | Event::Lifecycle { .. }
+                | Event::Ready
+                | Event::MainPid(_),
+            ) => Outcome::Nothing, // Still waiting; nothing of a process to act on.
+            (State::Waiting { .. }, Event::PortsAllocated(result)) => {
+                if let Ok(ports) = result {
+                    self.take_ports(ports);
+                }
+                Outcome::Nothing
+            }
+            (State::Waiting { .. }, Event::CheckSpawned { pid, .. }) => {
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                Outcome::Nothing
+            }
+            (State::Waiting { .. }, event @ (Event::Spawned(_) | Event::SpawnFailed { .. } | Event::Exited(_))) => {
+                crate::never!("{}: {event:?} while waiting for dependencies", self.name);
+                Outcome::Nothing
+            }
+
             // ---- start ----
             (State::Stopped | State::Exited { .. } | State::Fatal { .. } | State::Backoff { .. }, Event::Start) => {
                 self.failures = 0;
@@ -1680,7 +1763,8 @@ fn after_stop_for(event: &Event) -> AfterStop {
         | Event::Lifecycle { .. }
         | Event::PortsAllocated(_)
         | Event::Ready
-        | Event::MainPid(_) => AfterStop::Stay,
+        | Event::MainPid(_)
+        | Event::Wait { .. } => AfterStop::Stay,
     }
 }
 

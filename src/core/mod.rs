@@ -8,6 +8,7 @@
 //! process or signal, and has no `unsafe`. `tests/core_is_pure.rs` checks this.
 
 mod instance;
+mod order;
 mod probe;
 mod timers;
 pub mod types;
@@ -49,6 +50,14 @@ pub struct Supervisor {
     flags: HashSet<(String, Flag)>,
     /// Instances whose forwarded output waits for a slow reader (driver's report).
     output_stalled: HashSet<InstanceId>,
+    /// Instances in `Waiting`, re-checked after every change (`order::release_waiting`).
+    waiting: HashSet<InstanceId>,
+    /// Stops, restarts and removals held until the dependents being stopped are down.
+    stop_queue: Vec<(InstanceId, Event)>,
+    /// Dependents stopped for a `restart: true` dependency, started again once down.
+    restart_after: HashSet<InstanceId>,
+    /// Program → the programs that depend on it.
+    dependents: HashMap<String, Vec<String>>,
 }
 
 /// Which part of an instance a process belongs to.
@@ -125,13 +134,26 @@ impl Supervisor {
             shutdown: None,
             flags,
             output_stalled: HashSet::new(),
+            waiting: HashSet::new(),
+            stop_queue: Vec::new(),
+            restart_after: HashSet::new(),
+            dependents: HashMap::new(),
         };
         let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
         supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
+        // Every program first, then the starts: a program may depend on one added after it.
+        let mut autostart = Vec::new();
         for spec in &config.programs {
-            supervisor.add_program(now, Rc::new(spec.clone()));
+            let ids = supervisor.add_program_stopped(now, Rc::new(spec.clone()));
+            if spec.autostart {
+                autostart.extend(ids);
+            }
         }
-        supervisor.after_mutation();
+        supervisor.index_dependents();
+        for id in autostart {
+            supervisor.autostart(now, id);
+        }
+        supervisor.after_mutation(now);
         supervisor
     }
 
@@ -199,7 +221,7 @@ impl Supervisor {
                 }
             }
         }
-        self.after_mutation();
+        self.after_mutation(now);
     }
 
     /// Fires every deadline at or before `now`. Spurious calls do nothing.
@@ -229,7 +251,7 @@ impl Supervisor {
                 }
             }
         }
-        self.after_mutation();
+        self.after_mutation(now);
     }
 
     /// When to call [`Supervisor::handle_timeout`] next; `None` means only input can wake us.
@@ -330,6 +352,8 @@ impl Supervisor {
                 | State::WaitingPidFile { .. }
                 | State::Paused { resume_to: Phase::Starting { .. } | Phase::WaitingPidFile } => starting += 1,
                 State::Backoff { .. } | State::Fatal { .. } | State::Exited { expected: false, .. } => failed += 1,
+                State::Waiting { blocked: true, .. } => failed += 1,
+                State::Waiting { blocked: false, .. } => starting += 1,
                 State::Stopped | State::Stopping { .. } | State::Exited { expected: true, .. } => {}
             }
         }
@@ -345,17 +369,24 @@ impl Supervisor {
     // ---- internals ----
 
     fn add_program(&mut self, now: Instant, spec: Rc<ProgramSpec>) {
+        let ids = self.add_program_stopped(now, Rc::clone(&spec));
+        self.index_dependents();
+        if spec.autostart {
+            for id in ids {
+                self.autostart(now, id);
+            }
+        }
+    }
+
+    /// Adds a program's instances, all stopped; returns their ids.
+    fn add_program_stopped(&mut self, now: Instant, spec: Rc<ProgramSpec>) -> Vec<InstanceId> {
         let mut program = Program { spec: Rc::clone(&spec), instances: Vec::new() };
         for index in 0..spec.numprocs {
             program.instances.push(self.new_instance(now, &spec, index));
         }
         let ids = program.instances.clone();
         self.programs.insert(spec.name.clone(), program);
-        if spec.autostart {
-            for id in ids {
-                self.autostart(now, id);
-            }
-        }
+        ids
     }
 
     /// Starts an instance unless a persistent stop flag holds it down.
@@ -369,7 +400,7 @@ impl Supervisor {
             self.log(log::Level::Info, message);
             return;
         }
-        self.apply(now, id, Event::Start);
+        self.start_gated(now, id);
     }
 
     fn new_instance(&mut self, now: Instant, spec: &Rc<ProgramSpec>, index: u32) -> InstanceId {
@@ -441,6 +472,9 @@ impl Supervisor {
             if Some(probe_at) != probe_before {
                 self.timers.arm(probe_at, TimerKey::Probe(id));
             }
+        }
+        if matches!(instance.state, State::Waiting { .. }) {
+            self.waiting.insert(id);
         }
         let pid_after = instance.state.pid();
         if pid_before != pid_after {
@@ -702,6 +736,7 @@ impl Supervisor {
             return;
         }
         let instances = self.named(&ids);
+        let mut needs_started = HashSet::new();
         for &(_, id) in &instances {
             // Explicit requests are remembered across daemon restarts (Proc::tored's flags).
             match event {
@@ -712,8 +747,32 @@ impl Supervisor {
                 }
                 _ => {}
             }
-            self.apply(now, id, event.clone());
+            let Some(program) = self.instances.get(&id).map(|instance| instance.spec.name.clone()) else { continue };
+            match event {
+                Event::Start => {
+                    // What it needs and is not up is started too, then it starts or waits.
+                    self.start_dependencies(now, &program, &mut needs_started);
+                    self.start_gated(now, id);
+                }
+                Event::Restart => {
+                    // `restart: true` dependents are stopped first and started again once
+                    // this one is back.
+                    for dependent in self.restart_dependents(&program) {
+                        let ids = self.programs.get(&dependent).map(|p| p.instances.clone()).unwrap_or_default();
+                        for dependent_id in ids {
+                            if self.instances.get(&dependent_id).is_some_and(Instance::is_live) {
+                                self.queue_stop(dependent_id, Event::Stop);
+                                self.restart_after.insert(dependent_id);
+                            }
+                        }
+                    }
+                    self.queue_stop(id, Event::Restart);
+                }
+                // Stopped in order: dependents among the targets first.
+                _ => self.queue_stop(id, event.clone()),
+            }
         }
+        self.release_stops(now);
         if wait {
             let deadline = timeout.map(|timeout| now + timeout);
             if let Some(deadline) = deadline {
@@ -850,6 +909,7 @@ impl Supervisor {
                 }
             }
         }
+        self.index_dependents();
         let summary = reload_summary(&added, &changed, &resized, &removed);
         self.log(log::Level::Info, format!("reloaded config: {summary}"));
         if let Some(conn) = conn {
@@ -892,6 +952,7 @@ impl Supervisor {
                         log::Level::Warn,
                         "shutdown requested again: killing every remaining process now".to_string(),
                     );
+                    self.stop_queue.clear();
                     let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
                     for id in ids {
                         if let Some(instance) = self.instances.get_mut(&id) {
@@ -919,9 +980,17 @@ impl Supervisor {
         self.shutdown = Some(Shutdown { exit_code, conns: conn.into_iter().collect(), exited: false });
         let mut ids: Vec<InstanceId> = self.instances.keys().copied().collect();
         ids.sort();
+        // Dependents before what they depend on: the queue releases each level once the one
+        // above is down.
+        self.restart_after.clear();
         for id in ids {
-            self.apply(now, id, Event::Stop);
+            if self.instances.get(&id).is_some_and(Instance::is_live) {
+                self.queue_stop(id, Event::Stop);
+            } else {
+                self.apply(now, id, Event::Stop);
+            }
         }
+        self.release_stops(now);
     }
 
     /// Drops stale entries from the top of the timer heap, so that `poll_timeout` is a deadline
@@ -947,7 +1016,10 @@ impl Supervisor {
     }
 
     /// Answers waiters whose goal is reached, and exits once a shutdown is complete.
-    fn after_mutation(&mut self) {
+    fn after_mutation(&mut self, now: Instant) {
+        self.release_stops(now);
+        self.restart_dependents_when_down(now);
+        self.release_waiting(now);
         let mut index = 0;
         while index < self.waiters.len() {
             match self.waiter_results(&self.waiters[index]) {
@@ -993,6 +1065,8 @@ impl Supervisor {
                 (Goal::Up, State::Fatal { reason }) => (false, format!("FATAL: {reason}")),
                 (Goal::Up, State::Exited { status, .. }) => (false, format!("exited with {status}")),
                 (Goal::Up, State::Stopped) => (false, "stopped before it was up".to_string()),
+                (Goal::Up, State::Waiting { reason, blocked: true }) => (false, format!("WAITING: {reason}")),
+                (Goal::Up, State::Waiting { blocked: false, .. }) => return None,
                 (
                     Goal::Up,
                     State::Spawning
@@ -1025,6 +1099,7 @@ impl Supervisor {
 fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
     let detail = match &instance.state {
         State::Fatal { reason } => Some(reason.clone()),
+        State::Waiting { reason, .. } => Some(reason.clone()),
         State::Backoff { retry_at, reason } => {
             Some(format!("{reason}; retry in {}", human_duration(retry_at.saturating_duration_since(now))))
         }

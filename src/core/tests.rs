@@ -1058,4 +1058,5 @@ fn a_program_paused_before_readiness_is_starting_not_up() {
 }
 
 mod health;
+mod order;
 mod readiness;

@@ -424,6 +424,8 @@ impl ServiceState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StateName {
     Stopped,
+    /// Asked to start, waiting for its dependencies (`depends_on`).
+    Waiting,
     Starting,
     Running,
     Backoff,
@@ -439,6 +441,7 @@ impl StateName {
     pub fn as_str(self) -> &'static str {
         match self {
             StateName::Stopped => "STOPPED",
+            StateName::Waiting => "WAITING",
             StateName::Starting => "STARTING",
             StateName::Running => "RUNNING",
             StateName::Backoff => "BACKOFF",
@@ -454,6 +457,7 @@ impl StateName {
     pub fn parse(text: &str) -> Result<StateName, String> {
         let all = [
             StateName::Stopped,
+            StateName::Waiting,
             StateName::Starting,
             StateName::Running,
             StateName::Backoff,
