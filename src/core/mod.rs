@@ -54,6 +54,8 @@ pub struct Supervisor {
     waiting: HashSet<InstanceId>,
     /// Stops, restarts and removals held until the dependents being stopped are down.
     stop_queue: Vec<(InstanceId, Event)>,
+    /// The ids in `stop_queue`.
+    stop_queued: HashSet<InstanceId>,
     /// Dependents stopped for a `restart: true` dependency, started again once down.
     restart_after: HashSet<InstanceId>,
     /// Program → the programs that depend on it.
@@ -136,6 +138,7 @@ impl Supervisor {
             output_stalled: HashSet::new(),
             waiting: HashSet::new(),
             stop_queue: Vec::new(),
+            stop_queued: HashSet::new(),
             restart_after: HashSet::new(),
             dependents: HashMap::new(),
         };
@@ -953,6 +956,7 @@ impl Supervisor {
                         "shutdown requested again: killing every remaining process now".to_string(),
                     );
                     self.stop_queue.clear();
+                    self.stop_queued.clear();
                     let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
                     for id in ids {
                         if let Some(instance) = self.instances.get_mut(&id) {

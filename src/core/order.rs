@@ -186,7 +186,7 @@ impl Supervisor {
     /// Queues `event` (a stop, restart or removal) for `id`, to be applied once every
     /// dependent that is being stopped too is down.
     pub(crate) fn queue_stop(&mut self, id: InstanceId, event: Event) {
-        if !self.stop_queue.iter().any(|(queued, _)| *queued == id) {
+        if self.stop_queued.insert(id) {
             self.stop_queue.push((id, event));
         }
     }
@@ -198,7 +198,7 @@ impl Supervisor {
         dependents.iter().any(|dependent| {
             self.programs.get(dependent).is_some_and(|dependent| {
                 dependent.instances.iter().any(|id| {
-                    let queued = self.stop_queue.iter().any(|(queued, _)| queued == id);
+                    let queued = self.stop_queued.contains(id);
                     let stopping =
                         self.instances.get(id).is_some_and(|instance| matches!(instance.state, State::Stopping { .. }));
                     (queued && self.instances.get(id).is_some_and(|instance| instance.is_live())) || stopping
@@ -221,7 +221,11 @@ impl Supervisor {
             if ready.is_empty() {
                 return;
             }
-            self.stop_queue.retain(|(id, _)| !ready.iter().any(|(released, _)| released == id));
+            for (id, _) in &ready {
+                self.stop_queued.remove(id);
+            }
+            let stop_queued = &self.stop_queued;
+            self.stop_queue.retain(|(id, _)| stop_queued.contains(id));
             for (id, event) in ready {
                 self.apply(now, id, event);
             }
