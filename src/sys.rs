@@ -8,7 +8,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -671,10 +671,323 @@ pub fn peer_credentials(fd: i32) -> io::Result<(Pid, u32, u32)> {
     }
 }
 
+/// Asks the kernel to attach the sender's credentials (`SCM_CREDENTIALS`) to every datagram
+/// this socket receives from now on (`SO_PASSCRED`), whatever the sender does.
+pub fn set_passcred(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is passed; setsockopt only reads it.
+    let result = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Who sent a datagram, as the kernel vouches for it (`SCM_CREDENTIALS`). Only a process with
+/// `CAP_SYS_ADMIN` (pid) or `CAP_SETUID`/`CAP_SETGID` (uid, gid) can claim someone else's. The
+/// pid is as seen from our pid namespace: 0 when the sender's is not visible in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub pid: Pid,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// One datagram read by [`recv_with_credentials`].
+#[derive(Debug)]
+pub struct Received {
+    /// Bytes of the datagram at the start of the buffer (never more than the buffer's length).
+    pub len: usize,
+    /// The datagram was longer than the buffer (`MSG_TRUNC`); the rest of it is lost.
+    pub truncated: bool,
+    /// The control data did not fit (`MSG_CTRUNC`: more than [`MAX_RECEIVED_FDS`] descriptors,
+    /// or our descriptor table was full). The descriptors that did arrive are closed already,
+    /// so `fds` is empty; the kernel closed the rest.
+    pub control_truncated: bool,
+    /// `None` if the datagram came without `SCM_CREDENTIALS` (`SO_PASSCRED` was off when it was
+    /// sent) or they did not fit.
+    pub credentials: Option<Credentials>,
+    /// Descriptors passed with `SCM_RIGHTS`, close-on-exec. Dropping them closes our copies.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Descriptors one datagram may carry before [`recv_with_credentials`] reports its control data
+/// truncated (and closes them all).
+pub const MAX_RECEIVED_FDS: usize = 16;
+
+/// Room for `SCM_CREDENTIALS` plus `SCM_RIGHTS` with [`MAX_RECEIVED_FDS`] descriptors.
+// SAFETY: CMSG_SPACE is arithmetic on its argument; it dereferences nothing.
+const CONTROL_BYTES: usize = unsafe {
+    libc::CMSG_SPACE(std::mem::size_of::<libc::ucred>() as libc::c_uint)
+        + libc::CMSG_SPACE((MAX_RECEIVED_FDS * std::mem::size_of::<libc::c_int>()) as libc::c_uint)
+} as usize;
+
+/// The control buffer in u64 words, so that it is aligned for `cmsghdr`.
+const CONTROL_WORDS: usize = CONTROL_BYTES.div_ceil(8);
+const _: () = assert!(std::mem::align_of::<libc::cmsghdr>() <= std::mem::align_of::<u64>());
+
+/// Reads one datagram from a Unix datagram socket without blocking, with the sender's
+/// credentials and any descriptors it passed. `Ok(None)` when nothing is queued.
+///
+/// `recvmsg` with `MSG_DONTWAIT` (never blocks, whatever the descriptor's flags),
+/// `MSG_CMSG_CLOEXEC` (no passed descriptor leaks into a child spawned before it is closed)
+/// and `MSG_TRUNC` (the datagram's real length, to tell a truncated one). Credentials arrive
+/// only if [`set_passcred`] was set on `fd` before the datagram was sent.
+pub fn recv_with_credentials(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<Received>> {
+    let mut control = [0u64; CONTROL_WORDS];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: an all-zero msghdr is valid: null name and control pointers, zero lengths.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control) as _;
+    let flags = libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC | libc::MSG_TRUNC;
+    let datagram_len = loop {
+        // SAFETY: `header` points at `iov` (one writable buffer of `buf.len()` bytes) and at
+        // `control` (writable, `msg_controllen` bytes, aligned for cmsghdr); all three outlive
+        // the call, and the kernel writes only within those lengths.
+        let result = unsafe { libc::recvmsg(fd, &mut header, flags) };
+        if result >= 0 {
+            break result as usize;
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(error),
+        }
+    };
+
+    // The kernel has set msg_controllen to the bytes it wrote. Every descriptor it installed is
+    // wrapped in an OwnedFd first of all, so none can leak, whatever else the message holds.
+    let control_start = control.as_ptr() as usize;
+    let control_end = control_start + (header.msg_controllen as usize).min(std::mem::size_of_val(&control));
+    // SAFETY: CMSG_LEN is arithmetic on its argument.
+    let data_offset = unsafe { libc::CMSG_LEN(0) } as usize;
+    let mut credentials = None;
+    let mut fds = Vec::new();
+    // SAFETY: `header` is the msghdr recvmsg filled; CMSG_FIRSTHDR returns its control pointer
+    // if a whole cmsghdr fits in msg_controllen, else null.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&header) };
+    while !cmsg.is_null() {
+        // SAFETY: `cmsg` is non-null, so CMSG_FIRSTHDR/CMSG_NXTHDR found a whole cmsghdr inside
+        // `control` (both check it against msg_controllen); read_unaligned assumes nothing
+        // about alignment.
+        let cmsghdr = unsafe { std::ptr::read_unaligned(cmsg) };
+        let data = cmsg as usize + data_offset;
+        // The data is what cmsg_len claims, but never past the bytes the kernel wrote.
+        let data_len = (cmsghdr.cmsg_len as usize).saturating_sub(data_offset).min(control_end.saturating_sub(data));
+        if cmsghdr.cmsg_level == libc::SOL_SOCKET {
+            if cmsghdr.cmsg_type == libc::SCM_RIGHTS {
+                for index in 0..data_len / std::mem::size_of::<libc::c_int>() {
+                    let slot = (data + index * std::mem::size_of::<libc::c_int>()) as *const libc::c_int;
+                    // SAFETY: the slot lies within the `data_len` bytes checked above, inside
+                    // `control`; read_unaligned assumes nothing about alignment.
+                    let raw = unsafe { std::ptr::read_unaligned(slot) };
+                    if raw >= 0 {
+                        // SAFETY: SCM_RIGHTS means the kernel has just installed this descriptor
+                        // in our table for this message; nothing else refers to it, so it is ours
+                        // to own and close.
+                        fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+                    }
+                }
+            } else if cmsghdr.cmsg_type == libc::SCM_CREDENTIALS && data_len >= std::mem::size_of::<libc::ucred>() {
+                // SAFETY: a whole ucred lies within the bytes checked above; read_unaligned
+                // assumes nothing about alignment.
+                let ucred = unsafe { std::ptr::read_unaligned(data as *const libc::ucred) };
+                credentials = Some(Credentials { pid: ucred.pid, uid: ucred.uid, gid: ucred.gid });
+            }
+        }
+        // SAFETY: `header` is the msghdr recvmsg filled and `cmsg` one of its headers;
+        // CMSG_NXTHDR returns the next header only if a whole cmsghdr fits before the end of
+        // msg_controllen, else null.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&header, cmsg) };
+    }
+    let control_truncated = header.msg_flags & libc::MSG_CTRUNC != 0;
+    if control_truncated {
+        // A partial set of descriptors means nothing to the caller: close what arrived.
+        fds.clear();
+    }
+    Ok(Some(Received {
+        len: datagram_len.min(buf.len()),
+        truncated: header.msg_flags & libc::MSG_TRUNC != 0 || datagram_len > buf.len(),
+        control_truncated,
+        credentials,
+        fds,
+    }))
+}
+
+/// Test helper: sends `data` on a connected Unix datagram socket with `fds` attached as
+/// `SCM_RIGHTS` (the sender keeps its own copies).
+#[cfg(test)]
+pub(crate) fn send_with_fds(fd: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<usize> {
+    let payload_len = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on their argument.
+    let (space, cmsg_len) =
+        unsafe { (libc::CMSG_SPACE(payload_len as libc::c_uint), libc::CMSG_LEN(payload_len as libc::c_uint)) };
+    let mut control = vec![0u64; (space as usize).div_ceil(8)];
+    let mut iov = libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() };
+    // SAFETY: an all-zero msghdr is valid: null name and control pointers, zero lengths.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = space as _;
+    // SAFETY: `control` holds CMSG_SPACE(payload_len) bytes aligned for cmsghdr, so the first
+    // header and its payload of `payload_len` bytes fit; sendmsg only reads `data` (through
+    // `iov`) and `control`, both live for the call.
+    let sent = unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = cmsg_len as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr().cast::<u8>(), libc::CMSG_DATA(cmsg), payload_len);
+        libc::sendmsg(fd, &header, 0)
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
 /// Removes a file if it exists.
 pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A connected pair whose receiving end asks for credentials: (sender, receiver).
+    fn passcred_pair() -> (UnixDatagram, UnixDatagram) {
+        let (sender, receiver) = UnixDatagram::pair().unwrap();
+        set_passcred(receiver.as_raw_fd()).unwrap();
+        (sender, receiver)
+    }
+
+    /// A pipe whose read end does not block: (read end, write end).
+    fn nonblocking_pipe() -> (std::fs::File, OwnedFd) {
+        let (read_end, write_end) = pipe().unwrap();
+        set_nonblocking(read_end.as_raw_fd(), true).unwrap();
+        (std::fs::File::from(read_end), write_end)
+    }
+
+    fn read_once(file: &mut std::fs::File) -> io::Result<usize> {
+        file.read(&mut [0u8; 16])
+    }
+
+    #[test]
+    fn nothing_queued_is_none() {
+        let (_sender, receiver) = passcred_pair();
+        assert!(recv_with_credentials(receiver.as_raw_fd(), &mut [0u8; 64]).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_datagram_comes_with_the_senders_credentials() {
+        let (sender, receiver) = passcred_pair();
+        sender.send(b"READY=1").unwrap();
+        let mut buf = [0u8; 64];
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..received.len], b"READY=1");
+        assert!(!received.truncated && !received.control_truncated);
+        assert_eq!(received.credentials, Some(Credentials { pid: getpid(), uid: geteuid(), gid: test_getegid() }));
+        assert!(received.fds.is_empty());
+        assert!(recv_with_credentials(receiver.as_raw_fd(), &mut buf).unwrap().is_none());
+    }
+
+    fn test_getegid() -> u32 {
+        // SAFETY: getegid cannot fail and has no memory effects.
+        unsafe { libc::getegid() }
+    }
+
+    #[test]
+    fn without_passcred_there_are_no_credentials() {
+        let (sender, receiver) = UnixDatagram::pair().unwrap();
+        sender.send(b"READY=1").unwrap();
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut [0u8; 64]).unwrap().unwrap();
+        assert_eq!(received.credentials, None);
+    }
+
+    #[test]
+    fn a_longer_datagram_is_marked_truncated() {
+        let (sender, receiver) = passcred_pair();
+        sender.send(b"STATUS=0123456789").unwrap();
+        sender.send(b"READY=1").unwrap();
+        let mut buf = [0u8; 8];
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut buf).unwrap().unwrap();
+        assert_eq!((received.len, received.truncated), (8, true));
+        assert_eq!(&buf, b"STATUS=0");
+        // The rest of the long datagram is gone; the next one is whole.
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut buf).unwrap().unwrap();
+        assert_eq!((received.len, received.truncated), (7, false));
+        assert_eq!(&buf[..7], b"READY=1");
+    }
+
+    #[test]
+    fn passed_descriptors_are_owned_and_close_on_exec() {
+        let (sender, receiver) = passcred_pair();
+        let (mut read_end, write_end) = nonblocking_pipe();
+        send_with_fds(sender.as_raw_fd(), b"BARRIER=1", &[write_end.as_raw_fd()]).unwrap();
+        drop(write_end);
+        // Our copy is in flight in the socket's queue, which keeps the pipe open.
+        assert_eq!(read_once(&mut read_end).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut [0u8; 64]).unwrap().unwrap();
+        assert_eq!(received.fds.len(), 1);
+        let fd = received.fds[0].as_raw_fd();
+        // SAFETY: fcntl(F_GETFD) takes integers and has no memory effects.
+        let fd_flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert!(fd_flags >= 0 && fd_flags & libc::FD_CLOEXEC != 0, "MSG_CMSG_CLOEXEC: flags {fd_flags}");
+        assert_eq!(read_once(&mut read_end).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(received);
+        assert_eq!(read_once(&mut read_end).unwrap(), 0, "dropping Received closes the last write end");
+    }
+
+    #[test]
+    fn too_many_descriptors_are_all_closed_and_marked() {
+        let (sender, receiver) = passcred_pair();
+        let (mut read_end, write_end) = nonblocking_pipe();
+        let copies: Vec<OwnedFd> = (0..MAX_RECEIVED_FDS + 4).map(|_| write_end.try_clone().unwrap()).collect();
+        let raw: Vec<RawFd> = copies.iter().map(AsRawFd::as_raw_fd).collect();
+        send_with_fds(sender.as_raw_fd(), b"FDSTORE=1", &raw).unwrap();
+        drop(copies);
+        drop(write_end);
+
+        let mut buf = [0u8; 64];
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut buf).unwrap().unwrap();
+        assert!(received.control_truncated);
+        assert!(received.fds.is_empty());
+        assert_eq!(&buf[..received.len], b"FDSTORE=1");
+        assert!(received.credentials.is_some(), "credentials come first and fit");
+        assert_eq!(read_once(&mut read_end).unwrap(), 0, "every copy that arrived was closed");
+    }
+
+    #[test]
+    fn exactly_the_maximum_of_descriptors_fits() {
+        let (sender, receiver) = passcred_pair();
+        let (_read_end, write_end) = nonblocking_pipe();
+        let raw = vec![write_end.as_raw_fd(); MAX_RECEIVED_FDS];
+        send_with_fds(sender.as_raw_fd(), b"FDSTORE=1", &raw).unwrap();
+        let received = recv_with_credentials(receiver.as_raw_fd(), &mut [0u8; 64]).unwrap().unwrap();
+        assert!(!received.control_truncated);
+        assert_eq!(received.fds.len(), MAX_RECEIVED_FDS);
+        assert!(received.credentials.is_some());
     }
 }

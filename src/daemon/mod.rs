@@ -20,6 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+pub mod notify;
 pub mod output;
 pub mod ports;
 pub mod probes;
