@@ -33,12 +33,31 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-fn stat(pid: Pid) -> Option<ProcStat> {
+/// `/proc/PID/stat` of a live process.
+#[must_use]
+pub fn stat(pid: Pid) -> Option<ProcStat> {
     parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// The first of `pid` and its ancestors (up to 64 levels) for which `known` holds: how a
+/// message from a process is attributed to the instance it belongs to.
+pub fn nearest_known(pid: Pid, known: impl Fn(Pid) -> bool) -> Option<Pid> {
+    let mut current = pid;
+    for _ in 0..64 {
+        if known(current) {
+            return Some(current);
+        }
+        match stat(current) {
+            Some(stat) if stat.ppid > 1 => current = stat.ppid,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Whether `pid` is `ancestor` or one of its descendants.
-fn descends_from(pid: Pid, ancestor: Pid) -> bool {
+#[must_use]
+pub fn descends_from(pid: Pid, ancestor: Pid) -> bool {
     let mut current = pid;
     for _ in 0..4096 {
         if current == ancestor {

@@ -323,6 +323,15 @@ impl Supervisor {
         self.instances.get(&id).is_some_and(|instance| instance.state == State::Spawning)
     }
 
+    /// The instance whose main process is `pid` (not a health check's).
+    #[must_use]
+    pub fn instance_with_main_pid(&self, pid: Pid) -> Option<InstanceId> {
+        match self.by_pid.get(&pid) {
+            Some(&(id, PidOwner::Main)) => Some(id),
+            Some(&(_, PidOwner::Check)) | None => None,
+        }
+    }
+
     /// The instance a pid belongs to, as `name:N`.
     #[must_use]
     pub fn instance_of_pid(&self, pid: Pid) -> Option<&str> {

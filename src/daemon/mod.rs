@@ -31,6 +31,7 @@ use std::collections::HashSet;
 use mio::unix::SourceFd;
 
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
+use self::notify::{NotifyField, NotifySocket};
 use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
 use crate::config;
 use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
@@ -47,7 +48,9 @@ const CONTROL: Token = Token(1);
 /// The daemon's own stdout and stderr, watched for writability while output waits.
 const STDOUT: Token = Token(2);
 const STDERR: Token = Token(3);
-const FIRST_DYNAMIC_TOKEN: usize = 4;
+/// The sd_notify socket (`NOTIFY_SOCKET`).
+const NOTIFY: Token = Token(4);
+const FIRST_DYNAMIC_TOKEN: usize = 5;
 /// How long buffered output may take to reach a slow reader at exit.
 const EXIT_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -143,6 +146,8 @@ struct Driver {
     followers: Vec<Follower>,
     /// HTTP and TCP checks in flight.
     probes: Probes,
+    /// The sd_notify socket, or why it could not be bound.
+    notify: Result<NotifySocket, String>,
     /// Flag changes asked for in this turn, written together by `write_flags`.
     flag_changes: Vec<state_dir::FlagChange>,
     /// Child pipes not read because the stream they are forwarded to is backed up.
@@ -198,6 +203,22 @@ impl Driver {
                 }
             }
         }
+        // One sd_notify socket for every instance, beside the control socket. A failure here
+        // matters only to `readiness: notify` programs, whose spawns then fail saying why.
+        let notify_path = {
+            let mut name = options.socket_path.as_os_str().to_os_string();
+            name.push(".notify");
+            PathBuf::from(name)
+        };
+        let notify = NotifySocket::bind(&notify_path).and_then(|mut socket| {
+            poll.registry()
+                .register(&mut socket, NOTIFY, Interest::READABLE)
+                .map_err(|error| format!("notify socket {}: cannot register: {error}", notify_path.display()))?;
+            Ok(socket)
+        });
+        if let Err(error) = &notify {
+            log::warn!("{error}; programs with `readiness: notify` cannot start");
+        }
         let event_log_path = options.config.logfile.clone();
         let event_log = match &event_log_path {
             Some(path) => Some(open_event_log(path)?),
@@ -237,6 +258,7 @@ impl Driver {
             rings: HashMap::new(),
             followers: Vec::new(),
             probes: Probes::new(),
+            notify,
             flag_changes: Vec::new(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
@@ -274,6 +296,7 @@ impl Driver {
                     SIGNALS => self.handle_signals(),
                     CONTROL => self.accept_connections(),
                     STDOUT | STDERR => {} // Flushed below, every turn.
+                    NOTIFY => self.handle_notifications(),
                     token => self.handle_source(token),
                 }
                 if self.exit_code.is_some() {
@@ -414,6 +437,33 @@ impl Driver {
         }
     }
 
+    /// Reads the sd_notify socket and hands each message to the instance it belongs to: the
+    /// sender's pid (from `SCM_CREDENTIALS`) or its nearest ancestor that is an instance's main
+    /// process. Messages from anyone else are ignored (debug log). `MAINPID=` must name a live
+    /// descendant of sv-lite, as a pid file must.
+    fn handle_notifications(&mut self) {
+        let Ok(socket) = &mut self.notify else { return };
+        let notifications = socket.receive();
+        for notification in notifications {
+            let sender = notification.pid;
+            let owner = pidfile::nearest_known(sender, |pid| self.supervisor.instance_with_main_pid(pid).is_some())
+                .and_then(|pid| self.supervisor.instance_with_main_pid(pid));
+            let Some(id) = owner else {
+                log::debug!("sd_notify from pid {sender}, which is no instance's process or descendant; ignored");
+                continue;
+            };
+            let me = sys::getpid();
+            let fields: Vec<crate::core::NotifyField> = notification
+                .fields
+                .into_iter()
+                .filter_map(|field| core_notify_field(field, me))
+                .collect();
+            if !fields.is_empty() {
+                self.feed(Input::Notify { id, fields });
+            }
+        }
+    }
+
     /// Writes the flag changes queued by this turn's actions (one fsync for all).
     fn write_flags(&mut self) {
         if self.flag_changes.is_empty() {
@@ -441,6 +491,18 @@ impl Driver {
         tail_buffer: usize,
         extras: &SpawnExtras,
     ) -> Result<Pid, (String, bool)> {
+        let mut launch = std::borrow::Cow::Borrowed(launch);
+        if extras.notify {
+            let path = match &self.notify {
+                Ok(socket) => socket.path().display().to_string(),
+                Err(error) => return Err((format!("readiness: notify: {error}"), false)),
+            };
+            launch.to_mut().env.push(("NOTIFY_SOCKET".to_string(), path));
+        }
+        if let Some(watchdog) = extras.watchdog {
+            launch.to_mut().env.push(("WATCHDOG_USEC".to_string(), watchdog.as_micros().to_string()));
+        }
+        let launch = launch.as_ref();
         let stdout_sink =
             open_sink(&launch.stdout, StreamKind::Stdout, name, prefix).map_err(|error| (error, false))?;
         let stderr_sink =
@@ -1019,6 +1081,31 @@ impl Driver {
         }
         stdio::uninstall(deadline);
     }
+}
+
+/// A notify field as the core knows it; `MAINPID=` only when it names a live descendant of
+/// sv-lite (`me`), as the pid-file reuse guard demands.
+fn core_notify_field(field: NotifyField, me: Pid) -> Option<crate::core::NotifyField> {
+    use crate::core::NotifyField as Core;
+    Some(match field {
+        NotifyField::Ready => Core::Ready,
+        NotifyField::Reloading => Core::Reloading,
+        NotifyField::Stopping => Core::Stopping,
+        NotifyField::Status(text) => Core::Status(text),
+        NotifyField::Errno(errno) => Core::Errno(errno),
+        NotifyField::MainPid(pid) => {
+            if pidfile::stat(pid).is_none() || !pidfile::descends_from(pid, me) {
+                log::warn!("MAINPID={pid} is not a live process started under sv-lite; ignored");
+                return None;
+            }
+            Core::MainPid(pid)
+        }
+        NotifyField::Watchdog => Core::Watchdog,
+        NotifyField::WatchdogTrigger => Core::WatchdogTrigger,
+        NotifyField::WatchdogUsec(usec) => Core::WatchdogUsec(usec),
+        NotifyField::ExtendTimeoutUsec(usec) => Core::ExtendTimeoutUsec(usec),
+        NotifyField::Barrier => Core::Barrier,
+    })
 }
 
 fn probe_result(outcome: ProbeOutcome) -> ProbeResult {

@@ -1,0 +1,164 @@
+//! Readiness the programs announce and start order, end to end with real programs:
+//! redis-server and systemd-notify over sd_notify, an s6-style notification fd, a dependency
+//! chain with a one-shot, a FATAL dependency, a cycle error and shutdown order.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn tool(names: &[&str], package: &str) -> String {
+    names
+        .iter()
+        .find(|path| Path::new(path).exists())
+        .map(|path| path.to_string())
+        .unwrap_or_else(|| panic!("{} (Debian package {package}) is needed; .ci/run installs it", names[0]))
+}
+
+fn notify_text(d: &Daemon, instance: &str) -> String {
+    d.row(instance).and_then(|row| row["notify"].as_str().map(str::to_string)).unwrap_or_default()
+}
+
+#[test]
+fn redis_server_supervised_systemd_is_running_only_after_ready_and_its_status_shows() {
+    let redis = tool(&["/usr/bin/redis-server"], "redis-server");
+    let d = Daemon::start(&format!(
+        r#"
+programs:
+  cache:
+    cmd: "{redis} --port 0 --unixsocket {{dir}}/redis.sock --save '' --appendonly no --supervised systemd"
+    readiness: notify
+    ready_timeout: 30
+"#
+    ));
+    d.wait_running("cache:0");
+    let events = d.events();
+    assert!(events.contains("cache:0: ready (the program said so)"), "{events}");
+    d.wait_for("redis's STATUS text", WAIT, || notify_text(&d, "cache:0").contains("Ready to accept connections"));
+    let table = d.ctl_ok(&["status", "cache"]).stdout;
+    assert!(table.contains("Ready to accept connections"), "{table}");
+    d.shutdown();
+}
+
+#[test]
+fn systemd_notify_ready_status_and_barrier_then_a_watchdog_that_stops_pinging() {
+    let notify = tool(&["/usr/bin/systemd-notify", "/bin/systemd-notify"], "systemd");
+    let d = Daemon::start(&format!(
+        r#"
+programs:
+  svc:
+    # Starts slowly, says so, becomes ready (systemd-notify waits for the BARRIER to be
+    # answered), pings the watchdog three times, then stops pinging.
+    cmd: ["/bin/sh", "-c", "{notify} --status='warming up'; sleep 0.5; {notify} --ready --status='serving'; for i in 1 2 3; do sleep 0.2; {notify} WATCHDOG=1; done; echo stopped-pinging; exec sleep 100000"]
+    readiness: notify
+    watchdog: 1s
+    ready_timeout: 30
+    startretries: 100
+"#
+    ));
+    d.wait_running("svc:0");
+    let first = d.pid_of("svc:0").expect("pid");
+    assert_eq!(notify_text(&d, "svc:0"), "serving");
+    d.wait_event("svc:0: watchdog: no WATCHDOG=1 for 1s; stopping it to restart");
+    d.wait_for("a new svc:0 after the watchdog fired", WAIT, || d.pid_of("svc:0").is_some_and(|pid| pid != first));
+    let stderr = d.stderr();
+    assert!(!stderr.contains("Failed to invoke barrier"), "systemd-notify's BARRIER was answered:\n{stderr}");
+    d.shutdown();
+}
+
+#[test]
+fn an_s6_notification_fd_program_is_running_after_its_newline_and_a_silent_one_times_out() {
+    let d = Daemon::start(
+        r#"
+programs:
+  s6:
+    cmd: ["/bin/sh", "-c", "sleep 0.3; echo >&3; exec sleep 100000"]
+    readiness: fd:3
+  silent:
+    cmd: sleep 100000
+    readiness: fd:3
+    ready_timeout: 1
+    startretries: 0
+"#,
+    );
+    d.wait_running("s6:0");
+    d.wait_event("s6:0: ready (the program said so)");
+    let row = d.wait_state("silent:0", "FATAL");
+    assert!(row["detail"].as_str().unwrap_or_default().contains("not ready within ready_timeout (1.0s)"), "{row}");
+    d.shutdown();
+}
+
+#[test]
+fn a_three_level_chain_with_a_one_shot_starts_in_order_and_stops_in_reverse() {
+    let d = Daemon::start(
+        r#"
+programs:
+  migrate:
+    cmd: ["/bin/sh", "-c", "sleep 0.3; echo migrated > {dir}/migrated"]
+    autorestart: never
+    starttime: 0
+  db:
+    cmd: ["/bin/sh", "-c", "test -f {dir}/migrated && exec sleep 100000"]
+    starttime: 0.3
+    depends_on: {migrate: completed}
+  web:
+    cmd: sleep 100000
+    starttime: 0
+    depends_on: {db: ready}
+"#,
+    );
+    // web waits for db, which waits for migrate.
+    d.wait_running("web:0");
+    let events = d.events();
+    let position = |needle: &str| events.find(needle).unwrap_or_else(|| panic!("no {needle:?} in:\n{events}"));
+    assert!(position("web:0: WAITING: waiting for db: ready") < position("migrate:0: exited"));
+    assert!(position("migrate:0: exited") < position("db:0: dependencies met; starting"));
+    assert!(position("db:0: RUNNING") < position("web:0: dependencies met; starting"));
+    // Shutdown: web first, then db, then nothing left of migrate.
+    d.signal("TERM");
+    let mut d = d;
+    d.wait_exit(WAIT);
+    let events = d.events();
+    let stop_web = events.find("web:0: stopping").unwrap_or_else(|| panic!("{events}"));
+    let stop_db = events.find("db:0: stopping").unwrap_or_else(|| panic!("{events}"));
+    let web_down = events.find("web:0: stopped").unwrap_or_else(|| panic!("{events}"));
+    assert!(stop_web < web_down && web_down < stop_db, "dependents stop first:\n{events}");
+}
+
+#[test]
+fn a_fatal_dependency_leaves_its_dependent_waiting_and_ctl_start_says_why() {
+    let d = Daemon::start(
+        r#"
+programs:
+  db:
+    cmd: ["/bin/sh", "-c", "exit 1"]
+    startretries: 0
+  web:
+    cmd: sleep 100000
+    depends_on: {db: ready}
+"#,
+    );
+    d.wait_state("db:0", "FATAL");
+    let row = d.wait_state("web:0", "WAITING");
+    assert!(row["detail"].as_str().unwrap_or_default().starts_with("db:0 is FATAL"), "{row}");
+    let start = d.ctl(&["start", "web"]);
+    assert_eq!(start.code, Some(1), "{start}");
+    assert!(start.stderr.contains("WAITING: db:0 is FATAL"), "{start}");
+    d.shutdown();
+}
+
+#[test]
+fn a_dependency_cycle_is_a_config_error_naming_the_cycle() {
+    let (code, stderr) = Daemon::start_expecting_failure(
+        r#"
+programs:
+  web: {cmd: sleep 1, depends_on: {db: ready}}
+  db: {cmd: sleep 1, depends_on: {cache: started}}
+  cache: {cmd: sleep 1, depends_on: {web: ready}}
+"#,
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("dependency cycle"), "{stderr}");
+    assert!(stderr.contains("-> db ->") || stderr.contains("-> web ->") || stderr.contains("-> cache ->"), "{stderr}");
+}
