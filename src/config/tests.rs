@@ -1385,6 +1385,24 @@ fn readiness_errors_say_why() {
 }
 
 #[test]
+fn other_tools_names_for_readiness_order_and_sockets_get_a_suggestion() {
+    for (setting, message) in [
+        ("type: notify", "unknown key `type`; did you mean `readiness`?"),
+        ("WatchdogSec: 30", "unknown key `WatchdogSec`; did you mean `watchdog`?"),
+        ("requires: {db: ready}", "unknown key `requires`; did you mean `depends_on`?"),
+        ("depends: {db: ready}", "unknown key `depends`; did you mean `depends_on`?"),
+        ("ListenStream: {http: '0.0.0.0:80'}", "unknown key `ListenStream`; did you mean `sockets`?"),
+        ("readyness: notify", "unknown key `readyness`; did you mean `readiness`?"),
+    ] {
+        assert_eq!(web_error(setting).2, message, "{setting}");
+    }
+    let (_, _, message) = web_error("readiness: sd_notify");
+    assert!(message.ends_with("found \"sd_notify\"; did you mean `notify`?"), "{message}");
+    let error = one_error("programs:\n  web: {cmd: web, depends_on: {db: service_healthy}}\n  db: {cmd: db}\n");
+    assert!(error.message.ends_with("; did you mean `healthy`?"), "{}", error.message);
+}
+
+#[test]
 fn the_notification_fd_must_not_be_a_sockets_fd() {
     let sockets = "sockets: {http: '0.0.0.0:8080', admin: 'unix:/run/web.sock'}";
     let error = one_error(&with(&format!("{sockets}\n    readiness: fd:4")));
