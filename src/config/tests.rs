@@ -1742,3 +1742,20 @@ fn sockets_expand_and_set_port_variables_at_launch_with_the_given_numbers() {
     let env: Vec<(&str, &str)> = launch.env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
     assert_eq!(env, [("PORT_ADMIN", "9000"), ("PORT_HTTP", "31001"), ("PORT_METRICS", "31000")]);
 }
+
+#[test]
+fn readiness_example_loads() {
+    let config = load_ok(include_str!("../../examples/readiness.yaml"));
+    let [cache, db, indexer, migrate, web] = config.programs.as_slice() else { panic!("{config:#?}") };
+    assert_eq!((cache.readiness, cache.ready_timeout, cache.watchdog), (Readiness::Notify, secs(60), None));
+    assert_eq!(indexer.readiness, Readiness::Fd(3));
+    assert_eq!(db.readiness, Readiness::Health);
+    assert_eq!(migrate.depends_on, [dependency("db", Condition::Ready, false)]);
+    assert_eq!(
+        web.depends_on,
+        [dependency("migrate", Condition::Completed, false), dependency("db", Condition::Ready, true)]
+    );
+    assert_eq!(web.sockets, [("http".to_string(), tcp("0.0.0.0:8080"))]);
+    let ports = web.resolve_ports(&[]);
+    assert!(web.launch(1, &ports).env.contains(&("PUBLIC_URL".to_string(), "http://localhost:8080/".to_string())));
+}
