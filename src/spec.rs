@@ -104,6 +104,19 @@ pub enum Readiness {
     PidFile,
 }
 
+/// As the config writes it: `starttime`, `notify`, `fd:3`, `health`, `pid_file`.
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Readiness::Starttime => f.write_str("starttime"),
+            Readiness::Notify => f.write_str("notify"),
+            Readiness::Fd(fd) => write!(f, "fd:{fd}"),
+            Readiness::Health => f.write_str("health"),
+            Readiness::PidFile => f.write_str("pid_file"),
+        }
+    }
+}
+
 /// What a dependency must reach before its dependent starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Condition {
@@ -146,6 +159,17 @@ pub enum SocketSpec {
     Tcp(std::net::SocketAddr),
     /// A Unix stream listener at this path.
     Unix(PathBuf),
+}
+
+impl SocketSpec {
+    /// The port of a TCP socket (0 when the daemon picks it); `None` for a Unix socket.
+    #[must_use]
+    pub fn tcp_port(&self) -> Option<u16> {
+        match self {
+            SocketSpec::Tcp(address) => Some(address.port()),
+            SocketSpec::Unix(_) => None,
+        }
+    }
 }
 
 /// How one named port of an instance is chosen.
@@ -272,27 +296,34 @@ impl ProgramSpec {
     }
 
     /// The number of each of the program's ports for an instance, given the numbers of its
-    /// allocated and fixed ports (`assigned`, by name): aliases resolved. A name without a
-    /// number is left out.
+    /// allocated and fixed ports (`assigned`, by name): aliases resolved. Then each TCP socket
+    /// of `sockets`, whose name is a port name too (for templates and `PORT_<NAME>`): a fixed
+    /// one gives its own port, one on port 0 the number `assigned` has for the socket's name
+    /// (the port the daemon bound). A name without a number is left out.
     #[must_use]
     pub fn resolve_ports(&self, assigned: &[(String, u16)]) -> Vec<(String, u16)> {
         let lookup = |name: &str| assigned.iter().find(|(known, _)| known == name).map(|(_, port)| *port);
-        self.ports
-            .iter()
-            .filter_map(|(name, spec)| {
-                let number = match spec {
-                    PortSpec::Fixed(port) => Some(*port),
-                    PortSpec::Allocate => lookup(name),
-                    PortSpec::Alias(target) => lookup(target).or_else(|| {
-                        self.ports.iter().find_map(|(other, spec)| match spec {
-                            PortSpec::Fixed(port) if other == target => Some(*port),
-                            _ => None,
-                        })
-                    }),
-                };
-                number.map(|port| (name.clone(), port))
-            })
-            .collect()
+        let ports = self.ports.iter().filter_map(|(name, spec)| {
+            let number = match spec {
+                PortSpec::Fixed(port) => Some(*port),
+                PortSpec::Allocate => lookup(name),
+                PortSpec::Alias(target) => lookup(target).or_else(|| {
+                    self.ports.iter().find_map(|(other, spec)| match spec {
+                        PortSpec::Fixed(port) if other == target => Some(*port),
+                        _ => None,
+                    })
+                }),
+            };
+            number.map(|port| (name.clone(), port))
+        });
+        let sockets = self.sockets.iter().filter_map(|(name, socket)| {
+            let number = match socket.tcp_port()? {
+                0 => lookup(name),
+                port => Some(port),
+            };
+            number.map(|port| (name.clone(), port))
+        });
+        ports.chain(sockets).collect()
     }
 
     /// Whether two specs differ only in `numprocs`, so a reload may keep the surviving
@@ -756,5 +787,28 @@ mod tests {
         // Without the number, the template stays as written (config validation prevents this).
         assert_eq!(spec.launch(0, &[]).argv[1], "--port={{thermos.ports[http]}}");
         assert_eq!(port_env_name("admin-ui"), "PORT_ADMIN_UI");
+    }
+
+    #[test]
+    fn tcp_sockets_resolve_as_ports_after_the_ports_themselves() {
+        let tcp = |text: &str| SocketSpec::Tcp(text.parse().unwrap());
+        let spec = ProgramSpec {
+            ports: vec![("admin".to_string(), PortSpec::Allocate)],
+            sockets: vec![
+                ("http".to_string(), tcp("0.0.0.0:8080")),
+                ("control".to_string(), SocketSpec::Unix(PathBuf::from("/run/web.sock"))),
+                ("metrics".to_string(), tcp("[::1]:0")),
+            ],
+            ..ProgramSpec::with_defaults("web")
+        };
+        let assigned = [("admin".to_string(), 31000), ("metrics".to_string(), 31001)];
+        let resolved = spec.resolve_ports(&assigned);
+        let resolved: Vec<(&str, u16)> = resolved.iter().map(|(name, port)| (name.as_str(), *port)).collect();
+        assert_eq!(resolved, [("admin", 31000), ("http", 8080), ("metrics", 31001)]);
+        // A port-0 socket without its bound number is left out, like an unallocated port.
+        let resolved = spec.resolve_ports(&[]);
+        assert_eq!(resolved, [("http".to_string(), 8080)]);
+        assert_eq!(Readiness::Fd(3).to_string(), "fd:3");
+        assert_eq!(Readiness::PidFile.to_string(), "pid_file");
     }
 }

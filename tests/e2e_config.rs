@@ -1,7 +1,7 @@
 //! Bad input: `sv-lite check` and the daemon reject every kind of bad config with the file,
 //! line and key path, and the daemon exits 2 before spawning anything. Valid configs, the
-//! taskmaster reference example (as written, with a warning), examples/aurora.yaml and
-//! examples/demo.yaml pass.
+//! taskmaster reference example (as written, with a warning), examples/aurora.yaml,
+//! examples/readiness.yaml and examples/demo.yaml pass.
 
 mod common;
 
@@ -113,6 +113,20 @@ const CASES: &[Case] = &[
         line: 10,
         path: "programs.web.health_check.tcp",
         says: &["unknown port `helth`", "declared ports: http"],
+    },
+    Case {
+        what: "dependency on an unknown program",
+        body: &["cmd: \"sleep 1000\"", "depends_on:", "  markr: ready"],
+        line: 9,
+        path: "programs.web.depends_on.markr",
+        says: &["unknown program `markr`", "did you mean `marker`?"],
+    },
+    Case {
+        what: "socket address with a host name",
+        body: &["cmd: \"sleep 1000\"", "sockets:", "  http: \"localhost:8080\""],
+        line: 9,
+        path: "programs.web.sockets.http",
+        says: &["\"localhost:8080\"", "an IP address and port, or unix:/path"],
     },
 ];
 
@@ -253,6 +267,16 @@ fn the_aurora_example_passes_check() {
     assert_eq!(output.code, Some(0), "{output}");
     assert_eq!(output.stderr, "", "no warnings: {output}");
     assert!(output.stdout.contains("examples/aurora.yaml: ok, 2 programs, 2 instances"), "{output}");
+}
+
+#[test]
+fn the_readiness_example_passes_check() {
+    let mut command = std::process::Command::new(&*common::BIN);
+    command.args(["check", "examples/readiness.yaml"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    let output = common::run_with_deadline(&mut command, common::CTL_DEADLINE);
+    assert_eq!(output.code, Some(0), "{output}");
+    assert_eq!(output.stderr, "", "no warnings: {output}");
+    assert!(output.stdout.contains("examples/readiness.yaml: ok, 5 programs, 6 instances"), "{output}");
 }
 
 #[test]

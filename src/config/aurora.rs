@@ -31,12 +31,12 @@ const HTTP_LIFECYCLE_KEYS: &[&str] =
 /// The port an HTTP check or lifecycle uses when it names none, as in Aurora.
 const DEFAULT_PORT: &str = "health";
 
-/// Why `name` cannot name a port, if it cannot.
-fn port_name_problem(name: &str) -> Option<String> {
+/// Why `name` cannot name a port (or a socket, `what`), if it cannot.
+pub(super) fn port_name_problem(what: &str, name: &str) -> Option<String> {
     if name.is_empty() {
-        Some("port names must not be empty".to_string())
+        Some(format!("{what} names must not be empty"))
     } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
-        Some(format!("invalid port name {name:?}: use only letters, digits, `_` and `-`"))
+        Some(format!("invalid {what} name {name:?}: use only letters, digits, `_` and `-`"))
     } else {
         None
     }
@@ -111,7 +111,7 @@ impl Checker<'_> {
                     if !names.contains(name) {
                         names.push(name.clone());
                     }
-                    if let Some(problem) = port_name_problem(name) {
+                    if let Some(problem) = port_name_problem("port", name) {
                         self.error(&item_path, Target::Value, problem);
                     } else if ports.iter().any(|(known, _)| known == name) {
                         self.error(&item_path, Target::Value, format!("duplicate port `{name}`"));
@@ -131,7 +131,7 @@ impl Checker<'_> {
                     };
                     names.push(name.clone());
                     let port_path = child(path, &name);
-                    if let Some(problem) = port_name_problem(&name) {
+                    if let Some(problem) = port_name_problem("port", &name) {
                         self.error(&port_path, Target::Key, problem);
                         continue;
                     }

@@ -13,6 +13,7 @@
 
 mod aurora;
 mod locate;
+mod readiness;
 mod scalars;
 #[cfg(test)]
 mod tests;
@@ -123,7 +124,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Every problem in the text, sorted by line: YAML syntax, unknown keys, wrong types, bad
 /// values and templates, duplicate names, remote Tron nodes.
 pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let mut checker = Checker { text, origin, errors: Vec::new(), warnings: Vec::new() };
+    let mut checker = Checker { text, origin, errors: Vec::new(), warnings: Vec::new(), dependencies: Vec::new() };
     let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut root| root.apply_merge().map(|()| root));
     let mut config = match parsed {
         Ok(root) => checker.config(&root),
@@ -172,6 +173,11 @@ const PROGRAM_KEYS: &[&str] = &[
     "ports",
     "health_check",
     "lifecycle",
+    "readiness",
+    "ready_timeout",
+    "watchdog",
+    "depends_on",
+    "sockets",
 ];
 
 /// Walks the parsed tree, collecting errors and warnings.
@@ -181,6 +187,8 @@ struct Checker<'t> {
     errors: Vec<ConfigError>,
     /// Accepted, but worth fixing; dropped when there are errors.
     warnings: Vec<ConfigError>,
+    /// Each program's `depends_on` names, in file order, checked once every program is known.
+    dependencies: Vec<readiness::Declared>,
 }
 
 fn child(path: &[Segment], key: &str) -> Vec<Segment> {
@@ -388,6 +396,8 @@ impl Checker<'_> {
                 config.programs.extend(spec);
             }
         }
+        let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+        self.check_dependencies(&known);
         config.programs.sort_by(|left, right| left.name.cmp(&right.name));
         config
     }
@@ -440,7 +450,14 @@ impl Checker<'_> {
         if !has_cmd {
             self.error(path, Target::Key, "missing required key `cmd` (the command to run)");
         }
-        let ports = self.aurora(path, map, &mut spec);
+        let mut ports = self.aurora(path, map, &mut spec);
+        for socket in self.sockets(path, map, &mut spec, &ports) {
+            if !ports.contains(&socket) {
+                ports.push(socket);
+            }
+        }
+        self.readiness(path, map, &mut spec);
+        self.depends_on(path, map, &mut spec);
         let cmd_is_list = matches!(map.get("cmd"), Some(Value::Sequence(_)));
         self.check_templates(path, "cmd", cmd_is_list, &spec, &ports);
         (self.errors.len() == errors_before).then_some(spec)
@@ -631,7 +648,8 @@ impl Checker<'_> {
     }
 
     /// Expands every template field for instance 0, with a placeholder number for each of the
-    /// declared `ports`, reporting each failure at its key.
+    /// declared `ports` (the names under `ports` and the TCP socket names under `sockets`),
+    /// reporting each failure at its key.
     fn check_templates(
         &mut self,
         path: &[Segment],

@@ -263,6 +263,26 @@ const ALIASES: &[(&str, &str)] = &[
     ("status_code", "expected_response_code"),
     ("expected_status", "expected_response_code"),
     ("expected_body", "expected_response"),
+    // systemd's and docker-compose's names for readiness, order and sockets.
+    ("type", "readiness"),
+    ("notify", "readiness"),
+    ("sd_notify", "notify"),
+    ("systemd", "notify"),
+    ("health_check", "health"),
+    ("watchdogsec", "watchdog"),
+    ("watchdog_sec", "watchdog"),
+    ("timeoutstartsec", "ready_timeout"),
+    ("start_timeout", "ready_timeout"),
+    ("requires", "depends_on"),
+    ("after", "depends_on"),
+    ("dependencies", "depends_on"),
+    ("service_started", "started"),
+    ("service_healthy", "healthy"),
+    ("service_completed_successfully", "completed"),
+    ("running", "ready"),
+    ("listen", "sockets"),
+    ("listen_stream", "sockets"),
+    ("listenstream", "sockets"),
 ];
 
 /// The known word closest to `word`, if it is close enough to be a likely typo.

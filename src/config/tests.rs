@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::spec::{AutoRestart, CheckKind, HealthCheck, HttpLifecycle, PortRef, PortSpec, Signal};
+use crate::spec::{
+    AutoRestart, CheckKind, Condition, Dependency, HealthCheck, HttpLifecycle, PortRef, PortSpec, Readiness, Signal,
+    SocketSpec,
+};
 
 fn load_ok(text: &str) -> Config {
     from_yaml_str(text, "test.yaml").unwrap_or_else(|errors| panic!("unexpected errors:\n{errors}"))
@@ -154,7 +157,8 @@ programs:
         ports: Vec::new(),
         health_check: None,
         lifecycle: None,
-        readiness: crate::spec::Readiness::Starttime,
+        // With a pid file, the pid file is the readiness.
+        readiness: Readiness::PidFile,
         ready_timeout: crate::spec::defaults::READY_TIMEOUT,
         watchdog: None,
         depends_on: Vec::new(),
@@ -669,6 +673,7 @@ fn tron_services_without_restart_delay_are_never_restarted() {
     expected.pid_file = Some("/tmp/svc.pid".to_string());
     expected.monitor_interval = Duration::from_millis(2500);
     expected.autorestart = AutoRestart::Never;
+    expected.readiness = Readiness::PidFile;
     assert_eq!(spec, &expected);
 }
 
@@ -1274,4 +1279,483 @@ fn aurora_example_loads() {
     assert_eq!(web.lifecycle, Some(HttpLifecycle::with_defaults(named("health"))));
     let ports = web.resolve_ports(&[("http".to_string(), 42816), ("health".to_string(), 42817)]);
     assert_eq!(web.launch(0, &ports).argv, ["./run_nginx.sh", "-port", "42816", "-health-port", "42817"]);
+}
+
+// Issue 11: readiness protocols, dependencies and socket activation.
+
+#[test]
+fn readiness_defaults_to_the_pid_file_then_the_health_check_then_starttime() {
+    let plain = web("");
+    assert_eq!((plain.readiness, plain.ready_timeout, plain.watchdog), (Readiness::Starttime, secs(60), None));
+    assert_eq!(web("pid_file: /run/web.pid").readiness, Readiness::PidFile);
+    assert_eq!(web("health_check: {shell: 'true'}").readiness, Readiness::Health);
+    let both = web("pid_file: /run/web.pid\n    health_check: {shell: 'true'}");
+    assert_eq!(both.readiness, Readiness::PidFile);
+}
+
+#[test]
+fn each_readiness_is_read_as_written() {
+    let notify = web("readiness: notify\n    ready_timeout: 90\n    watchdog: 30s");
+    assert_eq!(
+        (notify.readiness, notify.ready_timeout, notify.watchdog),
+        (Readiness::Notify, secs(90), Some(secs(30)))
+    );
+    assert_eq!(web("readiness: starttime").readiness, Readiness::Starttime);
+    assert_eq!(web("readiness: fd:3").readiness, Readiness::Fd(3));
+    assert_eq!(web("readiness: 'fd: 1023'").readiness, Readiness::Fd(1023));
+    let health = web("readiness: health\n    health_check: {shell: 'true'}");
+    assert_eq!(health.readiness, Readiness::Health);
+    let pid_file = web("readiness: pid_file\n    pid_file: /run/web.pid");
+    assert_eq!(pid_file.readiness, Readiness::PidFile);
+    // A program with a health check may still say it is ready by itself.
+    let notified = web("readiness: notify\n    health_check: {shell: 'true'}");
+    assert_eq!(notified.readiness, Readiness::Notify);
+    assert_eq!(web("ready_timeout: 250ms").ready_timeout, Duration::from_millis(250));
+}
+
+#[test]
+fn readiness_errors_say_why() {
+    let at = |path: &str| (format!("programs.web.{path}"), Some(4));
+    let cases = [
+        (
+            "readiness: fd:2",
+            at("readiness"),
+            "fd 2 is the program's stderr; the notification fd must be one of 3 to 1023, as in fd:3",
+        ),
+        (
+            "readiness: fd:0",
+            at("readiness"),
+            "fd 0 is the program's stdin; the notification fd must be one of 3 to 1023, as in fd:3",
+        ),
+        ("readiness: fd:1024", at("readiness"), "fd 1024 is out of range (3 to 1023)"),
+        ("readiness: fd:x", at("readiness"), "invalid fd in \"fd:x\" (expected fd:N, with N from 3 to 1023)"),
+        ("readiness: fd", at("readiness"), "`fd` needs the fd the program writes its newline to, as in fd:3"),
+        (
+            "readiness: notfy",
+            at("readiness"),
+            "expected starttime, notify, fd:N, health or pid_file, found \"notfy\"; did you mean `notify`?",
+        ),
+        (
+            "readiness: pidfile",
+            at("readiness"),
+            "expected starttime, notify, fd:N, health or pid_file, found \"pidfile\"; did you mean `pid_file`?",
+        ),
+        ("readiness: 3", at("readiness"), "expected starttime, notify, fd:N, health or pid_file, found an integer 3"),
+        (
+            "readiness: health",
+            at("readiness"),
+            "`readiness: health` needs a `health_check` (the instance is ready once it passes)",
+        ),
+        (
+            "readiness: pid_file",
+            at("readiness"),
+            "`readiness: pid_file` needs a `pid_file` (where the daemon writes its pid)",
+        ),
+        (
+            "watchdog: 30s",
+            at("watchdog"),
+            "`watchdog` needs `readiness: notify` (the program sends WATCHDOG=1 with sd_notify), but readiness is \
+             `starttime`",
+        ),
+        ("ready_timeout: 0", at("ready_timeout"), "must be greater than zero"),
+        ("ready_timeout: soon", at("ready_timeout"), "invalid duration \"soon\" (expected e.g. \"5s\", \"250ms\")"),
+    ];
+    for (setting, (path, line), message) in cases {
+        assert_eq!(web_error(setting), (path, line, message.to_string()), "{setting}");
+    }
+    let error = one_error(&with("readiness: notify\n    pid_file: /run/web.pid"));
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.readiness", Some(4)));
+    assert_eq!(
+        error.message,
+        "readiness `notify` cannot be used with `pid_file`: the command starts a daemon that writes its pid there, \
+         and the instance is ready once that daemon lives; remove `readiness`, or `pid_file` if the program stays \
+         in the foreground"
+    );
+    let error = one_error(&with("readiness: health\n    pid_file: /run/web.pid\n    health_check: {shell: 'true'}"));
+    assert!(error.message.starts_with("readiness `health` cannot be used with `pid_file`"), "{}", error.message);
+    // The watchdog is for notify only, whatever the readiness.
+    let error = one_error(&with("readiness: fd:3\n    watchdog: 10"));
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.watchdog", Some(5)));
+    assert!(error.message.ends_with("but readiness is `fd:3`"), "{}", error.message);
+    let error = one_error(&with("readiness: notify\n    watchdog: 0"));
+    assert_eq!((error.path.as_str(), error.message.as_str()), ("programs.web.watchdog", "must be greater than zero"));
+    // A bad readiness is reported once, not again by the watchdog.
+    let error = one_error(&with("readiness: notfy\n    watchdog: 10"));
+    assert_eq!(error.path, "programs.web.readiness");
+}
+
+#[test]
+fn other_tools_names_for_readiness_order_and_sockets_get_a_suggestion() {
+    for (setting, message) in [
+        ("type: notify", "unknown key `type`; did you mean `readiness`?"),
+        ("WatchdogSec: 30", "unknown key `WatchdogSec`; did you mean `watchdog`?"),
+        ("requires: {db: ready}", "unknown key `requires`; did you mean `depends_on`?"),
+        ("depends: {db: ready}", "unknown key `depends`; did you mean `depends_on`?"),
+        ("ListenStream: {http: '0.0.0.0:80'}", "unknown key `ListenStream`; did you mean `sockets`?"),
+        ("readyness: notify", "unknown key `readyness`; did you mean `readiness`?"),
+    ] {
+        assert_eq!(web_error(setting).2, message, "{setting}");
+    }
+    let (_, _, message) = web_error("readiness: sd_notify");
+    assert!(message.ends_with("found \"sd_notify\"; did you mean `notify`?"), "{message}");
+    let error = one_error("programs:\n  web: {cmd: web, depends_on: {db: service_healthy}}\n  db: {cmd: db}\n");
+    assert!(error.message.ends_with("; did you mean `healthy`?"), "{}", error.message);
+}
+
+#[test]
+fn the_notification_fd_must_not_be_a_sockets_fd() {
+    let sockets = "sockets: {http: '0.0.0.0:8080', admin: 'unix:/run/web.sock'}";
+    let error = one_error(&with(&format!("{sockets}\n    readiness: fd:4")));
+    assert_eq!((error.path.as_str(), error.line), ("programs.web.readiness", Some(5)));
+    assert_eq!(
+        error.message,
+        "fd 4 is socket `admin`'s (sockets take fds 3 to 4, in config order); use fd:5 or higher"
+    );
+    assert!(one_error(&with(&format!("{sockets}\n    readiness: fd:3")))
+        .message
+        .starts_with("fd 3 is socket `http`'s"));
+    assert_eq!(web(&format!("{sockets}\n    readiness: fd:5")).readiness, Readiness::Fd(5));
+}
+
+fn dependency(program: &str, condition: Condition, restart: bool) -> Dependency {
+    Dependency { program: program.to_string(), condition, restart }
+}
+
+#[test]
+fn depends_on_takes_conditions_or_settings_in_config_order() {
+    let config = load_ok(
+        "programs:
+  web:
+    cmd: ./web
+    depends_on:
+      db: ready
+      migrate: completed
+      cache: {condition: started, restart: true}
+      queue: {restart: true}
+      search: {}
+      logs: HEALTHY
+  db: {cmd: db}
+  migrate: {cmd: migrate}
+  cache: {cmd: cache}
+  queue: {cmd: queue}
+  search: {cmd: search}
+  logs: {cmd: logs}
+",
+    );
+    let web = config.programs.iter().find(|spec| spec.name == "web").unwrap();
+    assert_eq!(
+        web.depends_on,
+        [
+            dependency("db", Condition::Ready, false),
+            dependency("migrate", Condition::Completed, false),
+            dependency("cache", Condition::Started, true),
+            dependency("queue", Condition::Ready, true),
+            dependency("search", Condition::Ready, false),
+            // `healthy` on a program without a health check: accepted, and as good as ready.
+            dependency("logs", Condition::Healthy, false),
+        ]
+    );
+    assert!(config.programs.iter().filter(|spec| spec.name != "web").all(|spec| spec.depends_on.is_empty()));
+    // Tron services can be depended on, by name.
+    let config = load_ok(
+        "programs:\n  web: {cmd: web, depends_on: {svc: started}}\nservices:\n- name: svc\n  node: localhost\n  pid_file: /tmp/svc.pid\n  command: svc\n  monitor_interval: 2\n",
+    );
+    assert_eq!(config.programs[1].depends_on, [dependency("svc", Condition::Started, false)]);
+    assert!(load_ok("programs:\n  web: {cmd: web, depends_on: }\n").programs[0].depends_on.is_empty());
+}
+
+/// `text`'s errors as (path, line, message).
+fn summary(text: &str) -> Vec<(String, Option<usize>, String)> {
+    errors(text).into_iter().map(|error| (error.path, error.line, error.message)).collect()
+}
+
+fn triple(path: &str, line: usize, message: &str) -> (String, Option<usize>, String) {
+    (path.to_string(), Some(line), message.to_string())
+}
+
+#[test]
+fn depends_on_names_conditions_and_settings_are_checked() {
+    let found = summary(
+        "programs:
+  web:
+    cmd: ./web
+    depends_on:
+      dbb: ready
+      nothing_like_it: ready
+      web: started
+      db: finished
+      cache: {condition: redy, restrt: true}
+      queue: {restart: yes please}
+  db: {cmd: db}
+  cache: {cmd: cache}
+  queue: {cmd: queue}
+",
+    );
+    assert_eq!(
+        found,
+        [
+            triple("programs.web.depends_on.dbb", 5, "unknown program `dbb`; did you mean `db`?"),
+            triple(
+                "programs.web.depends_on.nothing_like_it",
+                6,
+                "unknown program `nothing_like_it` (no program or service has that name)"
+            ),
+            triple("programs.web.depends_on.web", 7, "a program cannot depend on itself"),
+            triple(
+                "programs.web.depends_on.db",
+                8,
+                "expected started, ready, healthy or completed, found \"finished\""
+            ),
+            // Flow style: both at the enclosing value.
+            triple("programs.web.depends_on.cache.restrt", 9, "unknown key `restrt`; did you mean `restart`?"),
+            triple(
+                "programs.web.depends_on.cache.condition",
+                9,
+                "expected started, ready, healthy or completed, found \"redy\"; did you mean `ready`?"
+            ),
+            triple(
+                "programs.web.depends_on.queue.restart",
+                10,
+                "expected true or false, found a string \"yes please\""
+            ),
+        ]
+    );
+    let (path, line, message) = web_error("depends_on: [db]");
+    assert_eq!((path.as_str(), line), ("programs.web.depends_on", Some(4)));
+    assert_eq!(
+        message,
+        "expected a mapping of program names to conditions, found a list; write each as `NAME: ready` (or started, \
+         healthy, completed)"
+    );
+    let error = one_error("programs:\n  web: {cmd: web, depends_on: {db: 3}}\n  db: {cmd: db}\n");
+    assert_eq!(
+        error.message,
+        "expected started, ready, healthy or completed, or a mapping with `condition` and `restart`, found an integer 3"
+    );
+    // A program with errors still counts as defined, so depending on it is no second error.
+    let error = one_error("programs:\n  web: {cmd: web, depends_on: {db: ready}}\n  db: {cmd: db, numprocs: 0}\n");
+    assert_eq!(error.path, "programs.db.numprocs");
+}
+
+#[test]
+fn dependency_cycles_are_errors_that_name_the_cycle_in_order() {
+    let found =
+        summary("programs:\n  web: {cmd: web, depends_on: {db: ready}}\n  db: {cmd: db, depends_on: {web: started}}\n");
+    assert_eq!(found, [triple("programs.web.depends_on", 2, "dependency cycle: web -> db -> web")]);
+
+    // Found from `x`, reported once, starting at the member first in the file.
+    let found = summary(
+        "programs:
+  x:
+    cmd: x
+    depends_on: {b: ready}
+  a:
+    cmd: a
+    depends_on: {b: ready}
+  b:
+    cmd: b
+    depends_on: {c: ready}
+  c:
+    cmd: c
+    depends_on:
+      a: completed
+",
+    );
+    assert_eq!(found, [triple("programs.a.depends_on", 7, "dependency cycle: a -> b -> c -> a")]);
+
+    // Two cycles through one program: each reported once. A diamond is no cycle.
+    let found = summary(
+        "programs:
+  a: {cmd: a, depends_on: {b: ready, c: ready}}
+  b: {cmd: b, depends_on: {a: ready}}
+  c: {cmd: c, depends_on: {a: ready, d: ready}}
+  d: {cmd: d}
+  e: {cmd: e, depends_on: {f: ready, g: ready}}
+  f: {cmd: f, depends_on: {h: ready}}
+  g: {cmd: g, depends_on: {h: ready}}
+  h: {cmd: h}
+",
+    );
+    assert_eq!(
+        found,
+        [
+            triple("programs.a.depends_on", 2, "dependency cycle: a -> b -> a"),
+            triple("programs.a.depends_on", 2, "dependency cycle: a -> c -> a"),
+        ]
+    );
+    assert_eq!(
+        errors("programs:\n  a: {cmd: a, depends_on: {b: ready}}\n  b: {cmd: b, depends_on: {a: ready}}\n")[0]
+            .to_string(),
+        // In flow style, the position is the program's value.
+        "test.yaml:2:6: programs.a.depends_on: dependency cycle: a -> b -> a"
+    );
+}
+
+fn tcp(address: &str) -> SocketSpec {
+    SocketSpec::Tcp(address.parse().unwrap())
+}
+
+#[test]
+fn sockets_are_tcp_addresses_or_unix_paths_in_config_order() {
+    let spec = web("numprocs: 4
+    sockets:
+      http: \"0.0.0.0:8080\"
+      v6: \"[::]:8443\"
+      control: unix:/run/web.sock
+      any: 127.0.0.1:0");
+    let sockets: Vec<(&str, SocketSpec)> =
+        spec.sockets.iter().map(|(name, socket)| (name.as_str(), socket.clone())).collect();
+    assert_eq!(
+        sockets,
+        [
+            ("http", tcp("0.0.0.0:8080")),
+            ("v6", tcp("[::]:8443")),
+            ("control", SocketSpec::Unix(PathBuf::from("/run/web.sock"))),
+            ("any", tcp("127.0.0.1:0")),
+        ]
+    );
+    // All four instances share the listeners.
+    assert_eq!(spec.numprocs, 4);
+    assert!(web("sockets:").sockets.is_empty());
+}
+
+#[test]
+fn bad_socket_addresses_and_names_are_errors() {
+    let at = |name: &str| format!("programs.web.sockets.{name}");
+    let cases = [
+        (
+            "{http: localhost:8080}",
+            "http",
+            "invalid socket address \"localhost:8080\": expected an IP address and port, or unix:/path (such as \
+             \"0.0.0.0:8080\", \"[::]:8080\" or \"unix:/run/web.sock\"; host names are not looked up)",
+        ),
+        ("{http: 8080}", "http", "expected an IP address and port, or unix:/path, found an integer 8080; for port 8080 on every interface, write \"0.0.0.0:8080\" (or \"[::]:8080\" for IPv6 too)"),
+        (
+            "{http: 0.0.0.0}",
+            "http",
+            "invalid socket address \"0.0.0.0\": expected an IP address and port, or unix:/path; add the port, as in \"0.0.0.0:8080\"",
+        ),
+        (
+            "{http: '::1'}",
+            "http",
+            "invalid socket address \"::1\": expected an IP address and port, or unix:/path; add the port, with the \
+             address in brackets, as in \"[::1]:8080\"",
+        ),
+        (
+            "{http: ':8080'}",
+            "http",
+            "invalid socket address \":8080\": expected an IP address and port, or unix:/path; add the address, as \
+             in \"0.0.0.0:8080\" (every interface)",
+        ),
+        ("{http: '0.0.0.0:70000'}", "http", "invalid socket address \"0.0.0.0:70000\": expected an IP address and port, or unix:/path (such as \"0.0.0.0:8080\", \"[::]:8080\" or \"unix:/run/web.sock\"; host names are not looked up)"),
+        ("{ctl: 'unix:run/web.sock'}", "ctl", "unix socket path \"run/web.sock\" must be absolute, as in unix:/run/web.sock"),
+        ("{ctl: [a]}", "ctl", "expected an IP address and port, or unix:/path, found a list"),
+        ("{web.http: '0.0.0.0:80'}", "web.http", "invalid socket name \"web.http\": use only letters, digits, `_` and `-`"),
+        ("{a: '0.0.0.0:80', b: '0.0.0.0:80'}", "b", "socket `b` has the same address as `a`"),
+    ];
+    for (sockets, name, message) in cases {
+        let error = one_error(&with(&format!("sockets: {sockets}")));
+        assert_eq!((error.path, error.message), (at(name), message.to_string()), "{sockets}");
+    }
+    let long = format!("unix:/{}", "x".repeat(107));
+    let (_, _, message) = web_error(&format!("sockets: {{ctl: '{long}'}}"));
+    assert_eq!(message, "unix socket path is 108 bytes long; the limit is 107");
+    let (path, _, message) = web_error("sockets: [http]");
+    assert_eq!(path, "programs.web.sockets");
+    assert!(message.starts_with("expected a mapping of socket names to addresses"), "{message}");
+    // Port 0 may repeat: each is its own free port.
+    assert_eq!(web("sockets: {a: '127.0.0.1:0', b: '127.0.0.1:0'}").sockets.len(), 2);
+}
+
+#[test]
+fn socket_names_must_not_clash_with_port_names() {
+    let found = summary(&with(
+        "ports: [http, admin-ui]
+    sockets:
+      http: 0.0.0.0:8080
+      admin_ui: 0.0.0.0:9000
+      ctl_a: unix:/run/a.sock
+      ctl-a: unix:/run/b.sock
+      metrics-x: 0.0.0.0:9100
+      metrics_x: 0.0.0.0:9101",
+    ));
+    assert_eq!(
+        found,
+        [
+            triple(
+                "programs.web.sockets.http",
+                6,
+                "socket `http` has the name of a port in `ports`; rename one (a TCP socket is a port name itself: \
+                 {{ports[http]}} gives its port)"
+            ),
+            triple(
+                "programs.web.sockets.admin_ui",
+                7,
+                "port `admin-ui` and socket `admin_ui` would both set PORT_ADMIN_UI; rename one"
+            ),
+            triple(
+                "programs.web.sockets.metrics_x",
+                11,
+                "sockets `metrics-x` and `metrics_x` would both set PORT_METRICS_X; rename one"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn tcp_sockets_are_port_names_in_templates_and_unix_sockets_are_not() {
+    let spec = web("sockets: {http: '0.0.0.0:0', admin: '127.0.0.1:9000'}
+    env: {URL: 'http://127.0.0.1:{{ports[http]}}/', ADMIN: '{{thermos.ports[admin]}}'}");
+    assert_eq!(spec.sockets.len(), 2);
+    let error = one_error(&with("sockets: {ctl: 'unix:/run/web.sock'}\n    env: {X: '{{ports[ctl]}}'}"));
+    assert_eq!(error.path, "programs.web.env.X");
+    assert_eq!(
+        error.message,
+        "unknown port `ctl` in `{{ports[ctl]}}`: the program declares no ports (add `ports: [ctl]`)"
+    );
+    // A socket with a bad address still counts as declared: one error, at the socket.
+    let error = one_error(&with("sockets: {http: 'localhost:80'}\n    env: {X: '{{ports[http]}}'}"));
+    assert_eq!(error.path, "programs.web.sockets.http");
+}
+
+#[test]
+fn sockets_expand_and_set_port_variables_at_launch_with_the_given_numbers() {
+    let config = load_ok(
+        "programs:
+  web:
+    cmd: ./web --listen-fd 3 --public-port {{ports[http]}} --admin {{thermos.ports[admin]}} --metrics {{ports[metrics]}}
+    ports: [metrics]
+    sockets:
+      http: 0.0.0.0:0
+      admin: 127.0.0.1:9000
+      ctl: unix:/run/web.sock
+",
+    );
+    let spec = &config.programs[0];
+    // The daemon passes the number it bound for `http` under the socket's name.
+    let ports = spec.resolve_ports(&[("metrics".to_string(), 31000), ("http".to_string(), 31001)]);
+    let launch = spec.launch(0, &ports);
+    assert_eq!(
+        launch.argv,
+        ["./web", "--listen-fd", "3", "--public-port", "31001", "--admin", "9000", "--metrics", "31000"]
+    );
+    let env: Vec<(&str, &str)> = launch.env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
+    assert_eq!(env, [("PORT_ADMIN", "9000"), ("PORT_HTTP", "31001"), ("PORT_METRICS", "31000")]);
+}
+
+#[test]
+fn readiness_example_loads() {
+    let config = load_ok(include_str!("../../examples/readiness.yaml"));
+    let [cache, db, indexer, migrate, web] = config.programs.as_slice() else { panic!("{config:#?}") };
+    assert_eq!((cache.readiness, cache.ready_timeout, cache.watchdog), (Readiness::Notify, secs(60), None));
+    assert_eq!(indexer.readiness, Readiness::Fd(3));
+    assert_eq!(db.readiness, Readiness::Health);
+    assert_eq!(migrate.depends_on, [dependency("db", Condition::Ready, false)]);
+    assert_eq!(
+        web.depends_on,
+        [dependency("migrate", Condition::Completed, false), dependency("db", Condition::Ready, true)]
+    );
+    assert_eq!(web.sockets, [("http".to_string(), tcp("0.0.0.0:8080"))]);
+    let ports = web.resolve_ports(&[]);
+    assert!(web.launch(1, &ports).env.contains(&("PUBLIC_URL".to_string(), "http://localhost:8080/".to_string())));
 }

@@ -10,7 +10,7 @@ use serde_yaml::Value;
 
 use super::locate::{Segment, Target};
 use super::{child, item, name_problem, scalars, Checker};
-use crate::spec::{AutoRestart, ProgramSpec};
+use crate::spec::{AutoRestart, ProgramSpec, Readiness};
 
 const SERVICE_KEYS: &[&str] = &["name", "node", "pid_file", "command", "monitor_interval", "restart_delay", "count"];
 
@@ -52,6 +52,8 @@ impl Checker<'_> {
         };
         let mut spec = ProgramSpec::with_defaults(name.as_deref().unwrap_or_default());
         spec.autorestart = AutoRestart::Never;
+        // A service always has a pid file, which is then its only readiness.
+        spec.readiness = Readiness::PidFile;
         for (key, value) in entries {
             let path = child(path, key);
             let path = path.as_slice();
