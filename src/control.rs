@@ -137,6 +137,9 @@ pub struct WireStatus {
     /// The last health-check result (`HTTP 200 in 3ms`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_last: Option<String>,
+    /// What the program said over sd_notify (`STATUS=` text, stopping, reloading, errno).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -276,6 +279,7 @@ fn wire_status(row: &InstanceStatus) -> WireStatus {
         health: row.health.as_ref().map(|health| health.state.as_str().to_string()),
         health_failures: row.health.as_ref().map(|health| health.failures),
         health_last: row.health.as_ref().and_then(|health| health.last.clone()),
+        notify: row.notify.clone(),
     }
 }
 

@@ -338,6 +338,9 @@ fn row_info(row: &WireStatus) -> String {
         return error.clone();
     }
     let mut info = state_info(row);
+    if let Some(notify) = &row.notify {
+        info = if info.is_empty() { notify.clone() } else { format!("{info}; {notify}") };
+    }
     if let Some(health) = &row.health {
         let failures = row.health_failures.filter(|&failures| failures > 0);
         let mut text = health.clone();

@@ -85,7 +85,7 @@ programs:
     d.wait_running("s6:0");
     d.wait_event("s6:0: ready (the program said so)");
     let row = d.wait_state("silent:0", "FATAL");
-    assert!(row["detail"].as_str().unwrap_or_default().contains("not ready within ready_timeout (1.0s)"), "{row}");
+    assert!(row["detail"].as_str().unwrap_or_default().contains("not ready within ready_timeout (1s)"), "{row}");
     d.shutdown();
 }
 

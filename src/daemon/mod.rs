@@ -30,8 +30,8 @@ use std::collections::HashSet;
 
 use mio::unix::SourceFd;
 
-use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::notify::{NotifyField, NotifySocket};
+use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
 use crate::config;
 use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
@@ -453,11 +453,8 @@ impl Driver {
                 continue;
             };
             let me = sys::getpid();
-            let fields: Vec<crate::core::NotifyField> = notification
-                .fields
-                .into_iter()
-                .filter_map(|field| core_notify_field(field, me))
-                .collect();
+            let fields: Vec<crate::core::NotifyField> =
+                notification.fields.into_iter().filter_map(|field| core_notify_field(field, me)).collect();
             if !fields.is_empty() {
                 self.feed(Input::Notify { id, fields });
             }
