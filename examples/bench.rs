@@ -1456,7 +1456,9 @@ impl Bench {
                     Some(size <= 2.5 * MIB as f64),
                 ));
             }
-            Err(error) => rows.push(Row::failed("binary size", &format!("{}: {error}", self.sv.display()), "≤ 2.5 MiB")),
+            Err(error) => {
+                rows.push(Row::failed("binary size", &format!("{}: {error}", self.sv.display()), "≤ 2.5 MiB"))
+            }
         }
     }
 }
