@@ -74,6 +74,7 @@ pub fn run(argv: Vec<String>) -> u8 {
         stdout: Stream::Inherit,
         stderr: Stream::Inherit,
         foreground_tty: terminal,
+        extra_fds: &[],
     };
     let child = match sys::spawn(&launch, options) {
         Ok(child) => child,

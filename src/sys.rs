@@ -8,7 +8,7 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -31,13 +31,18 @@ pub enum Stream {
 
 /// How to start one child, beyond what its [`Launch`] says.
 #[derive(Clone, Copy, Debug)]
-pub struct SpawnOptions {
+pub struct SpawnOptions<'a> {
     pub stdin: Stream,
     pub stdout: Stream,
     pub stderr: Stream,
     /// Make the child's process group the foreground group of the terminal on stdin (one-command
     /// mode, so Ctrl-C and job control reach the program as under tini).
     pub foreground_tty: bool,
+    /// More descriptors for the child, as `(target in the child, source in the parent)`:
+    /// listening sockets for socket activation, s6's notification fd. Targets are above 2 and
+    /// distinct; a source may be any open descriptor (its own target too) and stays open in the
+    /// parent. The child's copies are not close-on-exec. Borrowed, so the options stay `Copy`.
+    pub extra_fds: &'a [(RawFd, RawFd)],
 }
 
 /// Why a spawn failed: the step, and the OS error when there is one.
@@ -90,7 +95,7 @@ pub struct SpawnedChild {
 /// The usual path is `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`), which copies no
 /// page tables, so spawning stays cheap however large the daemon grows. Giving a terminal's
 /// foreground to the child needs code in the child, so that case forks (`spawn_forked`).
-pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
+pub fn spawn(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild, SpawnError> {
     let Some(program) = launch.argv.first() else {
         return Err(SpawnError {
             step: "spawn".to_string(),
@@ -105,10 +110,61 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
             Err(error) => return Err(SpawnError { step: step(), error }),
         }
     }
+    check_extra_fds(options.extra_fds)?;
     if options.foreground_tty {
+        if let Some((target, _)) = options.extra_fds.first() {
+            // std's fork path keeps its exec-error pipe at a low number in the child, which a
+            // dup2 onto a target could replace; nothing needs both, so refuse rather than risk it.
+            return Err(SpawnError {
+                step: format!("extra descriptor {target}"),
+                error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
+            });
+        }
         return spawn_forked(launch, options);
     }
     spawn_posix(launch, options, program)
+}
+
+/// Refuses targets 0 to 2 (the standard streams, set by [`SpawnOptions`]'s streams) and a
+/// target given twice.
+fn check_extra_fds(extra_fds: &[(RawFd, RawFd)]) -> Result<(), SpawnError> {
+    for (index, &(target, source)) in extra_fds.iter().enumerate() {
+        let step = || format!("extra descriptor {target} (from {source})");
+        if target <= libc::STDERR_FILENO {
+            let error = io::Error::new(io::ErrorKind::InvalidInput, "the target must be above 2");
+            return Err(SpawnError { step: step(), error });
+        }
+        if extra_fds[..index].iter().any(|&(other, _)| other == target) {
+            let error = io::Error::new(io::ErrorKind::InvalidInput, "this target is given twice");
+            return Err(SpawnError { step: step(), error });
+        }
+    }
+    Ok(())
+}
+
+/// A close-on-exec duplicate of every source, numbered above every target: `(target, copy)`.
+///
+/// The child's file actions then dup2 each copy onto its target. Going through a copy clears
+/// close-on-exec on the target even when the source is its own target (dup2 onto the same
+/// number does nothing, flags included), and no action can overwrite a source that a later
+/// action still reads (sources that are other targets, as in a swap, or 0 to 2, which the
+/// standard streams' actions replace first). The copies close when dropped, after the spawn.
+fn stage_extra_fds(extra_fds: &[(RawFd, RawFd)]) -> Result<Vec<(RawFd, OwnedFd)>, SpawnError> {
+    let above = extra_fds.iter().map(|&(target, _)| target).max().unwrap_or(libc::STDERR_FILENO) + 1;
+    let mut staged = Vec::with_capacity(extra_fds.len());
+    for &(target, source) in extra_fds {
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes integers and returns a new descriptor or -1.
+        let copy = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, above) };
+        if copy < 0 {
+            return Err(SpawnError {
+                step: format!("extra descriptor {target} (from {source})"),
+                error: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fcntl just returned this descriptor, and nothing else owns it.
+        staged.push((target, unsafe { OwnedFd::from_raw_fd(copy) }));
+    }
+    Ok(staged)
 }
 
 /// The environment a child gets: ours, with `overrides` replacing or adding variables.
@@ -240,7 +296,7 @@ fn enter_workingdir(dir: &Path) -> io::Result<RestoreCwd> {
     Ok(RestoreCwd(here))
 }
 
-fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Result<SpawnedChild, SpawnError> {
+fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -> Result<SpawnedChild, SpawnError> {
     let exec_step = || format!("exec {program_name}");
     let setup = |error| SpawnError { step: "spawn setup".to_string(), error };
     // Everything the call needs is built first, in the parent.
@@ -314,6 +370,8 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Re
         }
     }
 
+    let extra_ends = stage_extra_fds(options.extra_fds)?;
+
     // SAFETY: a zeroed posix_spawn_file_actions_t is valid storage for init, called next
     // (Drop destroys it, which is valid after init).
     let mut actions = FileActions(unsafe { std::mem::zeroed() });
@@ -324,6 +382,14 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Re
         // posix_spawn has returned.
         let result = unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, end.as_raw_fd(), *fd) };
         spawn_call(result).map_err(setup)?;
+    }
+    // After the standard streams: a target may have the number of one of `child_ends` (the
+    // copies never do: they are above every target).
+    for (target, copy) in &extra_ends {
+        // SAFETY: `actions.0` is initialised; `copy` stays open (held in `extra_ends`) until
+        // posix_spawn has returned.
+        let result = unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, copy.as_raw_fd(), *target) };
+        spawn_call(result).map_err(step_error(format!("extra descriptor {target}")))?;
     }
 
     // SAFETY: a zeroed posix_spawnattr_t is valid storage for init, called next (Drop destroys
@@ -367,12 +433,13 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Re
         unsafe { libc::umask(mask) };
     }
     drop(child_ends);
+    drop(extra_ends);
     spawn_call(result).map_err(step_error(exec_step()))?;
     Ok(SpawnedChild { pid, stdout, stderr })
 }
 
 /// The fork path, for what posix_spawn cannot do (taking the terminal's foreground).
-fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
+fn spawn_forked(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild, SpawnError> {
     let Some((program, args)) = launch.argv.split_first() else {
         return Err(SpawnError {
             step: "spawn".to_string(),
@@ -392,9 +459,9 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, 
     let umask = launch.umask;
     let foreground_tty = options.foreground_tty;
     // SAFETY: the closure runs in the child between fork and exec. It calls only umask,
-    // signal, the raw rt_sigaction syscall (with a zeroed 32-byte action on the stack, at
-    // least the kernel's struct size), sigemptyset, sigprocmask, getpid and tcsetpgrp, all
-    // async-signal-safe; it allocates nothing, takes no lock and touches no Rust std state.
+    // signal, getpid, tcsetpgrp and `reset_signal_state` (raw rt_sigaction, sigemptyset,
+    // sigprocmask), all async-signal-safe; it allocates nothing, takes no lock and touches no
+    // Rust std state.
     unsafe {
         command.pre_exec(move || {
             if let Some(mask) = umask {
@@ -405,26 +472,7 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, 
                 libc::signal(libc::SIGTTOU, libc::SIG_IGN);
                 libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
             }
-            // Exec resets handled signals but keeps ignored ones (Rust ignores SIGPIPE; a
-            // parent may ignore real-time ones) and the mask: give the program the state it
-            // would get from a shell. The raw syscall, because glibc refuses to touch its
-            // internal signals 32 and 33; an all-zero kernel sigaction is SIG_DFL whatever the
-            // architecture's field order.
-            let default_action = [0u64; 4];
-            for signal in 1..=libc::SIGRTMAX() {
-                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                    libc::syscall(
-                        libc::SYS_rt_sigaction,
-                        signal as libc::c_long,
-                        default_action.as_ptr(),
-                        std::ptr::null_mut::<u64>(),
-                        8 as libc::c_long,
-                    );
-                }
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            reset_signal_state();
             Ok(())
         });
     }
@@ -437,6 +485,109 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, 
         }
         Err(error) => Err(SpawnError { step: format!("exec {program}"), error }),
     }
+}
+
+/// Gives the calling process the signal state a program expects from a shell: every signal at
+/// `SIG_DFL` and an empty mask. Exec resets handled signals but keeps ignored ones (Rust's
+/// runtime ignores SIGPIPE; a parent may ignore real-time ones) and the mask.
+///
+/// Async-signal-safe (raw syscalls on the stack, no allocation, no lock), so it may run between
+/// fork and exec; also called by the socket-activation trampoline before its exec.
+pub fn reset_signal_state() {
+    // The raw syscall, because glibc refuses to touch its internal signals 32 and 33; an
+    // all-zero kernel sigaction is SIG_DFL whatever the architecture's field order.
+    let default_action = [0u64; 4];
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: rt_sigaction reads a zeroed 32-byte action on our stack (at least the
+            // kernel's struct size), writes no old action (null), and takes the kernel's sigset
+            // size (8); it has no other memory effects.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal as libc::c_long,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8 as libc::c_long,
+                );
+            }
+        }
+    }
+    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset fills it and sigprocmask only
+    // reads it (no old mask requested).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Replaces this process with `argv[0]`, found in PATH as execvp does, with our environment
+/// plus `extra_env` (replacing variables of the same name). Descriptors that are not
+/// close-on-exec stay open. Returns only on failure, with the exec's error.
+pub fn exec_with_env(argv: &[OsString], extra_env: &[(&str, &str)]) -> io::Error {
+    let argv: Vec<CString> = match argv.iter().map(|arg| c_string(arg.as_bytes())).collect::<io::Result<Vec<CString>>>()
+    {
+        Ok(argv) if !argv.is_empty() => argv,
+        Ok(_) => return io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+        Err(error) => return error,
+    };
+    let mut envp: Vec<CString> = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if extra_env.iter().any(|(name, _)| OsStr::new(name) == key) {
+            continue;
+        }
+        let mut pair = key.into_vec();
+        pair.push(b'=');
+        pair.extend(value.into_vec());
+        match c_string(&pair) {
+            Ok(pair) => envp.push(pair),
+            Err(error) => return error,
+        }
+    }
+    for (key, value) in extra_env {
+        match c_string(format!("{key}={value}").as_bytes()) {
+            Ok(pair) => envp.push(pair),
+            Err(error) => return error,
+        }
+    }
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|arg| arg.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|pair| pair.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: the program name and both NULL-terminated pointer arrays point into live
+    // CStrings; execvpe returns only on failure, and then leaves them untouched.
+    unsafe { libc::execvpe(argv_ptrs[0], argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Waits for `pid` to exit, blocking. Never on the daemon's loop: for tests and tools.
+pub fn wait_blocking(pid: Pid) -> io::Result<ExitStatus> {
+    loop {
+        let mut raw: libc::c_int = 0;
+        // SAFETY: `raw` is a valid out-pointer to a c_int on our stack.
+        let result = unsafe { libc::waitpid(pid, &mut raw, 0) };
+        if result < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if let Some(status) = decode_status(raw) {
+            return Ok(status);
+        }
+    }
+}
+
+/// Sets the backlog of a listening socket (Linux takes a second `listen` on a listener as a
+/// new backlog; the kernel caps it at `net.core.somaxconn`).
+pub fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes integers and has no memory effects.
+    if unsafe { libc::listen(fd, backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn stdio(stream: Stream) -> Stdio {
@@ -676,5 +827,121 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Sink;
+    use std::io::Read;
+
+    fn sh(script: &str) -> Launch {
+        Launch {
+            argv: vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string()],
+            env: Vec::new(),
+            workingdir: None,
+            umask: None,
+            stdout: Sink::Forward,
+            stderr: Sink::Forward,
+            pid_file: None,
+        }
+    }
+
+    fn options(extra_fds: &[(RawFd, RawFd)]) -> SpawnOptions<'_> {
+        SpawnOptions {
+            stdin: Stream::Null,
+            stdout: Stream::Null,
+            stderr: Stream::Inherit,
+            foreground_tty: false,
+            extra_fds,
+        }
+    }
+
+    /// Everything written to `read_end` until every write end is closed.
+    fn read_all(read_end: OwnedFd) -> String {
+        let mut text = String::new();
+        fs::File::from(read_end).read_to_string(&mut text).expect("read the pipe");
+        text
+    }
+
+    /// Runs `script` with `extra_fds`, closes the parent's write ends, and waits for it. dash
+    /// redirects only fds 0 to 9, so scripts write to other numbers through `/proc/self/fd/N`.
+    fn run(script: &str, extra_fds: &[(RawFd, RawFd)], write_ends: Vec<OwnedFd>) -> ExitStatus {
+        let child = spawn(&sh(script), options(extra_fds)).expect("spawn");
+        drop(write_ends);
+        wait_blocking(child.pid).expect("wait")
+    }
+
+    #[test]
+    fn an_extra_descriptor_reaches_the_child_at_its_target() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let extra = [(5, write_end.as_raw_fd())];
+        let status = run("echo hi >&5", &extra, vec![write_end]);
+        assert_eq!(status, ExitStatus::Exited(0));
+        assert_eq!(read_all(read_end), "hi\n");
+    }
+
+    #[test]
+    fn a_close_on_exec_source_that_is_its_own_target_still_arrives() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let fd = write_end.as_raw_fd();
+        let extra = [(fd, fd)];
+        let status = run(&format!("echo same > /proc/self/fd/{fd}"), &extra, vec![write_end]);
+        assert_eq!(status, ExitStatus::Exited(0));
+        assert_eq!(read_all(read_end), "same\n");
+    }
+
+    #[test]
+    fn sources_that_are_each_others_targets_are_swapped() {
+        let (first_read, first_write) = pipe().expect("pipe");
+        let (second_read, second_write) = pipe().expect("pipe");
+        let (first, second) = (first_write.as_raw_fd(), second_write.as_raw_fd());
+        let extra = [(first, second), (second, first)];
+        let script = format!("echo to-second > /proc/self/fd/{first}; echo to-first > /proc/self/fd/{second}");
+        let status = run(&script, &extra, vec![first_write, second_write]);
+        assert_eq!(status, ExitStatus::Exited(0));
+        assert_eq!(read_all(first_read), "to-first\n");
+        assert_eq!(read_all(second_read), "to-second\n");
+    }
+
+    #[test]
+    fn a_source_stays_open_in_the_parent() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let extra = [(7, write_end.as_raw_fd())];
+        let child = spawn(&sh("echo child >&7"), options(&extra)).expect("spawn");
+        wait_blocking(child.pid).expect("wait");
+        write_fd(write_end.as_raw_fd(), b"parent\n", false).expect("the source is still ours");
+        drop(write_end);
+        assert_eq!(read_all(read_end), "child\nparent\n");
+    }
+
+    #[test]
+    fn a_standard_stream_target_is_an_error_naming_the_step() {
+        let (_read_end, write_end) = pipe().expect("pipe");
+        let source = write_end.as_raw_fd();
+        let error = spawn(&sh("true"), options(&[(2, source)])).expect_err("target 2 is stderr");
+        assert_eq!(error.step, format!("extra descriptor 2 (from {source})"));
+        assert_eq!(error.to_string(), format!("extra descriptor 2 (from {source}): the target must be above 2"));
+    }
+
+    #[test]
+    fn a_target_given_twice_is_an_error() {
+        let (_read_end, write_end) = pipe().expect("pipe");
+        let source = write_end.as_raw_fd();
+        let error = spawn(&sh("true"), options(&[(4, source), (4, source)])).expect_err("target 4 twice");
+        assert_eq!(error.to_string(), format!("extra descriptor 4 (from {source}): this target is given twice"));
+    }
+
+    #[test]
+    fn a_closed_source_is_an_error_naming_the_step() {
+        let (_read_end, write_end) = pipe().expect("pipe");
+        let closed = write_end.as_raw_fd();
+        drop(write_end);
+        // A number far above anything the other tests' threads open meanwhile.
+        let closed = closed + 900;
+        let error = spawn(&sh("true"), options(&[(3, closed)])).expect_err("the source is closed");
+        assert_eq!(error.step, format!("extra descriptor 3 (from {closed})"));
+        assert_eq!(error.error.raw_os_error(), Some(libc::EBADF));
     }
 }

@@ -390,6 +390,7 @@ impl Driver {
                     stdout: Stream::Null,
                     stderr: Stream::Null,
                     foreground_tty: false,
+                    extra_fds: &[],
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
@@ -440,8 +441,13 @@ impl Driver {
         let stderr_sink =
             open_sink(&launch.stderr, StreamKind::Stderr, name, prefix).map_err(|error| (error, false))?;
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
-        let options =
-            SpawnOptions { stdin: Stream::Null, stdout: Stream::Pipe, stderr: Stream::Pipe, foreground_tty: false };
+        let options = SpawnOptions {
+            stdin: Stream::Null,
+            stdout: Stream::Pipe,
+            stderr: Stream::Pipe,
+            foreground_tty: false,
+            extra_fds: &[],
+        };
         let child = sys::spawn(launch, options).map_err(|error| {
             let mut message = error.to_string();
             if error.error.raw_os_error() == Some(libc::EMFILE) {
