@@ -23,6 +23,7 @@ use signal_hook_mio::v1_0::Signals;
 pub mod output;
 pub mod ports;
 pub mod probes;
+pub mod sockets;
 pub mod stdio;
 
 use std::collections::HashSet;
