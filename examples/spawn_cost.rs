@@ -1,21 +1,21 @@
-//! The cost of the socket-activation trampoline: `true` spawned directly against `true`
-//! spawned as `sv-lite --exec-listen-pid true`, both through `sys::spawn` as the daemon does.
+//! The cost of `LISTEN_PID`: `true` spawned through `sys::spawn` with posix_spawn (no
+//! `listen_pid`) against the same spawn with `listen_pid`, which clones by hand to write the
+//! child's pid into its environment (`sys::spawn_cloned`).
 //!
-//! Usage: `spawn_cost PATH_TO_SV_LITE [COUNT]` with the static release binary (`make static`
-//! builds target/x86_64-unknown-linux-gnu/release/sv-lite); COUNT defaults to 1000 of each.
+//! Usage: `spawn_cost [COUNT]` (default 1000 of each), e.g.
+//! `cargo run --release --example spawn_cost`.
 //!
 //! Both ways get the same options: stdin, stdout and stderr on /dev/null, a listening TCP
 //! socket as fd 3 and `LISTEN_FDS`/`LISTEN_FDNAMES`. Each spawn is timed from just before
-//! `sys::spawn` until `waitpid` has the exit, so it includes the exec (two for the trampoline)
-//! and the run of `true`. The two ways alternate, after 20 unmeasured spawns of each, so that
-//! noise from the rest of the machine falls on both. Prints median, p90, min and max.
+//! `sys::spawn` until `waitpid` has the exit, so it includes the exec and the run of `true`.
+//! The two ways alternate, after 20 unmeasured spawns of each, so that noise from the rest of
+//! the machine falls on both. Prints median, p90, min and max.
 
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sv_lite::activation::{listen_env, trampoline_argv};
+use sv_lite::activation::listen_env;
 use sv_lite::core::ExitStatus;
 use sv_lite::daemon::sockets;
 use sv_lite::spec::{Launch, Sink, SocketSpec};
@@ -24,20 +24,15 @@ use sv_lite::sys::{self, SpawnOptions, Stream};
 const WARM_UP: usize = 20;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let Some(sv_lite) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: spawn_cost PATH_TO_SV_LITE [COUNT]");
-        return ExitCode::from(2);
-    };
-    let count = match args.next().map(|text| text.parse::<usize>()) {
+    let count = match std::env::args().nth(1).map(|text| text.parse::<usize>()) {
         None => 1000,
         Some(Ok(count)) if count > 0 => count,
         Some(_) => {
-            eprintln!("spawn_cost: COUNT must be a positive number");
+            eprintln!("usage: spawn_cost [COUNT]");
             return ExitCode::from(2);
         }
     };
-    match run(&sv_lite, count) {
+    match run(count) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("spawn_cost: {error}");
@@ -46,11 +41,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(sv_lite: &std::path::Path, count: usize) -> Result<(), String> {
+fn run(count: usize) -> Result<(), String> {
     let (listener, _) = sockets::bind(&SocketSpec::Tcp("127.0.0.1:0".parse().map_err(|_| "address")?))?;
     let extra_fds = [(3, listener.as_raw_fd())];
-    let launch = |argv: Vec<String>| Launch {
-        argv,
+    let launch = Launch {
+        argv: vec!["true".to_string()],
         env: listen_env(&["bench".to_string()]),
         workingdir: None,
         umask: None,
@@ -58,36 +53,36 @@ fn run(sv_lite: &std::path::Path, count: usize) -> Result<(), String> {
         stderr: Sink::Discard,
         pid_file: None,
     };
-    let direct = launch(vec!["true".to_string()]);
-    let trampoline = launch(trampoline_argv(sv_lite, &["true".to_string()]));
     let options = SpawnOptions {
         stdin: Stream::Null,
         stdout: Stream::Null,
         stderr: Stream::Null,
         foreground_tty: false,
         extra_fds: &extra_fds,
+        listen_pid: false,
     };
-    let mut direct_times = Vec::with_capacity(count);
-    let mut trampoline_times = Vec::with_capacity(count);
+    let variants = [
+        ("posix_spawn (listen_pid: false)", options),
+        ("clone + LISTEN_PID (listen_pid: true)", SpawnOptions { listen_pid: true, ..options }),
+    ];
+    let mut times: Vec<Vec<Duration>> = variants.iter().map(|_| Vec::with_capacity(count)).collect();
     for round in 0..WARM_UP + count {
-        // Alternate which goes first, so neither always follows the other.
-        let order = if round % 2 == 0 { [true, false] } else { [false, true] };
-        for through_trampoline in order {
-            let (spawned, times) =
-                if through_trampoline { (&trampoline, &mut trampoline_times) } else { (&direct, &mut direct_times) };
-            let took = time_one(spawned, options)?;
+        // Alternate which goes first, so that neither always follows the other.
+        for offset in 0..variants.len() {
+            let index = (round + offset) % variants.len();
+            let took = time_one(&launch, variants[index].1)?;
             if round >= WARM_UP {
-                times.push(took);
+                times[index].push(took);
             }
         }
     }
     println!("spawn of `true` through sys::spawn, {count} each, alternating (spawn → exit reaped):");
-    let direct_median = report("direct", &mut direct_times);
-    let trampoline_median = report(&format!("via {} --exec-listen-pid", sv_lite.display()), &mut trampoline_times);
+    let medians: Vec<Duration> =
+        variants.iter().zip(times.iter_mut()).map(|((label, _), times)| report(label, times)).collect();
     println!(
-        "trampoline cost: +{} per spawn ({:.2}× the direct spawn)",
-        format_duration(trampoline_median.saturating_sub(direct_median)),
-        trampoline_median.as_secs_f64() / direct_median.as_secs_f64()
+        "LISTEN_PID costs {:+.0} µs per spawn ({:.2}× posix_spawn)",
+        (medians[1].as_secs_f64() - medians[0].as_secs_f64()) * 1e6,
+        medians[1].as_secs_f64() / medians[0].as_secs_f64()
     );
     Ok(())
 }

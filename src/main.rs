@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use sv_lite::{activation, config, ctl, daemon, shell};
+use sv_lite::{config, ctl, daemon, shell};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -36,13 +36,6 @@ Exit 0 when valid (warnings or not), 2 when not.";
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    // The socket-activation trampoline first, before anything else is set up: it runs on every
-    // spawn of a socket-activated program and only execs (see src/activation.rs).
-    let mut raw_args = std::env::args_os();
-    if raw_args.nth(1).is_some_and(|first| first == activation::EXEC_LISTEN_PID) {
-        let argv: Vec<std::ffi::OsString> = raw_args.collect();
-        return ExitCode::from(activation::exec_listen_pid(&argv));
-    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     ExitCode::from(run(&args))
 }

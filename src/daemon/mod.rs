@@ -392,6 +392,7 @@ impl Driver {
                     stderr: Stream::Null,
                     foreground_tty: false,
                     extra_fds: &[],
+                    listen_pid: false,
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
@@ -448,6 +449,7 @@ impl Driver {
             stderr: Stream::Pipe,
             foreground_tty: false,
             extra_fds: &[],
+            listen_pid: false,
         };
         let child = sys::spawn(launch, options).map_err(|error| {
             let mut message = error.to_string();
