@@ -74,6 +74,8 @@ pub fn run(argv: Vec<String>) -> u8 {
         stdout: Stream::Inherit,
         stderr: Stream::Inherit,
         foreground_tty: terminal,
+        extra_fds: &[],
+        listen_pid: false,
     };
     let child = match sys::spawn(&launch, options) {
         Ok(child) => child,

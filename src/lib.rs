@@ -3,6 +3,7 @@
 //! The crate is a library plus the `sv-lite` binary so that integration tests and benchmarks can
 //! reach the pure parts (config, core) directly. See ARCHITECTURE.md for the codemap.
 
+pub mod activation;
 pub mod config;
 pub mod control;
 pub mod core;

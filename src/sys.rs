@@ -14,6 +14,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::core::{ExitStatus, Pid};
 use crate::spec::{Launch, Signal};
@@ -31,13 +32,22 @@ pub enum Stream {
 
 /// How to start one child, beyond what its [`Launch`] says.
 #[derive(Clone, Copy, Debug)]
-pub struct SpawnOptions {
+pub struct SpawnOptions<'a> {
     pub stdin: Stream,
     pub stdout: Stream,
     pub stderr: Stream,
     /// Make the child's process group the foreground group of the terminal on stdin (one-command
     /// mode, so Ctrl-C and job control reach the program as under tini).
     pub foreground_tty: bool,
+    /// More descriptors for the child, as `(target in the child, source in the parent)`:
+    /// listening sockets for socket activation, s6's notification fd. Targets are above 2 and
+    /// distinct; a source may be any open descriptor (its own target too) and stays open in the
+    /// parent. The child's copies are not close-on-exec. Borrowed, so the options stay `Copy`.
+    pub extra_fds: &'a [(RawFd, RawFd)],
+    /// Set `LISTEN_PID` to the child's own pid in its environment (systemd's socket
+    /// activation), replacing any inherited value. posix_spawn cannot know the pid before the
+    /// child exists, so such a child is started by `spawn_cloned`.
+    pub listen_pid: bool,
 }
 
 /// Why a spawn failed: the step, and the OS error when there is one.
@@ -88,9 +98,11 @@ pub struct SpawnedChild {
 /// an empty signal mask. The error says which step failed.
 ///
 /// The usual path is `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`), which copies no
-/// page tables, so spawning stays cheap however large the daemon grows. Giving a terminal's
-/// foreground to the child needs code in the child, so that case forks (`spawn_forked`).
-pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
+/// page tables, so spawning stays cheap however large the daemon grows. `listen_pid` needs the
+/// child's pid in its environment, so that case does the same clone itself (`spawn_cloned`).
+/// Giving a terminal's foreground to the child needs code in the child, so that case forks
+/// (`spawn_forked`).
+pub fn spawn(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild, SpawnError> {
     let Some(program) = launch.argv.first() else {
         return Err(SpawnError {
             step: "spawn".to_string(),
@@ -105,10 +117,67 @@ pub fn spawn(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, Spa
             Err(error) => return Err(SpawnError { step: step(), error }),
         }
     }
+    check_extra_fds(options.extra_fds)?;
     if options.foreground_tty {
+        if let Some((target, _)) = options.extra_fds.first() {
+            // std's fork path keeps its exec-error pipe at a low number in the child, which a
+            // dup2 onto a target could replace; nothing needs both, so refuse rather than risk it.
+            return Err(SpawnError {
+                step: format!("extra descriptor {target}"),
+                error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
+            });
+        }
+        if options.listen_pid {
+            return Err(SpawnError {
+                step: "LISTEN_PID".to_string(),
+                error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
+            });
+        }
         return spawn_forked(launch, options);
     }
     spawn_posix(launch, options, program)
+}
+
+/// Refuses targets 0 to 2 (the standard streams, set by [`SpawnOptions`]'s streams) and a
+/// target given twice.
+fn check_extra_fds(extra_fds: &[(RawFd, RawFd)]) -> Result<(), SpawnError> {
+    for (index, &(target, source)) in extra_fds.iter().enumerate() {
+        let step = || format!("extra descriptor {target} (from {source})");
+        if target <= libc::STDERR_FILENO {
+            let error = io::Error::new(io::ErrorKind::InvalidInput, "the target must be above 2");
+            return Err(SpawnError { step: step(), error });
+        }
+        if extra_fds[..index].iter().any(|&(other, _)| other == target) {
+            let error = io::Error::new(io::ErrorKind::InvalidInput, "this target is given twice");
+            return Err(SpawnError { step: step(), error });
+        }
+    }
+    Ok(())
+}
+
+/// A close-on-exec duplicate of every source, numbered above every target: `(target, copy)`.
+///
+/// The child's file actions then dup2 each copy onto its target. Going through a copy clears
+/// close-on-exec on the target even when the source is its own target (dup2 onto the same
+/// number does nothing, flags included), and no action can overwrite a source that a later
+/// action still reads (sources that are other targets, as in a swap, or 0 to 2, which the
+/// standard streams' actions replace first). The copies close when dropped, after the spawn.
+fn stage_extra_fds(extra_fds: &[(RawFd, RawFd)]) -> Result<Vec<(RawFd, OwnedFd)>, SpawnError> {
+    let above = extra_fds.iter().map(|&(target, _)| target).max().unwrap_or(libc::STDERR_FILENO) + 1;
+    let mut staged = Vec::with_capacity(extra_fds.len());
+    for &(target, source) in extra_fds {
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes integers and returns a new descriptor or -1.
+        let copy = unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, above) };
+        if copy < 0 {
+            return Err(SpawnError {
+                step: format!("extra descriptor {target} (from {source})"),
+                error: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: fcntl just returned this descriptor, and nothing else owns it.
+        staged.push((target, unsafe { OwnedFd::from_raw_fd(copy) }));
+    }
+    Ok(staged)
 }
 
 /// The environment a child gets: ours, with `overrides` replacing or adding variables.
@@ -170,7 +239,7 @@ struct FileActions(libc::posix_spawn_file_actions_t);
 
 impl Drop for FileActions {
     fn drop(&mut self) {
-        // SAFETY: initialised in `spawn_posix` right after construction, destroyed once here.
+        // SAFETY: initialised in `posix_spawn_setup` right after construction, destroyed once here.
         unsafe { libc::posix_spawn_file_actions_destroy(&mut self.0) };
     }
 }
@@ -180,7 +249,7 @@ struct SpawnAttributes(libc::posix_spawnattr_t);
 
 impl Drop for SpawnAttributes {
     fn drop(&mut self) {
-        // SAFETY: initialised in `spawn_posix` right after construction, destroyed once here.
+        // SAFETY: initialised in `posix_spawn_setup` right after construction, destroyed once here.
         unsafe { libc::posix_spawnattr_destroy(&mut self.0) };
     }
 }
@@ -240,11 +309,14 @@ fn enter_workingdir(dir: &Path) -> io::Result<RestoreCwd> {
     Ok(RestoreCwd(here))
 }
 
-fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Result<SpawnedChild, SpawnError> {
+fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -> Result<SpawnedChild, SpawnError> {
     let exec_step = || format!("exec {program_name}");
     let setup = |error| SpawnError { step: "spawn setup".to_string(), error };
     // Everything the call needs is built first, in the parent.
-    let environment = child_environment(&launch.env);
+    let mut environment = child_environment(&launch.env);
+    if options.listen_pid {
+        environment.retain(|(key, _)| key != "LISTEN_PID");
+    }
     let path_var = environment.iter().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_os_str());
     let program = resolve_program(&launch.argv[0], path_var)
         .and_then(|path| c_string(path.as_os_str().as_bytes()))
@@ -268,6 +340,16 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Re
     let mut argv_ptrs: Vec<*mut libc::c_char> = argv.iter().map(|arg| arg.as_ptr().cast_mut()).collect();
     argv_ptrs.push(std::ptr::null_mut());
     let mut envp_ptrs: Vec<*mut libc::c_char> = envp.iter().map(|pair| pair.as_ptr().cast_mut()).collect();
+    // `LISTEN_PID=` and room for any pid and the NUL, filled in by the cloned child.
+    let mut listen_pid_storage = Vec::new();
+    let mut listen_pid_digits = std::ptr::null_mut();
+    if options.listen_pid {
+        listen_pid_storage.extend_from_slice(LISTEN_PID_PREFIX);
+        listen_pid_storage.resize(LISTEN_PID_PREFIX.len() + PID_ROOM, 0);
+        let entry: *mut u8 = listen_pid_storage.as_mut_ptr();
+        envp_ptrs.push(entry.cast());
+        listen_pid_digits = entry.wrapping_add(LISTEN_PID_PREFIX.len());
+    }
     envp_ptrs.push(std::ptr::null_mut());
 
     // Every descriptor the child gets is opened here, in the parent, so that each failure names
@@ -314,16 +396,104 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Re
         }
     }
 
+    let extra_ends = stage_extra_fds(options.extra_fds)?;
+
+    // How the child is started: posix_spawn, or our own clone when it must know its pid.
+    let starter = if options.listen_pid {
+        let dup2s = child_ends
+            .iter()
+            .map(|(fd, end)| (end.as_raw_fd(), *fd))
+            .chain(extra_ends.iter().map(|(target, copy)| (copy.as_raw_fd(), *target)))
+            .collect();
+        Starter::Cloned { dup2s }
+    } else {
+        let (actions, attributes) = posix_spawn_setup(&child_ends, &extra_ends)?;
+        Starter::Posix { actions, attributes }
+    };
+
+    // The working directory and umask are process-wide and set around the call; the daemon has
+    // one thread, so nothing else sees the temporary values. The guard restores the directory.
+    let _cwd = match &launch.workingdir {
+        Some(dir) => Some(enter_workingdir(dir).map_err(step_error(format!("workingdir {}", dir.display())))?),
+        None => None,
+    };
+    // SAFETY: umask only swaps an integer in the process.
+    let saved_umask = launch.umask.map(|mask| unsafe { libc::umask(mask as libc::mode_t) });
+    let mut pid: libc::pid_t = 0;
+    let result = match &starter {
+        Starter::Cloned { dup2s } => {
+            let child = CloneChild {
+                program: program.as_ptr(),
+                argv: argv_ptrs.as_ptr().cast(),
+                envp: envp_ptrs.as_ptr().cast(),
+                dup2s: dup2s.as_ptr(),
+                n_dup2s: dup2s.len(),
+                listen_pid_digits,
+                error: AtomicI32::new(0),
+            };
+            spawn_cloned(&mut pid, &child)
+        }
+        // SAFETY: every pointer is live for the call: `program`, `argv`/`envp` and their
+        // NULL-terminated pointer arrays, the initialised actions and attributes. glibc's
+        // posix_spawn returns the exec error of the child, so a missing program is reported
+        // here.
+        Starter::Posix { actions, attributes } => unsafe {
+            libc::posix_spawn(
+                &mut pid,
+                program.as_ptr(),
+                &actions.0,
+                &attributes.0,
+                argv_ptrs.as_ptr(),
+                envp_ptrs.as_ptr(),
+            )
+        },
+    };
+    if let Some(mask) = saved_umask {
+        // SAFETY: as above; restores our own umask.
+        unsafe { libc::umask(mask) };
+    }
+    drop(starter);
+    drop(child_ends);
+    drop(extra_ends);
+    spawn_call(result).map_err(step_error(exec_step()))?;
+    Ok(SpawnedChild { pid, stdout, stderr })
+}
+
+/// How `spawn_posix` starts the child. One per spawn, on the stack: boxing the large variant
+/// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Starter {
+    /// posix_spawn with these file actions and attributes.
+    Posix { actions: FileActions, attributes: SpawnAttributes },
+    /// `spawn_cloned`, with these `(from, to)` dup2 calls (the standard streams first).
+    Cloned { dup2s: Vec<(RawFd, RawFd)> },
+}
+
+/// posix_spawn's file actions (the standard streams, then the extra descriptors) and its
+/// attributes: every signal at SIG_DFL, an empty mask, a new process group.
+fn posix_spawn_setup(
+    child_ends: &[(libc::c_int, OwnedFd)],
+    extra_ends: &[(RawFd, OwnedFd)],
+) -> Result<(FileActions, SpawnAttributes), SpawnError> {
+    let setup = |error| SpawnError { step: "spawn setup".to_string(), error };
     // SAFETY: a zeroed posix_spawn_file_actions_t is valid storage for init, called next
     // (Drop destroys it, which is valid after init).
     let mut actions = FileActions(unsafe { std::mem::zeroed() });
     // SAFETY: `actions.0` is valid storage.
     spawn_call(unsafe { libc::posix_spawn_file_actions_init(&mut actions.0) }).map_err(setup)?;
-    for (fd, end) in &child_ends {
-        // SAFETY: `actions.0` is initialised; `end` stays open (held in `child_ends`) until
-        // posix_spawn has returned.
+    for (fd, end) in child_ends {
+        // SAFETY: `actions.0` is initialised; `end` stays open (the caller holds `child_ends`)
+        // until posix_spawn has returned.
         let result = unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, end.as_raw_fd(), *fd) };
         spawn_call(result).map_err(setup)?;
+    }
+    // After the standard streams: a target may have the number of one of `child_ends` (the
+    // copies never do: they are above every target).
+    for (target, copy) in extra_ends {
+        // SAFETY: `actions.0` is initialised; `copy` stays open (the caller holds `extra_ends`)
+        // until posix_spawn has returned.
+        let result = unsafe { libc::posix_spawn_file_actions_adddup2(&mut actions.0, copy.as_raw_fd(), *target) };
+        spawn_call(result).map_err(step_error(format!("extra descriptor {target}")))?;
     }
 
     // SAFETY: a zeroed posix_spawnattr_t is valid storage for init, called next (Drop destroys
@@ -347,32 +517,197 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions, program_name: &str) -> Re
         spawn_call(libc::posix_spawnattr_setflags(&mut attributes.0, flags as libc::c_short)).map_err(setup)?;
     }
 
-    // The working directory and umask are process-wide and set around the call; the daemon has
-    // one thread, so nothing else sees the temporary values. The guard restores the directory.
-    let _cwd = match &launch.workingdir {
-        Some(dir) => Some(enter_workingdir(dir).map_err(step_error(format!("workingdir {}", dir.display())))?),
-        None => None,
-    };
-    // SAFETY: umask only swaps an integer in the process.
-    let saved_umask = launch.umask.map(|mask| unsafe { libc::umask(mask as libc::mode_t) });
-    let mut pid: libc::pid_t = 0;
-    // SAFETY: every pointer is live for the call: `program`, `argv`/`envp` and their
-    // NULL-terminated pointer arrays, the initialised actions and attributes. glibc's
-    // posix_spawn returns the exec error of the child, so a missing program is reported here.
-    let result = unsafe {
-        libc::posix_spawn(&mut pid, program.as_ptr(), &actions.0, &attributes.0, argv_ptrs.as_ptr(), envp_ptrs.as_ptr())
-    };
-    if let Some(mask) = saved_umask {
-        // SAFETY: as above; restores our own umask.
-        unsafe { libc::umask(mask) };
+    Ok((actions, attributes))
+}
+
+const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+/// Bytes for a pid's digits and the NUL (pids are positive `i32`s: at most 10 digits).
+const PID_ROOM: usize = 12;
+/// The cloned child's stack, guard page not included. Its work is a few libc calls.
+const CLONE_STACK: usize = 64 * 1024;
+
+/// Everything the cloned child reads, prepared by the parent, and where it leaves an error.
+struct CloneChild {
+    /// The resolved program path, `argv` and `envp` (NULL-terminated pointer arrays).
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// `(from, to)` dup2 calls, in order: the standard streams, then the extra descriptors.
+    dup2s: *const (RawFd, RawFd),
+    n_dup2s: usize,
+    /// [`PID_ROOM`] bytes right after `LISTEN_PID=` in the `envp` entry.
+    listen_pid_digits: *mut u8,
+    /// The errno of the step that failed in the child (0: the exec succeeded).
+    error: AtomicI32,
+}
+
+/// An anonymous mapping with a guard page at its low end, unmapped on drop.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    fn new() -> io::Result<ChildStack> {
+        // SAFETY: sysconf takes an integer and returns one.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(4096);
+        let len = CLONE_STACK + page;
+        // SAFETY: a new private anonymous mapping with no address hint touches no existing memory.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base, len };
+        // SAFETY: the lowest page of our own mapping; a stack overflow then faults instead of
+        // writing below the mapping.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
     }
-    drop(child_ends);
-    spawn_call(result).map_err(step_error(exec_step()))?;
-    Ok(SpawnedChild { pid, stdout, stderr })
+
+    /// The initial stack pointer: the high end, page-aligned and so 16-byte aligned.
+    fn top(&self) -> *mut libc::c_void {
+        self.base.cast::<u8>().wrapping_add(self.len).cast()
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping of `len` bytes, unmapped once; the child that used it has
+        // exec'd or exited (CLONE_VFORK returns only then).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Starts `child` like posix_spawn does (glibc: `clone(CLONE_VM | CLONE_VFORK)` on a stack of
+/// its own), with one more step in the child: its pid written into the `LISTEN_PID` entry of
+/// `envp` before execve. Sets `pid` and returns 0, or returns the errno of the failed step
+/// (the clone, or the child's setpgid, dup2 or execve, after which the child is reaped here).
+///
+/// All signals are blocked around the clone, so no handler of ours ever runs in the child,
+/// which shares our memory; the child sets every signal to SIG_DFL before it unblocks them.
+fn spawn_cloned(pid: &mut libc::pid_t, child: &CloneChild) -> libc::c_int {
+    let stack = match ChildStack::new() {
+        Ok(stack) => stack,
+        Err(error) => return error.raw_os_error().unwrap_or(libc::ENOMEM),
+    };
+    let every_signal: u64 = !0;
+    let mut saved_mask: u64 = 0;
+    // SAFETY: the raw rt_sigprocmask reads and writes 8-byte kernel sigsets on our stack; the
+    // kernel never blocks SIGKILL and SIGSTOP.
+    unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &every_signal, &mut saved_mask, 8 as libc::c_long)
+    };
+    // SIGCHLD: its exit is reported like any other child's.
+    // SAFETY: `clone_child` runs on `stack` (mapped, guard page below) and reads `child`; with
+    // CLONE_VFORK we are suspended until it has exec'd or exited, so the shared memory is used
+    // by one side at a time, and both outlive it. The child is async-signal-safe throughout.
+    let new_pid = unsafe {
+        libc::clone(
+            clone_child,
+            stack.top(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (child as *const CloneChild).cast_mut().cast(),
+        )
+    };
+    let clone_error = io::Error::last_os_error();
+    // SAFETY: as above; puts back the mask we had.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &saved_mask,
+            std::ptr::null_mut::<u64>(),
+            8 as libc::c_long,
+        )
+    };
+    if new_pid < 0 {
+        return clone_error.raw_os_error().unwrap_or(libc::EAGAIN);
+    }
+    let error = child.error.load(Ordering::Acquire);
+    if error != 0 {
+        // The child recorded its error and called _exit: reap it now (it is exiting already),
+        // so that the daemon never sees a pid it was not told about.
+        let _ = wait_blocking(new_pid);
+        return error;
+    }
+    *pid = new_pid;
+    0
+}
+
+/// The cloned child: a new process group, the descriptors, its pid into `LISTEN_PID`, the
+/// signal state of a new program, execve. Async-signal-safe throughout: raw pointers prepared
+/// by the parent, libc calls that are syscalls, no allocation, no lock, no panic path taken.
+extern "C" fn clone_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the `&CloneChild` spawn_cloned passed to clone; it stays valid and
+    // unchanged while we run (the parent is suspended until we exec or exit).
+    let child = unsafe { &*(arg.cast::<CloneChild>()) };
+    let fail = || -> libc::c_int {
+        child.error.store(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL), Ordering::Release);
+        // SAFETY: _exit ends this process at once, running no handlers and touching no
+        // memory of the parent's.
+        unsafe { libc::_exit(127) }
+    };
+    // SAFETY: setpgid and dup2 take integers; `dup2s` points to `n_dup2s` pairs in a Vec the
+    // parent keeps alive until we exec or exit.
+    unsafe {
+        if libc::setpgid(0, 0) != 0 {
+            return fail();
+        }
+        for index in 0..child.n_dup2s {
+            let (from, to) = *child.dup2s.add(index);
+            if libc::dup2(from, to) < 0 {
+                return fail();
+            }
+        }
+    }
+    if !child.listen_pid_digits.is_null() {
+        // SAFETY: `listen_pid_digits` points to PID_ROOM writable bytes of the parent's envp
+        // entry, which nothing else touches until we exec or exit; getpid is a plain syscall.
+        unsafe {
+            let digits = std::slice::from_raw_parts_mut(child.listen_pid_digits, PID_ROOM);
+            write_pid(digits, libc::getpid());
+        }
+    }
+    reset_signal_state();
+    // SAFETY: the program path and both NULL-terminated arrays point into memory the parent
+    // keeps alive; execve returns only on failure.
+    unsafe { libc::execve(child.program, child.argv, child.envp) };
+    fail()
+}
+
+/// Writes `pid` in decimal followed by a NUL into `out` (at least 11 bytes). Allocation-free
+/// and without a panicking path, for the cloned child.
+fn write_pid(out: &mut [u8], pid: libc::pid_t) {
+    let mut reversed = [0u8; 10];
+    let mut count = 0;
+    let mut rest = pid.unsigned_abs();
+    for slot in reversed.iter_mut() {
+        *slot = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let digits = reversed.iter().take(count).rev().chain(std::iter::once(&0u8));
+    for (byte, digit) in out.iter_mut().zip(digits) {
+        *byte = *digit;
+    }
 }
 
 /// The fork path, for what posix_spawn cannot do (taking the terminal's foreground).
-fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, SpawnError> {
+fn spawn_forked(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild, SpawnError> {
     let Some((program, args)) = launch.argv.split_first() else {
         return Err(SpawnError {
             step: "spawn".to_string(),
@@ -392,9 +727,9 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, 
     let umask = launch.umask;
     let foreground_tty = options.foreground_tty;
     // SAFETY: the closure runs in the child between fork and exec. It calls only umask,
-    // signal, the raw rt_sigaction syscall (with a zeroed 32-byte action on the stack, at
-    // least the kernel's struct size), sigemptyset, sigprocmask, getpid and tcsetpgrp, all
-    // async-signal-safe; it allocates nothing, takes no lock and touches no Rust std state.
+    // signal, getpid, tcsetpgrp and `reset_signal_state` (raw rt_sigaction, sigemptyset,
+    // sigprocmask), all async-signal-safe; it allocates nothing, takes no lock and touches no
+    // Rust std state.
     unsafe {
         command.pre_exec(move || {
             if let Some(mask) = umask {
@@ -405,26 +740,7 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, 
                 libc::signal(libc::SIGTTOU, libc::SIG_IGN);
                 libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
             }
-            // Exec resets handled signals but keeps ignored ones (Rust ignores SIGPIPE; a
-            // parent may ignore real-time ones) and the mask: give the program the state it
-            // would get from a shell. The raw syscall, because glibc refuses to touch its
-            // internal signals 32 and 33; an all-zero kernel sigaction is SIG_DFL whatever the
-            // architecture's field order.
-            let default_action = [0u64; 4];
-            for signal in 1..=libc::SIGRTMAX() {
-                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-                    libc::syscall(
-                        libc::SYS_rt_sigaction,
-                        signal as libc::c_long,
-                        default_action.as_ptr(),
-                        std::ptr::null_mut::<u64>(),
-                        8 as libc::c_long,
-                    );
-                }
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            reset_signal_state();
             Ok(())
         });
     }
@@ -437,6 +753,70 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions) -> Result<SpawnedChild, 
         }
         Err(error) => Err(SpawnError { step: format!("exec {program}"), error }),
     }
+}
+
+/// Gives the calling process the signal state a program expects from a shell: every signal at
+/// `SIG_DFL` and an empty mask. Exec resets handled signals but keeps ignored ones (Rust's
+/// runtime ignores SIGPIPE; a parent may ignore real-time ones) and the mask.
+///
+/// Async-signal-safe (raw syscalls on the stack, no allocation, no lock), so it may run between
+/// fork and exec, and in the cloned child of a `listen_pid` spawn.
+pub fn reset_signal_state() {
+    // The raw syscall, because glibc refuses to touch its internal signals 32 and 33; an
+    // all-zero kernel sigaction is SIG_DFL whatever the architecture's field order.
+    let default_action = [0u64; 4];
+    for signal in 1..=libc::SIGRTMAX() {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: rt_sigaction reads a zeroed 32-byte action on our stack (at least the
+            // kernel's struct size), writes no old action (null), and takes the kernel's sigset
+            // size (8); it has no other memory effects.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signal as libc::c_long,
+                    default_action.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8 as libc::c_long,
+                );
+            }
+        }
+    }
+    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset fills it and sigprocmask only
+    // reads it (no old mask requested).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits for `pid` to exit, blocking. Never on the daemon's loop: for tests and tools.
+pub fn wait_blocking(pid: Pid) -> io::Result<ExitStatus> {
+    loop {
+        let mut raw: libc::c_int = 0;
+        // SAFETY: `raw` is a valid out-pointer to a c_int on our stack.
+        let result = unsafe { libc::waitpid(pid, &mut raw, 0) };
+        if result < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if let Some(status) = decode_status(raw) {
+            return Ok(status);
+        }
+    }
+}
+
+/// Sets the backlog of a listening socket (Linux takes a second `listen` on a listener as a
+/// new backlog; the kernel caps it at `net.core.somaxconn`).
+pub fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: listen takes integers and has no memory effects.
+    if unsafe { libc::listen(fd, backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn stdio(stream: Stream) -> Stdio {
@@ -989,5 +1369,171 @@ mod tests {
         assert!(!received.control_truncated);
         assert_eq!(received.fds.len(), MAX_RECEIVED_FDS);
         assert!(received.credentials.is_some());
+    }
+
+    use crate::spec::Sink;
+
+    fn sh(script: &str) -> Launch {
+        Launch {
+            argv: vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string()],
+            env: Vec::new(),
+            workingdir: None,
+            umask: None,
+            stdout: Sink::Forward,
+            stderr: Sink::Forward,
+            pid_file: None,
+        }
+    }
+
+    fn options(extra_fds: &[(RawFd, RawFd)]) -> SpawnOptions<'_> {
+        SpawnOptions {
+            stdin: Stream::Null,
+            stdout: Stream::Null,
+            stderr: Stream::Inherit,
+            foreground_tty: false,
+            extra_fds,
+            listen_pid: false,
+        }
+    }
+
+    /// Everything written to `read_end` until every write end is closed.
+    fn read_all(read_end: OwnedFd) -> String {
+        let mut text = String::new();
+        fs::File::from(read_end).read_to_string(&mut text).expect("read the pipe");
+        text
+    }
+
+    /// Runs `script` with `extra_fds`, closes the parent's write ends, and waits for it. dash
+    /// redirects only fds 0 to 9, so scripts write to other numbers through `/proc/self/fd/N`.
+    fn run(script: &str, extra_fds: &[(RawFd, RawFd)], write_ends: Vec<OwnedFd>) -> ExitStatus {
+        let child = spawn(&sh(script), options(extra_fds)).expect("spawn");
+        drop(write_ends);
+        wait_blocking(child.pid).expect("wait")
+    }
+
+    #[test]
+    fn an_extra_descriptor_reaches_the_child_at_its_target() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let extra = [(5, write_end.as_raw_fd())];
+        let status = run("echo hi >&5", &extra, vec![write_end]);
+        assert_eq!(status, ExitStatus::Exited(0));
+        assert_eq!(read_all(read_end), "hi\n");
+    }
+
+    #[test]
+    fn a_close_on_exec_source_that_is_its_own_target_still_arrives() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let fd = write_end.as_raw_fd();
+        let extra = [(fd, fd)];
+        let status = run(&format!("echo same > /proc/self/fd/{fd}"), &extra, vec![write_end]);
+        assert_eq!(status, ExitStatus::Exited(0));
+        assert_eq!(read_all(read_end), "same\n");
+    }
+
+    #[test]
+    fn sources_that_are_each_others_targets_are_swapped() {
+        let (first_read, first_write) = pipe().expect("pipe");
+        let (second_read, second_write) = pipe().expect("pipe");
+        let (first, second) = (first_write.as_raw_fd(), second_write.as_raw_fd());
+        let extra = [(first, second), (second, first)];
+        let script = format!("echo to-second > /proc/self/fd/{first}; echo to-first > /proc/self/fd/{second}");
+        let status = run(&script, &extra, vec![first_write, second_write]);
+        assert_eq!(status, ExitStatus::Exited(0));
+        assert_eq!(read_all(first_read), "to-first\n");
+        assert_eq!(read_all(second_read), "to-second\n");
+    }
+
+    #[test]
+    fn a_source_stays_open_in_the_parent() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let extra = [(7, write_end.as_raw_fd())];
+        let child = spawn(&sh("echo child >&7"), options(&extra)).expect("spawn");
+        wait_blocking(child.pid).expect("wait");
+        write_fd(write_end.as_raw_fd(), b"parent\n", false).expect("the source is still ours");
+        drop(write_end);
+        assert_eq!(read_all(read_end), "child\nparent\n");
+    }
+
+    #[test]
+    fn listen_pid_is_the_childs_own_pid_and_replaces_an_inherited_one() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        let mut launch = sh("echo $LISTEN_PID $$ $LISTEN_FDS > /proc/self/fd/9");
+        launch.env = vec![("LISTEN_PID".to_string(), "1".to_string()), ("LISTEN_FDS".to_string(), "1".to_string())];
+        let extra = [(9, write_end.as_raw_fd())];
+        let child = spawn(&launch, SpawnOptions { listen_pid: true, ..options(&extra) }).expect("spawn");
+        drop(write_end);
+        assert_eq!(wait_blocking(child.pid).expect("wait"), ExitStatus::Exited(0));
+        assert_eq!(read_all(read_end), format!("{0} {0} 1\n", child.pid));
+    }
+
+    #[test]
+    fn a_listen_pid_child_leads_its_group_with_default_signals_and_no_mask() {
+        let (read_end, write_end) = pipe().expect("pipe");
+        // The test harness ignores SIGPIPE, as the daemon does; the child must not. Field 5 of
+        // /proc/PID/stat is the process group; grep, exec'd by the shell, reads its own state.
+        let launch = sh("set -- $(cat /proc/$$/stat); echo $$ $5 > /proc/self/fd/9; \
+             exec grep -E '^Sig(Ign|Blk)' /proc/self/status > /proc/self/fd/9");
+        let extra = [(9, write_end.as_raw_fd())];
+        let child = spawn(&launch, SpawnOptions { listen_pid: true, ..options(&extra) }).expect("spawn");
+        drop(write_end);
+        assert_eq!(wait_blocking(child.pid).expect("wait"), ExitStatus::Exited(0));
+        let expected = format!("{0} {0}\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n", child.pid);
+        assert_eq!(read_all(read_end), expected);
+    }
+
+    #[test]
+    fn a_listen_pid_exec_failure_is_a_spawn_error_and_leaves_no_child() {
+        let dir = std::env::temp_dir().join(format!("sv-lite-sys-noexec-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("directory");
+        let path = dir.join("data.txt");
+        fs::write(&path, "data").expect("write");
+        let mut launch = sh("unused");
+        launch.argv = vec![path.display().to_string()];
+        let error = spawn(&launch, SpawnOptions { listen_pid: true, ..options(&[]) }).expect_err("not executable");
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(error.step, format!("exec {}", path.display()));
+        assert_eq!(error.error.raw_os_error(), Some(libc::EACCES));
+    }
+
+    #[test]
+    fn write_pid_writes_decimal_digits_and_a_nul() {
+        let mut out = [b'x'; PID_ROOM];
+        write_pid(&mut out, 4_194_304);
+        assert_eq!(&out[..8], b"4194304\0");
+        let mut out = [b'x'; PID_ROOM];
+        write_pid(&mut out, i32::MAX);
+        assert_eq!(&out[..11], b"2147483647\0");
+        let mut out = [b'x'; PID_ROOM];
+        write_pid(&mut out, 7);
+        assert_eq!(&out[..2], b"7\0");
+    }
+
+    #[test]
+    fn a_standard_stream_target_is_an_error_naming_the_step() {
+        let (_read_end, write_end) = pipe().expect("pipe");
+        let source = write_end.as_raw_fd();
+        let error = spawn(&sh("true"), options(&[(2, source)])).expect_err("target 2 is stderr");
+        assert_eq!(error.step, format!("extra descriptor 2 (from {source})"));
+        assert_eq!(error.to_string(), format!("extra descriptor 2 (from {source}): the target must be above 2"));
+    }
+
+    #[test]
+    fn a_target_given_twice_is_an_error() {
+        let (_read_end, write_end) = pipe().expect("pipe");
+        let source = write_end.as_raw_fd();
+        let error = spawn(&sh("true"), options(&[(4, source), (4, source)])).expect_err("target 4 twice");
+        assert_eq!(error.to_string(), format!("extra descriptor 4 (from {source}): this target is given twice"));
+    }
+
+    #[test]
+    fn a_closed_source_is_an_error_naming_the_step() {
+        let (_read_end, write_end) = pipe().expect("pipe");
+        let closed = write_end.as_raw_fd();
+        drop(write_end);
+        // A number far above anything the other tests' threads open meanwhile.
+        let closed = closed + 900;
+        let error = spawn(&sh("true"), options(&[(3, closed)])).expect_err("the source is closed");
+        assert_eq!(error.step, format!("extra descriptor 3 (from {closed})"));
+        assert_eq!(error.error.raw_os_error(), Some(libc::EBADF));
     }
 }

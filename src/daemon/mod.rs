@@ -24,6 +24,7 @@ pub mod notify;
 pub mod output;
 pub mod ports;
 pub mod probes;
+pub mod sockets;
 pub mod stdio;
 
 use std::collections::HashSet;
@@ -418,6 +419,8 @@ impl Driver {
                     stdout: Stream::Null,
                     stderr: Stream::Null,
                     foreground_tty: false,
+                    extra_fds: &[],
+                    listen_pid: false,
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
@@ -505,8 +508,14 @@ impl Driver {
         let stderr_sink =
             open_sink(&launch.stderr, StreamKind::Stderr, name, prefix).map_err(|error| (error, false))?;
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
-        let options =
-            SpawnOptions { stdin: Stream::Null, stdout: Stream::Pipe, stderr: Stream::Pipe, foreground_tty: false };
+        let options = SpawnOptions {
+            stdin: Stream::Null,
+            stdout: Stream::Pipe,
+            stderr: Stream::Pipe,
+            foreground_tty: false,
+            extra_fds: &[],
+            listen_pid: false,
+        };
         let child = sys::spawn(launch, options).map_err(|error| {
             let mut message = error.to_string();
             if error.error.raw_os_error() == Some(libc::EMFILE) {
