@@ -60,6 +60,7 @@ fn run(count: usize) -> Result<(), String> {
         foreground_tty: false,
         extra_fds: &extra_fds,
         listen_pid: false,
+        watchdog_pid: false,
     };
     let variants = [
         ("posix_spawn (listen_pid: false)", options),

@@ -374,7 +374,7 @@ fn state_info(row: &WireStatus) -> String {
         "RUNNING" => format!("uptime {since}"),
         "STARTING" | "STOPPING" | "PAUSED" => format!("for {since}"),
         "EXITED" => format!("{exit} ({}) {since} ago", row.detail.as_deref().unwrap_or("")),
-        "FATAL" | "BACKOFF" => row.detail.clone().unwrap_or_default(),
+        "FATAL" | "BACKOFF" | "WAITING" => row.detail.clone().unwrap_or_default(),
         "STOPPED" if row.held.is_some() => row.detail.clone().unwrap_or_default(),
         _ if !exit.is_empty() => format!("last {exit}, {since} ago"),
         _ => String::new(),

@@ -76,6 +76,7 @@ pub fn run(argv: Vec<String>) -> u8 {
         foreground_tty: terminal,
         extra_fds: &[],
         listen_pid: false,
+        watchdog_pid: false,
     };
     let child = match sys::spawn(&launch, options) {
         Ok(child) => child,

@@ -48,6 +48,8 @@ pub struct SpawnOptions<'a> {
     /// activation), replacing any inherited value. posix_spawn cannot know the pid before the
     /// child exists, so such a child is started by `spawn_cloned`.
     pub listen_pid: bool,
+    /// Set `WATCHDOG_PID` to the child's own pid too (systemd's watchdog), the same way.
+    pub watchdog_pid: bool,
 }
 
 /// Why a spawn failed: the step, and the OS error when there is one.
@@ -127,9 +129,9 @@ pub fn spawn(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild,
                 error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
             });
         }
-        if options.listen_pid {
+        if options.listen_pid || options.watchdog_pid {
             return Err(SpawnError {
-                step: "LISTEN_PID".to_string(),
+                step: "LISTEN_PID/WATCHDOG_PID".to_string(),
                 error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
             });
         }
@@ -317,6 +319,9 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
     if options.listen_pid {
         environment.retain(|(key, _)| key != "LISTEN_PID");
     }
+    if options.watchdog_pid {
+        environment.retain(|(key, _)| key != "WATCHDOG_PID");
+    }
     let path_var = environment.iter().find(|(key, _)| key == "PATH").map(|(_, value)| value.as_os_str());
     let program = resolve_program(&launch.argv[0], path_var)
         .and_then(|path| c_string(path.as_os_str().as_bytes()))
@@ -349,6 +354,16 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
         let entry: *mut u8 = listen_pid_storage.as_mut_ptr();
         envp_ptrs.push(entry.cast());
         listen_pid_digits = entry.wrapping_add(LISTEN_PID_PREFIX.len());
+    }
+    // The same for `WATCHDOG_PID=`.
+    let mut watchdog_pid_storage = Vec::new();
+    let mut watchdog_pid_digits = std::ptr::null_mut();
+    if options.watchdog_pid {
+        watchdog_pid_storage.extend_from_slice(WATCHDOG_PID_PREFIX);
+        watchdog_pid_storage.resize(WATCHDOG_PID_PREFIX.len() + PID_ROOM, 0);
+        let entry: *mut u8 = watchdog_pid_storage.as_mut_ptr();
+        envp_ptrs.push(entry.cast());
+        watchdog_pid_digits = entry.wrapping_add(WATCHDOG_PID_PREFIX.len());
     }
     envp_ptrs.push(std::ptr::null_mut());
 
@@ -399,7 +414,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
     let extra_ends = stage_extra_fds(options.extra_fds)?;
 
     // How the child is started: posix_spawn, or our own clone when it must know its pid.
-    let starter = if options.listen_pid {
+    let starter = if options.listen_pid || options.watchdog_pid {
         let dup2s = child_ends
             .iter()
             .map(|(fd, end)| (end.as_raw_fd(), *fd))
@@ -429,6 +444,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
                 dup2s: dup2s.as_ptr(),
                 n_dup2s: dup2s.len(),
                 listen_pid_digits,
+                watchdog_pid_digits,
                 error: AtomicI32::new(0),
             };
             spawn_cloned(&mut pid, &child)
@@ -521,6 +537,7 @@ fn posix_spawn_setup(
 }
 
 const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
+const WATCHDOG_PID_PREFIX: &[u8] = b"WATCHDOG_PID=";
 /// Bytes for a pid's digits and the NUL (pids are positive `i32`s: at most 10 digits).
 const PID_ROOM: usize = 12;
 /// The cloned child's stack, guard page not included. Its work is a few libc calls.
@@ -535,8 +552,10 @@ struct CloneChild {
     /// `(from, to)` dup2 calls, in order: the standard streams, then the extra descriptors.
     dup2s: *const (RawFd, RawFd),
     n_dup2s: usize,
-    /// [`PID_ROOM`] bytes right after `LISTEN_PID=` in the `envp` entry.
+    /// [`PID_ROOM`] bytes right after `LISTEN_PID=` in the `envp` entry (or null).
     listen_pid_digits: *mut u8,
+    /// The same after `WATCHDOG_PID=` (or null).
+    watchdog_pid_digits: *mut u8,
     /// The errno of the step that failed in the child (0: the exec succeeded).
     error: AtomicI32,
 }
@@ -671,12 +690,14 @@ extern "C" fn clone_child(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
     }
-    if !child.listen_pid_digits.is_null() {
-        // SAFETY: `listen_pid_digits` points to PID_ROOM writable bytes of the parent's envp
-        // entry, which nothing else touches until we exec or exit; getpid is a plain syscall.
-        unsafe {
-            let digits = std::slice::from_raw_parts_mut(child.listen_pid_digits, PID_ROOM);
-            write_pid(digits, libc::getpid());
+    for slot in [child.listen_pid_digits, child.watchdog_pid_digits] {
+        if !slot.is_null() {
+            // SAFETY: a non-null slot points to PID_ROOM writable bytes of the parent's envp
+            // entry, which nothing else touches until we exec or exit; getpid is a plain syscall.
+            unsafe {
+                let digits = std::slice::from_raw_parts_mut(slot, PID_ROOM);
+                write_pid(digits, libc::getpid());
+            }
         }
     }
     reset_signal_state();
@@ -1393,6 +1414,7 @@ mod tests {
             foreground_tty: false,
             extra_fds,
             listen_pid: false,
+            watchdog_pid: false,
         }
     }
 

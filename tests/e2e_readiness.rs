@@ -50,7 +50,7 @@ programs:
   svc:
     # Starts slowly, says so, becomes ready (systemd-notify waits for the BARRIER to be
     # answered), pings the watchdog three times, then stops pinging.
-    cmd: ["/bin/sh", "-c", "{notify} --status='warming up'; sleep 0.5; {notify} --ready --status='serving'; for i in 1 2 3; do sleep 0.2; {notify} WATCHDOG=1; done; echo stopped-pinging; exec sleep 100000"]
+    cmd: ["/bin/sh", "-c", "echo $WATCHDOG_PID $$ $WATCHDOG_USEC > {{dir}}/watchdog-env; {notify} --status='warming up'; sleep 0.5; {notify} --ready --status='serving'; for i in 1 2 3; do sleep 0.2; {notify} WATCHDOG=1; done; echo stopped-pinging; exec sleep 100000"]
     readiness: notify
     watchdog: 1s
     ready_timeout: 30
@@ -59,6 +59,8 @@ programs:
     ));
     d.wait_running("svc:0");
     let first = d.pid_of("svc:0").expect("pid");
+    // WATCHDOG_PID is the program's own pid; WATCHDOG_USEC the interval.
+    assert_eq!(read(d.path("watchdog-env")).trim(), format!("{first} {first} 1000000"));
     assert_eq!(notify_text(&d, "svc:0"), "serving");
     d.wait_event("svc:0: watchdog: no WATCHDOG=1 for 1s; stopping it to restart");
     d.wait_for("a new svc:0 after the watchdog fired", WAIT, || d.pid_of("svc:0").is_some_and(|pid| pid != first));
@@ -161,4 +163,71 @@ programs:
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("dependency cycle"), "{stderr}");
     assert!(stderr.contains("-> db ->") || stderr.contains("-> web ->") || stderr.contains("-> cache ->"), "{stderr}");
+}
+
+#[test]
+fn a_socket_activated_server_killed_twenty_times_never_refuses_a_connection() {
+    const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/activated_server.py");
+    let d = Daemon::start(&format!(
+        r#"
+programs:
+  web:
+    cmd: ["python3", "{SERVER}"]
+    sockets: {{http: "127.0.0.1:0"}}
+    autorestart: always
+    starttime: 0
+    stability_window: 0
+    # The port it got, by name, like any port.
+    env: {{MY_PORT: "{{{{ports[http]}}}}"}}
+"#
+    ));
+    let first = d.wait_running("web:0");
+    let port: u16 = d.ctl_ok(&["port", "web:0", "http"]).stdout.trim().parse().expect("a port number");
+    assert_ne!(port, 0);
+    let environ = read(format!("/proc/{first}/environ"));
+    assert!(environ.contains(&format!("MY_PORT={port}")), "{environ}");
+
+    // A client connects in a loop while the server is killed and restarted 20 times; each
+    // server is killed only after it has answered, so 21 different servers answer in all.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::<i32>::new()));
+    let client = {
+        let (stop, seen) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            let (mut answered, mut refused) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    Ok(mut stream) => {
+                        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).expect("timeout");
+                        let mut answer = String::new();
+                        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+                        if let Ok(pid) = answer.trim().parse::<i32>() {
+                            answered += 1;
+                            seen.lock().expect("lock").insert(pid);
+                        }
+                    }
+                    Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+                    Err(error) => panic!("connect: {error}"),
+                }
+            }
+            (answered, refused)
+        })
+    };
+    let mut pid = first;
+    for _ in 0..20 {
+        d.wait_for("the server to answer the client", WAIT, || seen.lock().expect("lock").contains(&pid));
+        assert!(send_signal(pid, "KILL"));
+        d.wait_for("the server to be restarted", WAIT, || {
+            d.row("web:0").is_some_and(|row| row["state"] == "RUNNING" && row["pid"].as_i64() != Some(pid.into()))
+        });
+        pid = d.pid_of("web:0").expect("a pid");
+    }
+    d.wait_for("the last server to answer", WAIT, || seen.lock().expect("lock").contains(&pid));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, refused) = client.join().expect("client thread");
+    let servers = seen.lock().expect("lock").len();
+    eprintln!("{answered} connections answered by {servers} servers, {refused} refused");
+    assert_eq!(refused, 0, "connections wait in the backlog while the server restarts");
+    assert_eq!(servers, 21, "every server answered");
+    d.shutdown();
 }

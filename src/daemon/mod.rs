@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+pub mod listeners;
 pub mod notify;
 pub mod output;
 pub mod ports;
@@ -31,6 +33,7 @@ use std::collections::HashSet;
 
 use mio::unix::SourceFd;
 
+use self::listeners::Listeners;
 use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
@@ -96,7 +99,16 @@ pub fn run(options: DaemonOptions) -> Result<u8, String> {
 }
 
 enum Source {
-    Child { instance: InstanceId, receiver: Receiver, output: ChildOutput },
+    Child {
+        instance: InstanceId,
+        receiver: Receiver,
+        output: ChildOutput,
+    },
+    /// The read end of an instance's s6 notification fd, until its first newline.
+    ReadyFd {
+        instance: InstanceId,
+        receiver: Receiver,
+    },
     Conn(Connection),
 }
 
@@ -147,6 +159,8 @@ struct Driver {
     followers: Vec<Follower>,
     /// HTTP and TCP checks in flight.
     probes: Probes,
+    /// Listening sockets of socket-activated programs, kept across their restarts.
+    listeners: Listeners,
     /// The sd_notify socket, or why it could not be bound.
     notify: Result<NotifySocket, String>,
     /// Flag changes asked for in this turn, written together by `write_flags`.
@@ -166,7 +180,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(options: DaemonOptions) -> Result<Driver, String> {
+    fn new(mut options: DaemonOptions) -> Result<Driver, String> {
         let poll = Poll::new().map_err(|error| format!("cannot create poll: {error}"))?;
         // Signals first: before any child exists, so no SIGCHLD is lost.
         let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1])
@@ -237,6 +251,9 @@ impl Driver {
                 Default::default()
             }
         };
+        // Listening sockets are bound with the config: a bind error is a config error.
+        let mut listeners = Listeners::default();
+        listeners.apply(&mut options.config)?;
         let now = Instant::now();
         let supervisor = Supervisor::with_flags(&options.config, now, seed(), flags);
         log::info!("listening on {}", options.socket_path.display());
@@ -259,6 +276,7 @@ impl Driver {
             rings: HashMap::new(),
             followers: Vec::new(),
             probes: Probes::new(),
+            listeners,
             notify,
             flag_changes: Vec::new(),
             stalled: Vec::new(),
@@ -421,6 +439,7 @@ impl Driver {
                     foreground_tty: false,
                     extra_fds: &[],
                     listen_pid: false,
+                    watchdog_pid: false,
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
@@ -502,6 +521,22 @@ impl Driver {
         if let Some(watchdog) = extras.watchdog {
             launch.to_mut().env.push(("WATCHDOG_USEC".to_string(), watchdog.as_micros().to_string()));
         }
+        // Socket activation: the program's listeners as fds 3, 4, ... with LISTEN_FDS,
+        // LISTEN_FDNAMES, and LISTEN_PID set to the child's own pid by the spawn.
+        let (mut extra_fds, socket_names) = self.listeners.for_program(&extras.program);
+        if !socket_names.is_empty() {
+            launch.to_mut().env.extend(crate::activation::listen_env(&socket_names));
+        }
+        // s6's notification fd: the write end of a pipe as fd N; we read the other end.
+        let ready_pipe = match extras.ready_fd {
+            Some(target) => {
+                let (read_end, write_end) =
+                    std::io::pipe().map_err(|error| (format!("readiness fd:{target}: pipe: {error}"), true))?;
+                extra_fds.push((target, write_end.as_raw_fd()));
+                Some((OwnedFd::from(read_end), OwnedFd::from(write_end)))
+            }
+            None => None,
+        };
         let launch = launch.as_ref();
         let stdout_sink =
             open_sink(&launch.stdout, StreamKind::Stdout, name, prefix).map_err(|error| (error, false))?;
@@ -513,8 +548,9 @@ impl Driver {
             stdout: Stream::Pipe,
             stderr: Stream::Pipe,
             foreground_tty: false,
-            extra_fds: &[],
-            listen_pid: false,
+            extra_fds: &extra_fds,
+            listen_pid: !socket_names.is_empty(),
+            watchdog_pid: extras.watchdog.is_some(),
         };
         let child = sys::spawn(launch, options).map_err(|error| {
             let mut message = error.to_string();
@@ -543,7 +579,63 @@ impl Driver {
                 ChildOutput::new(name.to_string(), StreamKind::Stderr, stderr_sink),
             );
         }
+        if let Some((read_end, write_end)) = ready_pipe {
+            drop(write_end); // The child has its copy; EOF comes when every copy is closed.
+            self.watch_ready_fd(id, Receiver::from(read_end));
+        }
         Ok(child.pid)
+    }
+
+    /// Watches the read end of an instance's notification fd for its first newline.
+    fn watch_ready_fd(&mut self, instance: InstanceId, mut receiver: Receiver) {
+        let token = self.next_token();
+        let registered = receiver
+            .set_nonblocking(true)
+            .and_then(|()| self.poll.registry().register(&mut receiver, token, Interest::READABLE));
+        match registered {
+            Ok(()) => {
+                self.sources.insert(token, Source::ReadyFd { instance, receiver });
+                self.read_ready_fd(token); // It may have written before we registered.
+            }
+            Err(error) => log::warn!("{instance:?}: cannot watch its notification fd: {error}"),
+        }
+    }
+
+    /// Reads an instance's notification fd: the first newline means ready, and the fd is done.
+    fn read_ready_fd(&mut self, token: Token) {
+        let Some(Source::ReadyFd { receiver, instance }) = self.sources.get_mut(&token) else { return };
+        let instance = *instance;
+        let mut ready = false;
+        let mut done = false;
+        loop {
+            match receiver.read(&mut self.read_buffer) {
+                Ok(0) => {
+                    done = true;
+                    break;
+                }
+                Ok(n) => {
+                    if self.read_buffer[..n].contains(&b'\n') {
+                        ready = true;
+                        done = true;
+                        break;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if done {
+            if let Some(Source::ReadyFd { mut receiver, .. }) = self.sources.remove(&token) {
+                let _ = self.poll.registry().deregister(&mut receiver);
+            }
+        }
+        if ready {
+            self.feed(Input::FdReady { id: instance });
+        }
     }
 
     fn watch_pipe(&mut self, instance: InstanceId, mut receiver: Receiver, output: ChildOutput) {
@@ -595,10 +687,11 @@ impl Driver {
         }
     }
 
-    fn load_config(&self) -> Result<Config, String> {
-        config::load(&self.config_path)
-            .map_err(|errors| errors.to_string())
-            .inspect(|config| config.warnings.iter().for_each(|warning| log::warn!("{warning}")))
+    fn load_config(&mut self) -> Result<Config, String> {
+        let mut config = config::load(&self.config_path).map_err(|errors| errors.to_string())?;
+        config.warnings.iter().for_each(|warning| log::warn!("{warning}"));
+        self.listeners.apply(&mut config)?;
+        Ok(config)
     }
 
     fn reopen_logs(&mut self) {
@@ -677,6 +770,7 @@ impl Driver {
         }
         match self.sources.get(&token) {
             Some(Source::Child { .. }) => self.read_child(token),
+            Some(Source::ReadyFd { .. }) => self.read_ready_fd(token),
             Some(Source::Conn(_)) => self.service_connection(token),
             None => {} // Spurious event for a source already gone.
         }
@@ -757,7 +851,7 @@ impl Driver {
                 Some(Source::Child { output, .. }) => {
                     output.forwarded_to().is_none_or(|stream| stdio::pending(stream) < stdio::LOW_WATER)
                 }
-                Some(Source::Conn(_)) | None => true,
+                Some(Source::Conn(_) | Source::ReadyFd { .. }) | None => true,
             })
             .collect();
         self.stalled.retain(|token| !ready.contains(token));
@@ -769,7 +863,7 @@ impl Driver {
             .iter()
             .filter_map(|token| match self.sources.get(token) {
                 Some(Source::Child { instance, .. }) => Some(*instance),
-                Some(Source::Conn(_)) | None => None,
+                Some(Source::Conn(_) | Source::ReadyFd { .. }) | None => None,
             })
             .collect();
         let resumed: Vec<InstanceId> = self.stalled_instances.difference(&still).copied().collect();
@@ -1020,7 +1114,7 @@ impl Driver {
             Some(Source::Conn(connection)) if connection.pending == 0 && !connection.following => {
                 Some(connection.last_active + IDLE_TIMEOUT)
             }
-            Some(Source::Conn(_) | Source::Child { .. }) | None => None,
+            Some(Source::Conn(_) | Source::Child { .. } | Source::ReadyFd { .. }) | None => None,
         }
     }
 
@@ -1069,7 +1163,7 @@ impl Driver {
                     let _ = connection.stream.write(&connection.output);
                 }
                 Some(Source::Child { .. }) => self.read_child(token),
-                None => {}
+                Some(Source::ReadyFd { .. }) | None => {}
             }
         }
         // Pipes held back by a slow reader: give them until the deadline.
