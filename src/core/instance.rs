@@ -1385,24 +1385,7 @@ impl Instance {
             AfterStop::FailedStart | AfterStop::Unhealthy { .. } => "restarting",
         };
         self.enter(ctx.now, State::Stopping { pid, next_at: None, step: StopStep::Killed });
-        let lifecycle =
-            self.spec.lifecycle.as_ref().and_then(|lifecycle| Some((self.port(&lifecycle.port)?, lifecycle)));
-        if let Some((port, lifecycle)) = lifecycle {
-            let path = self.expand(&lifecycle.graceful_shutdown_endpoint);
-            let wait = lifecycle.graceful_shutdown_wait;
-            let seq = self.probe.next_seq();
-            self.log(
-                ctx,
-                log::Level::Info,
-                format!("{verb}: POST {path} to port {port}, waiting up to {}", human_duration(wait)),
-            );
-            ctx.actions.push_back(Action::RunProbe {
-                id: self.id,
-                seq,
-                check: ProbeCheck::HttpPost { port, path },
-                snooze: None,
-            });
-            self.state = State::Stopping { pid, next_at: Some(ctx.now + wait), step: StopStep::GracefulPost { seq } };
+        if self.post_lifecycle(ctx, pid, false, verb) {
             return;
         }
         let signal = self.spec.stopsignal;
@@ -1411,32 +1394,42 @@ impl Instance {
         self.state = State::Stopping { pid, next_at: Some(ctx.now + self.spec.stoptime), step: StopStep::Signal };
     }
 
+    /// POSTs the graceful (or, with `abort`, the abort) lifecycle endpoint and waits for the
+    /// exit; false when the program has no lifecycle, or its port has no number.
+    fn post_lifecycle(&mut self, ctx: &mut Ctx<'_>, pid: Pid, abort: bool, lead: &str) -> bool {
+        let Some(lifecycle) = self.spec.lifecycle.clone() else { return false };
+        let Some(port) = self.port(&lifecycle.port) else { return false };
+        let (endpoint, wait) = if abort {
+            (&lifecycle.shutdown_endpoint, lifecycle.shutdown_wait)
+        } else {
+            (&lifecycle.graceful_shutdown_endpoint, lifecycle.graceful_shutdown_wait)
+        };
+        let path = self.expand(endpoint);
+        let seq = self.probe.next_seq();
+        self.log(
+            ctx,
+            log::Level::Info,
+            format!("{lead}: POST {path} to port {port}, waiting up to {}", human_duration(wait)),
+        );
+        ctx.actions.push_back(Action::RunProbe {
+            id: self.id,
+            seq,
+            check: ProbeCheck::HttpPost { port, path },
+            snooze: None,
+        });
+        let step = if abort { StopStep::AbortPost { seq } } else { StopStep::GracefulPost { seq } };
+        self.state = State::Stopping { pid, next_at: Some(ctx.now + wait), step };
+        true
+    }
+
     /// Moves a stop sequence on from `step` (its wait is over, or its endpoint refused).
     fn next_stop_step(&mut self, ctx: &mut Ctx<'_>, pid: Pid, step: StopStep) {
         let now = ctx.now;
         match step {
             StopStep::GracefulPost { .. } => {
-                let lifecycle =
-                    self.spec.lifecycle.as_ref().and_then(|lifecycle| Some((self.port(&lifecycle.port)?, lifecycle)));
-                if let Some((port, lifecycle)) = lifecycle {
-                    let path = self.expand(&lifecycle.shutdown_endpoint);
-                    let wait = lifecycle.shutdown_wait;
-                    let seq = self.probe.next_seq();
-                    self.log(
-                        ctx,
-                        log::Level::Info,
-                        format!("still running; POST {path} to port {port}, waiting up to {}", human_duration(wait)),
-                    );
-                    ctx.actions.push_back(Action::RunProbe {
-                        id: self.id,
-                        seq,
-                        check: ProbeCheck::HttpPost { port, path },
-                        snooze: None,
-                    });
-                    self.state = State::Stopping { pid, next_at: Some(now + wait), step: StopStep::AbortPost { seq } };
-                    return;
+                if !self.post_lifecycle(ctx, pid, true, "still running") {
+                    self.next_stop_step(ctx, pid, StopStep::AbortPost { seq: 0 });
                 }
-                self.next_stop_step(ctx, pid, StopStep::AbortPost { seq: 0 });
             }
             StopStep::AbortPost { .. } => {
                 let signal = self.spec.stopsignal;
