@@ -1,7 +1,7 @@
 //! The control protocol: one JSON object per line each way (see docs/protocol.md).
 //!
 //! Pure: turns request lines into [`ControlRequest`]s and core [`Reply`]s into reply lines, and
-//! back for the client. No sockets here; `driver.rs` and `ctl.rs` do the I/O.
+//! back for the client. No sockets here; `daemon::control` and `client::ctl` do the I/O.
 
 use serde::{Deserialize, Serialize};
 

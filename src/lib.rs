@@ -4,18 +4,21 @@
 //! reach the pure parts (config, core) directly. See ARCHITECTURE.md for the codemap.
 
 pub mod activation;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod core;
-pub mod ctl;
 pub mod daemon;
 pub mod init;
 pub mod pidfile;
-pub mod shell;
 pub mod spec;
 pub mod state_dir;
 pub mod sys;
 pub mod users;
+
+/// The client modules' old paths (`sv_lite::ctl`, `sv_lite::shell`), kept for main.rs, tests and
+/// examples.
+pub use client::{ctl, shell};
 
 /// Marks a state the code believes impossible: panics in debug builds and tests, logs an error
 /// and carries on in release builds (the daemon must not die over a bookkeeping bug).

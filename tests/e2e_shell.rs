@@ -443,8 +443,8 @@ fn the_line_editor_stays_in_the_client() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     assert_eq!(
         sources_containing("rustyline::"),
-        vec![src.join("shell.rs")],
-        "rustyline belongs in src/shell.rs alone"
+        vec![src.join("client").join("shell.rs")],
+        "rustyline belongs in src/client/shell.rs alone"
     );
     assert_eq!(
         sources_containing("shell::"),

@@ -28,8 +28,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
+use crate::client::ctl;
 use crate::control::{WireReply, WireRequest};
-use crate::ctl;
 
 /// The interactive prompt.
 pub const PROMPT: &str = "sv-lite> ";
@@ -521,7 +521,7 @@ impl ShellHelper {
 }
 
 fn fetch_instance_names(socket: &Path) -> Result<Vec<String>, String> {
-    let stream = crate::ctl::connect(socket)?;
+    let stream = ctl::connect(socket)?;
     stream.set_read_timeout(Some(NAMES_TIMEOUT)).map_err(|error| error.to_string())?;
     stream.set_write_timeout(Some(NAMES_TIMEOUT)).map_err(|error| error.to_string())?;
     let request = WireRequest { op: "status".to_string(), ..WireRequest::default() };
@@ -713,10 +713,14 @@ mod tests {
         }
         for name in ctl::COMMANDS {
             let Some(entry) = CTL_COMMANDS.iter().find(|entry| entry.name == *name) else {
-                panic!("ctl knows `{name}` but src/shell.rs CTL_COMMANDS has no row for it")
+                panic!("ctl knows `{name}` but src/client/shell.rs CTL_COMMANDS has no row for it")
             };
             let listed = usage.iter().find(|(listed, _)| listed == name).map(|(_, synopsis)| synopsis.as_str());
-            assert_eq!(Some(entry.synopsis().as_str()), listed, "src/shell.rs: make the `{name}` row match ctl::USAGE");
+            assert_eq!(
+                Some(entry.synopsis().as_str()),
+                listed,
+                "src/client/shell.rs: make the `{name}` row match ctl::USAGE"
+            );
         }
     }
 
