@@ -9,7 +9,7 @@
 //! per wake-up and hands everything to `core::Supervisor`.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+pub mod eventlog;
 pub mod listeners;
 pub mod notify;
 pub mod output;
@@ -33,6 +34,8 @@ use std::collections::HashSet;
 
 use mio::unix::SourceFd;
 
+pub use self::eventlog::utc_timestamp;
+use self::eventlog::EventLog;
 use self::listeners::Listeners;
 use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
@@ -143,8 +146,7 @@ struct Driver {
     socket_path: PathBuf,
     config_path: PathBuf,
     state_dir: PathBuf,
-    event_log_path: Option<PathBuf>,
-    event_log: Option<File>,
+    event_log: EventLog,
     sources: HashMap<Token, Source>,
     conn_tokens: HashMap<ConnId, Token>,
     next_token: usize,
@@ -234,11 +236,7 @@ impl Driver {
         if let Err(error) = &notify {
             log::warn!("{error}; programs with `readiness: notify` cannot start");
         }
-        let event_log_path = options.config.logfile.clone();
-        let event_log = match &event_log_path {
-            Some(path) => Some(open_event_log(path)?),
-            None => None,
-        };
+        let event_log = EventLog::open(options.config.logfile.clone())?;
         let state_dir =
             options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
         let flags = match state_dir::load(&state_dir) {
@@ -264,7 +262,6 @@ impl Driver {
             socket_path: options.socket_path,
             config_path: options.config_path,
             state_dir,
-            event_log_path,
             event_log,
             sources: HashMap::new(),
             conn_tokens: HashMap::new(),
@@ -398,7 +395,8 @@ impl Driver {
                 let result = if on { File::create(&path).map(drop) } else { sys::remove_if_exists(&path) };
                 if let Err(error) = result {
                     let verb = if on { "create" } else { "remove" };
-                    self.event(log::Level::Warn, &format!("cannot {verb} snooze file {}: {error}", path.display()));
+                    let message = format!("cannot {verb} snooze file {}: {error}", path.display());
+                    self.event_log.write(log::Level::Warn, &message);
                 }
             }
             Action::SetFlag { instance, flag, on } => {
@@ -409,7 +407,7 @@ impl Driver {
                 self.write_flags();
                 self.send(conn, &control::encode_reply(&reply), true);
             }
-            Action::Log { level, message } => self.event(level, &message),
+            Action::Log { level, message } => self.event_log.write(level, &message),
             Action::Exit(code) => self.exit_code = Some(code),
         }
     }
@@ -497,7 +495,7 @@ impl Driver {
                 change.flag.as_str(),
                 self.state_dir.display()
             );
-            self.event(log::Level::Warn, &message);
+            self.event_log.write(log::Level::Warn, &message);
         }
     }
 
@@ -673,11 +671,11 @@ impl Driver {
                     self.reaped = reaped;
                 }
                 SIGTERM | SIGINT | SIGQUIT => {
-                    self.event(log::Level::Info, &format!("received {}", crate::spec::Signal(signal)));
+                    self.event_log.write(log::Level::Info, &format!("received {}", crate::spec::Signal(signal)));
                     self.feed(Input::Shutdown { conn: None });
                 }
                 SIGHUP => {
-                    self.event(log::Level::Info, "received SIGHUP: reloading config");
+                    self.event_log.write(log::Level::Info, "received SIGHUP: reloading config");
                     let result = self.load_config();
                     self.feed(Input::Reload { conn: None, result });
                 }
@@ -695,12 +693,7 @@ impl Driver {
     }
 
     fn reopen_logs(&mut self) {
-        if let Some(path) = &self.event_log_path {
-            match open_event_log(path) {
-                Ok(file) => self.event_log = Some(file),
-                Err(error) => log::warn!("{error}; keeping the old event log file"),
-            }
-        }
+        self.event_log.reopen();
         for source in self.sources.values_mut() {
             if let Source::Child { output, .. } = source {
                 if let Err(error) = output.reopen() {
@@ -712,7 +705,7 @@ impl Driver {
                 }
             }
         }
-        self.event(log::Level::Info, "received SIGUSR1: reopened log files");
+        self.event_log.write(log::Level::Info, "received SIGUSR1: reopened log files");
     }
 
     fn accept_connections(&mut self) {
@@ -979,7 +972,7 @@ impl Driver {
             ControlRequest::Core(request) => Input::Request { conn, request },
             ControlRequest::Shutdown => Input::Shutdown { conn: Some(conn) },
             ControlRequest::Reload => {
-                self.event(log::Level::Info, "reload requested over the control socket");
+                self.event_log.write(log::Level::Info, "reload requested over the control socket");
                 Input::Reload { conn: Some(conn), result: self.load_config() }
             }
         };
@@ -1137,19 +1130,6 @@ impl Driver {
         }
     }
 
-    /// Writes one event: through `log` always, and to the event log file at info and above.
-    fn event(&mut self, level: log::Level, message: &str) {
-        log::log!(level, "{message}");
-        if level <= log::Level::Info {
-            if let Some(file) = &mut self.event_log {
-                let line = format!("{} {:<5} {message}\n", utc_timestamp(SystemTime::now()), level);
-                if let Err(error) = file.write_all(line.as_bytes()) {
-                    log::warn!("event log: write failed: {error}");
-                }
-            }
-        }
-    }
-
     /// Last duties before exit: deliver pending replies, drain the programs' output to our
     /// stdout and stderr (waiting for a slow reader up to [`EXIT_FLUSH_DEADLINE`]), remove the
     /// socket.
@@ -1227,14 +1207,6 @@ fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Resul
     }
 }
 
-fn open_event_log(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|error| format!("event log {}: cannot open: {error}", path.display()))
-}
-
 /// Binds the control socket, refusing when a live daemon answers on it and replacing a stale
 /// socket file left by a dead one. The socket is mode 0600, or 0660 and owned by
 /// `socket_group` when one is set; its directory must not be world-writable.
@@ -1301,47 +1273,4 @@ fn bind_control_socket(path: &Path, group: Option<&Group>) -> Result<UnixListene
 fn seed() -> u64 {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_nanos() as u64).unwrap_or(0);
     nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// `2026-11-23T14:31:00.123Z`.
-#[must_use]
-pub fn utc_timestamp(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (days, day_seconds) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        day_seconds / 3600,
-        day_seconds / 60 % 60,
-        day_seconds % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn utc_timestamps() {
-        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_millis(1_795_444_260_123)), "2026-11-23T14:31:00.123Z");
-        assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
-    }
 }
