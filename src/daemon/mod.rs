@@ -2,25 +2,27 @@
 //! into syscalls.
 //!
 //! One `Poll` in one thread multiplexes the signal self-pipe ([`SIGNALS`]), the control socket
-//! ([`CONTROL`]), its connections and every child's stdout/stderr pipe (tokens from a counter).
-//! The poll timeout is the core's earliest deadline, so an idle daemon sleeps without waking.
+//! ([`CONTROL`]) and its connections (served by [`control::ControlServer`]), every child's
+//! stdout/stderr pipe, probes and notification fds (tokens from one counter). The poll timeout is
+//! the earlier of the core's earliest deadline and the next idle connection's, so an idle daemon
+//! sleeps without waking.
 //!
 //! Architecture invariant: the driver makes no supervision decisions; it reads the clock once
 //! per wake-up and hands everything to `core::Supervisor`.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mio::net::{UnixListener, UnixStream};
 use mio::unix::pipe::Receiver;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+pub mod control;
 pub mod eventlog;
 pub mod listeners;
 pub mod notify;
@@ -34,6 +36,7 @@ use std::collections::HashSet;
 
 use mio::unix::SourceFd;
 
+use self::control::{ControlServer, Serviced};
 pub use self::eventlog::utc_timestamp;
 use self::eventlog::EventLog;
 use self::listeners::Listeners;
@@ -41,13 +44,12 @@ use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
 use crate::config;
-use crate::control::{self, ControlRequest, TailStream, MAX_REQUEST_BYTES};
+use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
     Action, ConnId, ExitStatus, Input, InstanceId, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
 };
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
-use crate::users::{self, Group};
 use crate::{pidfile, state_dir};
 
 const SIGNALS: Token = Token(0);
@@ -75,16 +77,7 @@ struct QueuedSpawn {
     extras: SpawnExtras,
 }
 
-/// Bytes a client may leave unread before it is dropped.
-const MAX_REPLY_BACKLOG: usize = 4 * 1024 * 1024;
-/// Bytes a `tail -f` client may fall behind before it is dropped.
-const MAX_FOLLOW_BACKLOG: usize = 256 * 1024;
-/// Open control connections at most; more are refused.
-const MAX_CONNECTIONS: usize = 512;
-/// A connection with no request in flight and nothing sent or received for this long is
-/// closed. Trickling bytes of an unfinished request does not count as activity.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Size of the reused read buffer for child pipes and connections.
+/// Size of the reused read buffer for child pipes (the control server has one of its own).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// What the daemon needs to start.
@@ -112,43 +105,17 @@ enum Source {
         instance: InstanceId,
         receiver: Receiver,
     },
-    Conn(Connection),
-}
-
-struct Connection {
-    id: ConnId,
-    stream: UnixStream,
-    input: Vec<u8>,
-    output: Vec<u8>,
-    /// Requests handed to the core and not yet answered.
-    pending: usize,
-    /// The client closed its side; close ours once everything is answered and sent.
-    read_closed: bool,
-    /// Last complete request or reply, for the idle timeout.
-    last_active: Instant,
-    /// A `tail -f` stream: never idle, dropped when it falls behind.
-    following: bool,
-    /// An oversize request is being skipped up to its newline.
-    discarding: bool,
-}
-
-/// A `tail -f` client of one instance's stream.
-struct Follower {
-    conn: ConnId,
-    instance: InstanceId,
-    stream: StreamKind,
 }
 
 struct Driver {
     poll: Poll,
     signals: Signals,
-    listener: UnixListener,
-    socket_path: PathBuf,
+    /// The control socket and its connections.
+    control: ControlServer,
     config_path: PathBuf,
     state_dir: PathBuf,
     event_log: EventLog,
     sources: HashMap<Token, Source>,
-    conn_tokens: HashMap<ConnId, Token>,
     next_token: usize,
     supervisor: Supervisor,
     reaped: Vec<(Pid, ExitStatus)>,
@@ -158,7 +125,6 @@ struct Driver {
     spawns_this_turn: usize,
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
-    followers: Vec<Follower>,
     /// HTTP and TCP checks in flight.
     probes: Probes,
     /// Listening sockets of socket-activated programs, kept across their restarts.
@@ -171,9 +137,6 @@ struct Driver {
     stalled: Vec<Token>,
     /// Instances the core was told have stalled output.
     stalled_instances: HashSet<InstanceId>,
-    /// Members may use the control socket, besides root and our own uid.
-    socket_group: Option<Group>,
-    euid: u32,
     /// RLIMIT_NOFILE after raising it, for messages.
     fd_limit: u64,
     read_buffer: Vec<u8>,
@@ -205,14 +168,12 @@ impl Driver {
                 log::warn!("cannot become child subreaper: {error}; orphans of programs will not be reaped by sv-lite");
             }
         }
-        let socket_group = match &options.config.socket_group {
-            Some(name) => Some(users::group(name).map_err(|error| format!("socket_group: {error}"))?),
-            None => None,
-        };
-        let mut listener = bind_control_socket(&options.socket_path, socket_group.as_ref())?;
-        poll.registry()
-            .register(&mut listener, CONTROL, Interest::READABLE)
-            .map_err(|error| format!("cannot register control socket: {error}"))?;
+        let control = ControlServer::bind(
+            &options.socket_path,
+            options.config.socket_group.as_deref(),
+            poll.registry(),
+            CONTROL,
+        )?;
         for (fd, token) in stdio::install().into_iter().zip([STDOUT, STDERR]) {
             if let Some(fd) = fd {
                 if let Err(error) = poll.registry().register(&mut SourceFd(&fd), token, Interest::WRITABLE) {
@@ -258,28 +219,23 @@ impl Driver {
         Ok(Driver {
             poll,
             signals,
-            listener,
-            socket_path: options.socket_path,
+            control,
             config_path: options.config_path,
             state_dir,
             event_log,
             sources: HashMap::new(),
-            conn_tokens: HashMap::new(),
             next_token: FIRST_DYNAMIC_TOKEN,
             supervisor,
             reaped: Vec::new(),
             spawn_queue: std::collections::VecDeque::new(),
             spawns_this_turn: 0,
             rings: HashMap::new(),
-            followers: Vec::new(),
             probes: Probes::new(),
             listeners,
             notify,
             flag_changes: Vec::new(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
-            socket_group,
-            euid: sys::geteuid(),
             fd_limit,
             read_buffer: vec![0; READ_BUFFER_BYTES],
             scratch: Vec::with_capacity(READ_BUFFER_BYTES),
@@ -291,7 +247,7 @@ impl Driver {
         let mut events = Events::with_capacity(256);
         self.drain_actions();
         while self.exit_code.is_none() {
-            let deadline = match (self.supervisor.poll_timeout(), self.next_idle_deadline()) {
+            let deadline = match (self.supervisor.poll_timeout(), self.control.next_idle_deadline()) {
                 (Some(core), Some(idle)) => Some(core.min(idle)),
                 (core, idle) => core.or(idle),
             };
@@ -322,7 +278,8 @@ impl Driver {
             let now = Instant::now();
             self.supervisor.handle_timeout(now);
             self.drain_actions();
-            self.close_idle_connections(now);
+            let closed = self.control.close_idle(self.poll.registry(), now);
+            self.conns_closed(closed);
             self.flush_output();
         }
         self.finish();
@@ -405,7 +362,7 @@ impl Driver {
             }
             Action::Reply { conn, reply } => {
                 self.write_flags();
-                self.send(conn, &control::encode_reply(&reply), true);
+                self.send(conn, &protocol::encode_reply(&reply), true);
             }
             Action::Log { level, message } => self.event_log.write(level, &message),
             Action::Exit(code) => self.exit_code = Some(code),
@@ -652,9 +609,7 @@ impl Driver {
     }
 
     fn next_token(&mut self) -> Token {
-        let token = Token(self.next_token);
-        self.next_token += 1;
-        token
+        take_token(&mut self.next_token)
     }
 
     fn handle_signals(&mut self) {
@@ -710,46 +665,10 @@ impl Driver {
 
     fn accept_connections(&mut self) {
         loop {
-            match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    if let Err(refusal) = self.admit(&stream) {
-                        log::warn!("control connection refused: {refusal}");
-                        let _ = stream.write(&control::encode_error(&refusal));
-                        continue;
-                    }
-                    let token = self.next_token();
-                    let conn_id = token.0 as ConnId;
-                    if let Err(error) =
-                        self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-                    {
-                        log::warn!("control connection: cannot register: {error}");
-                        continue;
-                    }
-                    self.conn_tokens.insert(conn_id, token);
-                    self.sources.insert(
-                        token,
-                        Source::Conn(Connection {
-                            id: conn_id,
-                            stream,
-                            input: Vec::new(),
-                            output: Vec::new(),
-                            pending: 0,
-                            read_closed: false,
-                            last_active: Instant::now(),
-                            following: false,
-                            discarding: false,
-                        }),
-                    );
-                    // A client may have written before we registered: read now (edge-triggered).
-                    self.handle_source(token);
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    log::warn!("control socket: accept: {error}");
-                    return;
-                }
-            }
+            let accepted = self.control.accept(self.poll.registry(), &mut || take_token(&mut self.next_token));
+            let Some(token) = accepted else { return };
+            // A client may have written before we registered: read now (edge-triggered).
+            self.service_connection(token);
         }
     }
 
@@ -761,10 +680,13 @@ impl Driver {
             }
             return;
         }
+        if self.control.owns(token) {
+            self.service_connection(token);
+            return;
+        }
         match self.sources.get(&token) {
             Some(Source::Child { .. }) => self.read_child(token),
             Some(Source::ReadyFd { .. }) => self.read_ready_fd(token),
-            Some(Source::Conn(_)) => self.service_connection(token),
             None => {} // Spurious event for a source already gone.
         }
     }
@@ -773,7 +695,7 @@ impl Driver {
         let Some(Source::Child { receiver, output, instance }) = self.sources.get_mut(&token) else { return };
         let key = (*instance, output.stream);
         let mut ring = self.rings.get_mut(&key);
-        let followed = self.followers.iter().any(|follower| (follower.instance, follower.stream) == key);
+        let followed = self.control.is_followed(key);
         let forwarded_to = output.forwarded_to();
         let mut for_followers = Vec::new();
         let mut at_eof = false;
@@ -817,7 +739,8 @@ impl Driver {
             }
         }
         if !for_followers.is_empty() {
-            self.feed_followers(key, &for_followers);
+            let closed = self.control.feed_followers(self.poll.registry(), key, &for_followers);
+            self.conns_closed(closed);
         }
         if at_eof {
             if let Some(Source::Child { mut receiver, mut output, instance }) = self.sources.remove(&token) {
@@ -844,7 +767,7 @@ impl Driver {
                 Some(Source::Child { output, .. }) => {
                     output.forwarded_to().is_none_or(|stream| stdio::pending(stream) < stdio::LOW_WATER)
                 }
-                Some(Source::Conn(_) | Source::ReadyFd { .. }) | None => true,
+                Some(Source::ReadyFd { .. }) | None => true,
             })
             .collect();
         self.stalled.retain(|token| !ready.contains(token));
@@ -856,7 +779,7 @@ impl Driver {
             .iter()
             .filter_map(|token| match self.sources.get(token) {
                 Some(Source::Child { instance, .. }) => Some(*instance),
-                Some(Source::Conn(_) | Source::ReadyFd { .. }) | None => None,
+                Some(Source::ReadyFd { .. }) | None => None,
             })
             .collect();
         let resumed: Vec<InstanceId> = self.stalled_instances.difference(&still).copied().collect();
@@ -867,102 +790,34 @@ impl Driver {
         self.drain_actions();
     }
 
+    /// Hands a connection's requests on, in the order they came, then lets the server close it
+    /// if its client has left and everything is answered.
     fn service_connection(&mut self, token: Token) {
-        // Complete request lines; `None` stands for an oversize one, answered with an error.
-        let mut requests: Vec<Option<Vec<u8>>> = Vec::new();
-        let mut close = false;
-        {
-            let Some(Source::Conn(conn)) = self.sources.get_mut(&token) else { return };
-            loop {
-                match conn.stream.read(&mut self.read_buffer) {
-                    Ok(0) => {
-                        conn.read_closed = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        let mut chunk = &self.read_buffer[..n];
-                        if conn.discarding {
-                            // Skip the rest of an oversize request, up to its newline.
-                            match chunk.iter().position(|&byte| byte == b'\n') {
-                                Some(newline) => {
-                                    conn.discarding = false;
-                                    chunk = &chunk[newline + 1..];
-                                }
-                                None => continue,
-                            }
-                        }
-                        conn.input.extend_from_slice(chunk);
-                        while let Some(newline) = conn.input.iter().position(|&byte| byte == b'\n') {
-                            let line: Vec<u8> = conn.input.drain(..=newline).collect();
-                            requests.push((line.len() <= MAX_REQUEST_BYTES).then_some(line));
-                        }
-                        if conn.input.len() > MAX_REQUEST_BYTES {
-                            conn.input.clear();
-                            conn.discarding = true;
-                            requests.push(None);
-                        }
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(error) => {
-                        log::debug!("control connection: read: {error}");
-                        close = true;
-                        break;
-                    }
-                }
+        let Some(Serviced { conn, requests }) = self.control.service(token) else { return };
+        for request in requests {
+            match request {
+                Ok(request) => self.route_request(conn, request),
+                Err(error) => self.send(conn, &protocol::encode_error(&error), false),
             }
         }
-        let conn_id = token.0 as ConnId;
-        for line in requests {
-            match line {
-                Some(line) => self.handle_request_line(conn_id, &line),
-                None => {
-                    let message = format!("request longer than {MAX_REQUEST_BYTES} bytes; ignored");
-                    self.send(conn_id, &control::encode_error(&message), false);
-                }
-            }
-        }
-        self.flush(token);
-        let Some(Source::Conn(conn)) = self.sources.get(&token) else { return };
-        if close || (conn.read_closed && conn.pending == 0 && conn.output.is_empty()) {
-            self.close_connection(token);
-        }
+        let closed = self.control.settle(self.poll.registry(), conn);
+        self.conns_closed(closed);
     }
 
-    fn handle_request_line(&mut self, conn: ConnId, line: &[u8]) {
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        let request = match control::parse_request(line) {
-            Ok(request) => request,
-            Err(error) => {
-                log::debug!("control connection {conn}: {error}");
-                self.send(conn, &control::encode_error(&error), false);
-                return;
-            }
-        };
-        if let Some(Source::Conn(connection)) =
-            self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token))
-        {
-            connection.pending += 1;
-        }
-        if let Some(Source::Conn(connection)) =
-            self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token))
-        {
-            connection.last_active = Instant::now();
-        }
+    /// Routes one request: `reload`, `pid`, `port` and `tail` are answered here, the rest goes
+    /// to the core.
+    fn route_request(&mut self, conn: ConnId, request: ControlRequest) {
+        self.control.begin_request(conn);
         let input = match request {
             ControlRequest::Port { target, name } => {
                 match self.supervisor.port_of(&target, &name) {
-                    Ok(port) => self.send(conn, &control::encode_port(port), true),
-                    Err(error) => self.send(conn, &control::encode_error(&error), true),
+                    Ok(port) => self.send(conn, &protocol::encode_port(port), true),
+                    Err(error) => self.send(conn, &protocol::encode_error(&error), true),
                 }
                 return;
             }
             ControlRequest::DaemonPid => {
-                self.send(conn, &control::encode_pid(sys::getpid()), true);
+                self.send(conn, &protocol::encode_pid(sys::getpid()), true);
                 return;
             }
             ControlRequest::Tail { target, stream, lines, follow } => {
@@ -979,87 +834,17 @@ impl Driver {
         self.feed(input);
     }
 
-    /// Queues bytes for a connection and writes what the socket takes. `answers` marks a reply
-    /// to a request counted in `pending`.
+    /// Sends bytes to a connection (see [`ControlServer::send`]).
     fn send(&mut self, conn: ConnId, bytes: &[u8], answers: bool) {
-        let Some(&token) = self.conn_tokens.get(&conn) else { return };
-        let Some(Source::Conn(connection)) = self.sources.get_mut(&token) else { return };
-        if answers {
-            connection.pending = connection.pending.saturating_sub(1);
-            connection.last_active = Instant::now();
-        }
-        let limit = if connection.following { MAX_FOLLOW_BACKLOG } else { MAX_REPLY_BACKLOG };
-        if connection.output.len() + bytes.len() > limit {
-            log::warn!(
-                "control connection {conn}: client fell {} bytes behind; dropping it",
-                connection.output.len() + bytes.len()
-            );
-            self.close_connection(token);
-            return;
-        }
-        connection.output.extend_from_slice(bytes);
-        self.flush(token);
-        if let Some(Source::Conn(connection)) = self.sources.get(&token) {
-            if connection.read_closed && connection.pending == 0 && connection.output.is_empty() {
-                self.close_connection(token);
-            }
-        }
+        let closed = self.control.send(self.poll.registry(), conn, bytes, answers);
+        self.conns_closed(closed);
     }
 
-    fn flush(&mut self, token: Token) {
-        let Some(Source::Conn(connection)) = self.sources.get_mut(&token) else { return };
-        while !connection.output.is_empty() {
-            match connection.stream.write(&connection.output) {
-                Ok(0) => break,
-                Ok(n) => {
-                    connection.output.drain(..n);
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => {
-                    log::debug!("control connection {}: write: {error}", connection.id);
-                    self.close_connection(token);
-                    return;
-                }
-            }
+    /// Tells the core about connections the server closed, so that it drops their waiters.
+    fn conns_closed(&mut self, closed: Vec<ConnId>) {
+        for conn in closed {
+            self.supervisor.handle_input(Instant::now(), Input::ConnClosed { conn });
         }
-    }
-
-    fn close_connection(&mut self, token: Token) {
-        if let Some(Source::Conn(mut connection)) = self.sources.remove(&token) {
-            let _ = self.poll.registry().deregister(&mut connection.stream);
-            self.conn_tokens.remove(&connection.id);
-            self.followers.retain(|follower| follower.conn != connection.id);
-            self.supervisor.handle_input(Instant::now(), Input::ConnClosed { conn: connection.id });
-        }
-    }
-
-    /// Checks a new connection: the connection limit, then the peer's credentials (root, our own
-    /// uid, or a member of `socket_group`).
-    fn admit(&self, stream: &UnixStream) -> Result<(), String> {
-        if self.conn_tokens.len() >= MAX_CONNECTIONS {
-            return Err(format!("too many control connections (limit {MAX_CONNECTIONS}); try again later"));
-        }
-        use std::os::fd::AsRawFd;
-        let (pid, uid, gid) =
-            sys::peer_credentials(stream.as_raw_fd()).map_err(|error| format!("SO_PEERCRED: {error}"))?;
-        if uid == 0 || uid == self.euid {
-            return Ok(());
-        }
-        if let Some(group) = &self.socket_group {
-            if gid == group.gid || users::uid_in_group(uid, group) {
-                return Ok(());
-            }
-        }
-        Err(format!(
-            "permission denied: uid {uid} (pid {pid}) is not root, not the daemon's uid {}{}",
-            self.euid,
-            if self.socket_group.is_some() {
-                " and not in socket_group"
-            } else {
-                " (set socket_group to allow a group)"
-            }
-        ))
     }
 
     /// Answers `tail`: the last lines from the ring, then, with `follow`, new output as it comes.
@@ -1067,7 +852,7 @@ impl Driver {
         let instance = match self.supervisor.lookup(target) {
             Ok(instance) => instance,
             Err(error) => {
-                self.send(conn, &control::encode_error(&error), true);
+                self.send(conn, &protocol::encode_error(&error), true);
                 return;
             }
         };
@@ -1077,57 +862,9 @@ impl Driver {
         };
         let recent = self.rings.get(&(instance, stream)).map(|ring| ring.last_lines(lines)).unwrap_or_default();
         if follow {
-            if let Some(Source::Conn(connection)) =
-                self.conn_tokens.get(&conn).and_then(|token| self.sources.get_mut(token))
-            {
-                connection.following = true;
-            }
-            self.followers.push(Follower { conn, instance, stream });
+            self.control.follow(conn, (instance, stream));
         }
-        self.send(conn, &control::encode_data(&recent), true);
-    }
-
-    fn feed_followers(&mut self, key: (InstanceId, StreamKind), bytes: &[u8]) {
-        let line = control::encode_data(bytes);
-        let conns: Vec<ConnId> = self
-            .followers
-            .iter()
-            .filter(|follower| (follower.instance, follower.stream) == key)
-            .map(|follower| follower.conn)
-            .collect();
-        for conn in conns {
-            self.send(conn, &line, false);
-        }
-    }
-
-    /// When a connection becomes idle enough to close, if it stays as it is now: `None` while
-    /// it has a request in flight or follows a `tail -f`.
-    fn idle_deadline(&self, token: Token) -> Option<Instant> {
-        match self.sources.get(&token) {
-            Some(Source::Conn(connection)) if connection.pending == 0 && !connection.following => {
-                Some(connection.last_active + IDLE_TIMEOUT)
-            }
-            Some(Source::Conn(_) | Source::Child { .. } | Source::ReadyFd { .. }) | None => None,
-        }
-    }
-
-    /// The earliest time an idle connection must be closed. Looks at connections only, never
-    /// at the (many more) child pipes.
-    fn next_idle_deadline(&self) -> Option<Instant> {
-        self.conn_tokens.values().filter_map(|&token| self.idle_deadline(token)).min()
-    }
-
-    fn close_idle_connections(&mut self, now: Instant) {
-        let idle: Vec<Token> = self
-            .conn_tokens
-            .values()
-            .copied()
-            .filter(|&token| self.idle_deadline(token).is_some_and(|deadline| deadline <= now))
-            .collect();
-        for token in idle {
-            log::debug!("control connection {}: idle for {IDLE_TIMEOUT:?}; closing it", token.0);
-            self.close_connection(token);
-        }
+        self.send(conn, &protocol::encode_data(&recent), true);
     }
 
     /// Last duties before exit: deliver pending replies, drain the programs' output to our
@@ -1135,15 +872,11 @@ impl Driver {
     /// socket.
     fn finish(&mut self) {
         let deadline = Instant::now() + EXIT_FLUSH_DEADLINE;
+        self.control.finish();
         let tokens: Vec<Token> = self.sources.keys().copied().collect();
         for token in tokens {
-            match self.sources.get_mut(&token) {
-                Some(Source::Conn(connection)) => {
-                    // Best effort, never waiting: the client waits for "shut down".
-                    let _ = connection.stream.write(&connection.output);
-                }
-                Some(Source::Child { .. }) => self.read_child(token),
-                Some(Source::ReadyFd { .. }) | None => {}
+            if let Some(Source::Child { .. }) = self.sources.get(&token) {
+                self.read_child(token);
             }
         }
         // Pipes held back by a slow reader: give them until the deadline.
@@ -1156,9 +889,7 @@ impl Driver {
                 self.read_child(token);
             }
         }
-        if let Err(error) = sys::remove_if_exists(&self.socket_path) {
-            log::warn!("cannot remove control socket {}: {error}", self.socket_path.display());
-        }
+        self.control.remove_socket();
         stdio::uninstall(deadline);
     }
 }
@@ -1207,67 +938,12 @@ fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Resul
     }
 }
 
-/// Binds the control socket, refusing when a live daemon answers on it and replacing a stale
-/// socket file left by a dead one. The socket is mode 0600, or 0660 and owned by
-/// `socket_group` when one is set; its directory must not be world-writable.
-fn bind_control_socket(path: &Path, group: Option<&Group>) -> Result<UnixListener, String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|error| format!("control socket directory {}: {error}", dir.display()))?;
-        let mode = std::fs::metadata(dir).map(|meta| meta.mode()).unwrap_or(0);
-        // World-writable is fine with the sticky bit (/tmp): nobody else can then unlink or
-        // rename what we create there. Squatting (creating the path first) is checked below.
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(format!(
-                "control socket {}: directory {} is world-writable without the sticky bit, so anyone could \
-                 replace the socket; put it in a directory only sv-lite's user can write (e.g. /run/sv-lite/sv-lite.sock)",
-                path.display(),
-                dir.display()
-            ));
-        }
-    }
-    match std::fs::symlink_metadata(path) {
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(format!("control socket {}: {error}", path.display())),
-        Ok(meta) => {
-            if !meta.file_type().is_socket() {
-                return Err(format!(
-                    "control socket {}: a file that is not a socket is in the way; refusing to replace it",
-                    path.display()
-                ));
-            }
-            if meta.uid() != sys::geteuid() {
-                return Err(format!(
-                    "control socket {}: it exists and belongs to uid {}, not to us (uid {}); refusing to replace \
-                     someone else's socket. Remove it if it is stale, or use another socket (-s)",
-                    path.display(),
-                    meta.uid(),
-                    sys::geteuid()
-                ));
-            }
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(format!(
-                    "control socket {}: another sv-lite is running and listening on it; stop it first or use another socket (-s)",
-                    path.display()
-                ));
-            }
-            log::info!("removing stale control socket {}", path.display());
-            sys::remove_if_exists(path)
-                .map_err(|error| format!("control socket {}: cannot remove stale file: {error}", path.display()))?;
-        }
-    }
-    let listener =
-        UnixListener::bind(path).map_err(|error| format!("control socket {}: cannot bind: {error}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    let mode = if group.is_some() { 0o660 } else { 0o600 };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|error| format!("control socket {}: cannot set mode {mode:o}: {error}", path.display()))?;
-    if let Some(group) = group {
-        std::os::unix::fs::chown(path, None, Some(group.gid)).map_err(|error| {
-            format!("control socket {}: cannot give it to group {}: {error}", path.display(), group.gid)
-        })?;
-    }
-    Ok(listener)
+/// The next token from the driver's one counter: tokens are never reused, so a late event for a
+/// closed source finds nothing.
+fn take_token(counter: &mut usize) -> Token {
+    let token = Token(*counter);
+    *counter += 1;
+    token
 }
 
 fn seed() -> u64 {
