@@ -1498,9 +1498,8 @@ impl Instance {
         let Some(health) = &self.probe.health else { return };
         if health.timed_out(now) {
             let timeout = health.check.timeout;
-            let seq = health.in_flight.as_ref().map_or(0, |in_flight| in_flight.seq);
             self.cancel_check(ctx);
-            let _ = self.count_health(ctx, seq, false, format!("timed out after {}", human_duration(timeout)));
+            self.count_health(ctx, false, format!("timed out after {}", human_duration(timeout)));
             return;
         }
         if health.due(now) {
@@ -1605,7 +1604,7 @@ impl Instance {
             None => {
                 // The port is not known (yet): a failed check, said as much.
                 let _ = self.probe.health.as_mut().map(|health| health.answer(ctx.now, seq));
-                let _ = self.count_health(ctx, seq, false, "its port has no number".to_string());
+                self.count_health(ctx, false, "its port has no number".to_string());
             }
         }
     }
@@ -1650,12 +1649,13 @@ impl Instance {
             Ok(detail) => (true, detail),
             Err(detail) => (false, detail),
         };
-        self.count_health(ctx, seq, passed, detail)
+        self.count_health(ctx, passed, detail);
+        Outcome::Nothing
     }
 
     /// Counts one health result and acts on what it means.
-    fn count_health(&mut self, ctx: &mut Ctx<'_>, _seq: u64, passed: bool, detail: String) -> Outcome {
-        let Some(health) = &mut self.probe.health else { return Outcome::Nothing };
+    fn count_health(&mut self, ctx: &mut Ctx<'_>, passed: bool, detail: String) {
+        let Some(health) = &mut self.probe.health else { return };
         let before = health.state;
         let verdict = health.count(passed, detail.clone());
         let after = health.state;
@@ -1671,29 +1671,27 @@ impl Instance {
             self.log(ctx, log::Level::Debug, format!("health check failed ({failures} in a row): {detail}"));
         }
         match (verdict, self.state.clone()) {
-            (Verdict::Nothing, _) => Outcome::Nothing,
+            (Verdict::Nothing, _) => {}
             (Verdict::Ready, State::Starting { pid, .. }) => {
                 if let Some(health) = &mut self.probe.health {
                     health.promote();
                 }
                 self.become_running(ctx, pid);
-                Outcome::Nothing
             }
             (Verdict::StartFailed(why), State::Starting { pid, .. }) => {
                 self.recover_why = why.clone();
                 self.log(ctx, log::Level::Warn, format!("start failed: {why}"));
                 self.after_stop = AfterStop::FailedStart;
                 self.begin_stop(ctx, pid);
-                Outcome::Nothing
             }
             (Verdict::Unhealthy(why), State::Running { pid, since }) => {
                 self.recover_why = format!("unhealthy: {why}");
                 self.log(ctx, log::Level::Warn, format!("unhealthy: {why}; stopping it to restart"));
                 self.after_stop = AfterStop::Unhealthy { since };
                 self.begin_stop(ctx, pid);
-                Outcome::Nothing
             }
-            (Verdict::Ready | Verdict::StartFailed(_) | Verdict::Unhealthy(_), _) => Outcome::Nothing,
+            // A verdict for a phase the instance has left meanwhile.
+            (Verdict::Ready | Verdict::StartFailed(_) | Verdict::Unhealthy(_), _) => {}
         }
     }
 
