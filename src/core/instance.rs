@@ -358,7 +358,7 @@ impl Instance {
         match self.state {
             State::Starting { up_at: None, .. } if self.announces_readiness() => {
                 if self.probe.ready_by.is_none() {
-                    self.probe.ready_by = Some(ctx.now + self.spec.ready_timeout);
+                    self.probe.ready_by = Some(ctx.now + self.ready_timeout());
                 }
             }
             _ => self.probe.ready_by = None,
@@ -390,12 +390,21 @@ impl Instance {
         matches!(self.readiness(), Readiness::Notify | Readiness::Fd(_) | Readiness::Health)
     }
 
+    /// How long a start may take to be ready: `ready_timeout`, and for a health check at least
+    /// the time its n checks take (Aurora's grace period must not be cut short).
+    fn ready_timeout(&self) -> Duration {
+        let checks = self.probe.health.as_ref().filter(|_| self.readiness() == Readiness::Health).map(|health| {
+            health.check.interval.saturating_mul(health.start_budget()).saturating_add(health.check.timeout)
+        });
+        self.spec.ready_timeout.max(checks.unwrap_or_default())
+    }
+
     /// The watchdog interval in force: the program's `WATCHDOG_USEC=`, else the config's.
     fn watchdog_interval(&self) -> Option<Duration> {
         if self.readiness() != Readiness::Notify {
             return None;
         }
-        self.probe.watchdog_every.or(self.spec.watchdog)
+        self.probe.watchdog_every.or(self.spec.watchdog).filter(|every| !every.is_zero())
     }
 
     /// Applies one event. Every pair is decided here.
@@ -935,6 +944,14 @@ impl Instance {
                 Event::Lifecycle { .. },
             ) => Outcome::Nothing, // A late answer for a stop already over.
             (State::Spawning, Event::PortsAllocated(Ok(ports))) => {
+                if ports.iter().any(|port| ctx.taken_ports.contains(port)) {
+                    // Another instance got it meanwhile (requests made together exclude each
+                    // other's answers only once those are in): ask again, excluding it now.
+                    let mut exclude: Vec<u16> = ctx.taken_ports.iter().copied().collect();
+                    exclude.sort_unstable();
+                    ctx.actions.push_back(Action::AllocatePorts { id: self.id, count: ports.len(), exclude });
+                    return Outcome::Nothing;
+                }
                 self.take_ports(ports);
                 self.push_spawn(ctx);
                 Outcome::Nothing
@@ -1230,6 +1247,7 @@ impl Instance {
             Phase::Running { pid, since } => {
                 self.log(ctx, log::Level::Info, format!("resuming: {continued}; RUNNING"));
                 self.enter(now, State::Running { pid, since });
+                self.keep_checking_health(now);
             }
         }
     }
@@ -1287,6 +1305,17 @@ impl Instance {
     fn spawn(&mut self, ctx: &mut Ctx<'_>) {
         self.after_stop = AfterStop::Stay;
         self.enter(ctx.now, State::Spawning);
+        // A new run takes the spec as it is now (a reload may have changed the check or the
+        // ports); the old process was stopped with the old ones.
+        if self.probe.health.as_ref().map(|health| &health.check) != self.spec.health_check.as_ref() {
+            self.probe.health = self.spec.health_check.clone().map(super::probe::Health::new);
+        }
+        if self.allocated.len() == self.allocated_names() {
+            let allocated = std::mem::take(&mut self.allocated);
+            self.take_ports(allocated);
+        } else {
+            self.allocated.clear();
+        }
         let wanted = self.allocated_names();
         if self.allocated.len() != wanted {
             let mut exclude: Vec<u16> = ctx.taken_ports.iter().copied().collect();
@@ -1479,7 +1508,7 @@ impl Instance {
         if self.probe.ready_by.is_some_and(|at| at <= now) {
             self.probe.ready_by = None;
             if let State::Starting { pid, .. } = self.state {
-                let why = format!("not ready within ready_timeout ({})", human_duration(self.spec.ready_timeout));
+                let why = format!("not ready within ready_timeout ({})", human_duration(self.ready_timeout()));
                 self.recover_why = why.clone();
                 self.log(ctx, log::Level::Warn, format!("start failed: {why}; stopping it"));
                 self.after_stop = AfterStop::FailedStart;
@@ -1543,7 +1572,8 @@ impl Instance {
                     }
                 }
                 NotifyField::WatchdogUsec(usec) => {
-                    self.probe.watchdog_every = Some(Duration::from_micros(usec.max(1)));
+                    // 0 turns the watchdog off, as under systemd.
+                    self.probe.watchdog_every = Some(Duration::from_micros(usec));
                     if self.state.name() == StateName::Running {
                         self.probe.watchdog_at = self.watchdog_interval().map(|every| ctx.now + every);
                     }
@@ -1698,14 +1728,23 @@ impl Instance {
     fn become_running(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
         if self.pid_mode() {
             self.probe.pid_file_at = Some(ctx.now + self.spec.monitor_interval);
-            // A pid-file program's health check is a liveness check from here on.
-            if let Some(health) = &mut self.probe.health {
-                health.begin(ctx.now, HealthPhase::Running);
-            }
         }
+        self.keep_checking_health(ctx.now);
         self.failures = 0;
         self.enter(ctx.now, State::Running { pid, since: ctx.now });
         self.log(ctx, log::Level::Info, format!("RUNNING (pid {pid})"));
+    }
+
+    /// Once RUNNING, the health check (if any) is a liveness check: it goes on from the
+    /// readiness step, or begins now (a pid-file, notify or fd program, or after a resume).
+    fn keep_checking_health(&mut self, now: Instant) {
+        if let Some(health) = &mut self.probe.health {
+            match health.phase {
+                Some(HealthPhase::Running) => {}
+                Some(HealthPhase::Starting) => health.promote(),
+                None => health.begin(now, HealthPhase::Running),
+            }
+        }
     }
 
     fn enter(&mut self, now: Instant, state: State) {

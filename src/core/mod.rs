@@ -481,7 +481,8 @@ impl Supervisor {
             outcome = instance.on_event(&mut ctx, Event::Pause);
         }
         if let Some(probe_at) = instance.probe.deadline() {
-            if Some(probe_at) != probe_before {
+            // Also when unchanged but due: the timer that brought us here was popped already.
+            if Some(probe_at) != probe_before || probe_at <= now {
                 self.timers.arm(probe_at, TimerKey::Probe(id));
             }
         }
@@ -510,7 +511,7 @@ impl Supervisor {
             }
         }
         if let Some(deadline) = instance.state.deadline() {
-            if Some(deadline) != deadline_before {
+            if Some(deadline) != deadline_before || deadline <= now {
                 self.timers.arm(deadline, TimerKey::Instance(id));
             }
         }
@@ -553,6 +554,23 @@ impl Supervisor {
     fn notify(&mut self, now: Instant, id: InstanceId, fields: Vec<NotifyField>) {
         // Fields that are not transitions are recorded first, then the transitions apply in
         // order through the one state table.
+        // MAINPID= may not name another instance's process.
+        let fields: Vec<NotifyField> = fields
+            .into_iter()
+            .filter(|field| match field {
+                NotifyField::MainPid(pid) => match self.by_pid.get(pid) {
+                    Some(&(owner, _)) if owner != id => {
+                        self.actions.push_back(Action::Log {
+                            level: log::Level::Warn,
+                            message: format!("MAINPID={pid} belongs to another instance; ignored"),
+                        });
+                        false
+                    }
+                    _ => true,
+                },
+                _ => true,
+            })
+            .collect();
         self.apply_with(now, id, |instance, ctx| instance.notified(ctx, fields));
     }
 
@@ -762,6 +780,10 @@ impl Supervisor {
             let Some(program) = self.instances.get(&id).map(|instance| instance.spec.name.clone()) else { continue };
             match event {
                 Event::Start => {
+                    // A later start wins over a stop still waiting in the queue.
+                    if self.stop_queued.remove(&id) {
+                        self.stop_queue.retain(|(queued, _)| *queued != id);
+                    }
                     // What it needs and is not up is started too, then it starts or waits.
                     self.start_dependencies(now, &program, &mut needs_started);
                     self.start_gated(now, id);
@@ -772,7 +794,11 @@ impl Supervisor {
                     for dependent in self.restart_dependents(&program) {
                         let ids = self.programs.get(&dependent).map(|p| p.instances.clone()).unwrap_or_default();
                         for dependent_id in ids {
-                            if self.instances.get(&dependent_id).is_some_and(Instance::is_live) {
+                            if self
+                                .instances
+                                .get(&dependent_id)
+                                .is_some_and(|dependent| dependent.is_live() && !dependent.held_stopped)
+                            {
                                 self.queue_stop(dependent_id, Event::Stop);
                                 self.restart_after.insert(dependent_id);
                             }
@@ -968,15 +994,16 @@ impl Supervisor {
                     self.stop_queued.clear();
                     let ids: Vec<InstanceId> = self.instances.keys().copied().collect();
                     for id in ids {
-                        if let Some(instance) = self.instances.get_mut(&id) {
-                            let mut ctx = Ctx {
-                                now,
-                                actions: &mut self.actions,
-                                rng: &mut self.rng,
-                                shutting_down: true,
-                                taken_ports: &self.taken_ports,
-                            };
-                            instance.kill_now(&mut ctx);
+                        // Through apply_with, so its books (timers, checks) follow; an instance
+                        // with no process yet (backoff, spawning, waiting) is simply stopped.
+                        let has_pid = self.instances.get(&id).is_some_and(|instance| instance.state.pid().is_some());
+                        if has_pid {
+                            self.apply_with(now, id, |instance, ctx| {
+                                instance.kill_now(ctx);
+                                Outcome::Nothing
+                            });
+                        } else {
+                            self.apply(now, id, Event::Stop);
                         }
                     }
                 }

@@ -46,6 +46,12 @@ impl Supervisor {
             if let State::Fatal { reason } = state {
                 return DepCheck::Blocked(format!("{} is FATAL ({reason})", instance.name));
             }
+            if instance.held_stopped && matches!(state, State::Stopped) {
+                return DepCheck::Blocked(format!("{} is held down by `ctl stop`", instance.name));
+            }
+            if condition != Condition::Completed && matches!(state, State::Exited { .. }) {
+                return DepCheck::Blocked(format!("{} exited and will not be restarted", instance.name));
+            }
             let reached = match condition {
                 Condition::Started => matches!(
                     state,
@@ -250,7 +256,8 @@ impl Supervisor {
             .collect();
         for id in down {
             self.restart_after.remove(&id);
-            if self.shutdown.is_none() {
+            let held = self.instances.get(&id).is_some_and(|instance| instance.held_stopped);
+            if self.shutdown.is_none() && !held {
                 self.start_gated(now, id);
             }
         }

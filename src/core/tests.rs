@@ -1060,3 +1060,4 @@ fn a_program_paused_before_readiness_is_starting_not_up() {
 mod health;
 mod order;
 mod readiness;
+mod regressions;

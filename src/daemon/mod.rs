@@ -905,7 +905,7 @@ fn core_notify_field(field: NotifyField, me: Pid) -> Option<crate::core::NotifyF
         NotifyField::Status(text) => Core::Status(text),
         NotifyField::Errno(errno) => Core::Errno(errno),
         NotifyField::MainPid(pid) => {
-            if pidfile::stat(pid).is_none() || !pidfile::descends_from(pid, me) {
+            if pid == me || pidfile::stat(pid).is_none() || !pidfile::descends_from(pid, me) {
                 log::warn!("MAINPID={pid} is not a live process started under sv-lite; ignored");
                 return None;
             }

@@ -274,10 +274,14 @@ fn ports_are_allocated_once_per_instance_kept_across_restarts_and_quarantined_wh
     let first = h.allocations[0];
     h.input(Input::PortsAllocated { id: first, ports: Ok(vec![4000]) });
     h.expect("spawn web:0");
-    // The second instance is asked again, now that 4000 is taken.
+    // The second request went out before 4000 was taken: handed 4000 too, it asks again,
+    // excluding it, and never shares it.
     let second = h.allocations[1];
     h.input(Input::PortsAllocated { id: second, ports: Ok(vec![4000]) });
+    h.expect("allocate 1 excluding [4000]");
+    h.input(Input::PortsAllocated { id: second, ports: Ok(vec![4001]) });
     h.expect("spawn web:1");
+    assert_eq!(h.supervisor.port_of("web:1", "http"), Ok(4001));
     let rows = h.supervisor.status(h.now, &targets(&["web:0"]));
     assert_eq!(rows[0].ports, [("http".to_string(), 4000), ("alias".to_string(), 4000)]);
     assert_eq!(h.supervisor.port_of("web:0", "alias"), Ok(4000));
@@ -298,5 +302,5 @@ fn ports_are_allocated_once_per_instance_kept_across_restarts_and_quarantined_wh
     let mut two = web;
     two.numprocs = 2;
     h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![two], ..Config::default() }) });
-    assert!(h.actions().contains("allocate 1 excluding [4000]"), "the removed instance's port stays out of use");
+    assert!(h.actions().contains("allocate 1 excluding [4000, 4001]"), "the removed instance's port stays out of use");
 }
