@@ -71,11 +71,25 @@ pub fn descends_from(pid: Pid, ancestor: Pid) -> bool {
     false
 }
 
+/// Reads at most 64 bytes of a regular file, never waiting: the path is the program's to
+/// choose, and a FIFO or a device there must not stall the daemon's loop.
+fn read_small_regular_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(64);
+    file.take(64).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Reads `path` and judges the pid in it. `known` is the pid and start time already trusted.
 #[must_use]
 pub fn observe(path: &Path, known: Option<(Pid, u64)>, supervisor_pid: Pid) -> PidObservation {
     let gone = |reason: String| PidObservation::Gone { reason };
-    let text = match fs::read_to_string(path) {
+    let text = match read_small_regular_file(path) {
         Ok(text) => text,
         Err(error) => return gone(format!("pid file {}: {error}", path.display())),
     };
@@ -111,6 +125,24 @@ pub fn observe(path: &Path, known: Option<(Pid, u64)>, supervisor_pid: Pid) -> P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fifo_or_a_device_as_pid_file_is_refused_without_waiting() {
+        let dir = std::env::temp_dir().join(format!("sv-lite-pidfile-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("d.pid");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        // Opening a FIFO with no writer for reading would block without O_NONBLOCK.
+        let observation = observe(&fifo, None, std::process::id() as Pid);
+        assert!(
+            matches!(&observation, PidObservation::Gone { reason } if reason.contains("not a regular file")),
+            "{observation:?}"
+        );
+        let zero = observe(Path::new("/dev/zero"), None, std::process::id() as Pid);
+        assert!(matches!(&zero, PidObservation::Gone { reason } if reason.contains("not a regular file")), "{zero:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {

@@ -349,7 +349,13 @@ impl Instance {
     /// Applies one event, then stops the health check if the instance left the states it runs
     /// in (STARTING, RUNNING).
     pub(crate) fn on_event(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
+        let post_before = self.lifecycle_post();
         let outcome = self.transition(ctx, event);
+        // A lifecycle POST whose step is over (waited out, refused, or the program exited) is
+        // given up, so its connection does not linger.
+        if let Some(seq) = post_before.filter(|seq| self.lifecycle_post() != Some(*seq)) {
+            ctx.actions.push_back(Action::CancelProbe { id: self.id, seq });
+        }
         let checking = matches!(self.state, State::Starting { .. } | State::Running { .. });
         if !checking {
             self.end_health(ctx);
@@ -372,6 +378,14 @@ impl Instance {
             _ => self.probe.watchdog_at = None,
         }
         outcome
+    }
+
+    /// The lifecycle POST of the current stop step, if any.
+    fn lifecycle_post(&self) -> Option<u64> {
+        match self.state {
+            State::Stopping { step: StopStep::GracefulPost { seq } | StopStep::AbortPost { seq }, .. } => Some(seq),
+            _ => None,
+        }
     }
 
     /// How the instance becomes ready: as configured, with the defaults a spec built in code

@@ -213,7 +213,12 @@ impl Supervisor {
                 self.apply(now, id, event);
             }
             Input::Notify { id, fields } => self.notify(now, id, fields),
-            Input::FdReady { id } => self.apply(now, id, Event::Ready),
+            Input::FdReady { id, pid } => {
+                // A newline from an earlier run's process (a forked child kept the fd) is stale.
+                if self.instances.get(&id).is_some_and(|instance| instance.state.pid() == Some(pid)) {
+                    self.apply(now, id, Event::Ready);
+                }
+            }
             Input::ProbeSpawned { id, seq, pid } => self.apply(now, id, Event::CheckSpawned { seq, pid }),
             Input::PortsAllocated { id, ports } => self.apply(now, id, Event::PortsAllocated(ports)),
             Input::OutputStalled { id, stalled } => {

@@ -78,8 +78,9 @@ pub enum Input {
     /// A message on `NOTIFY_SOCKET` from the instance's process or a descendant (attributed
     /// by the driver through the sender's pid; a `MAINPID=` already checked).
     Notify { id: InstanceId, fields: Vec<NotifyField> },
-    /// The instance wrote a newline to its notification fd (s6's `notification-fd`).
-    FdReady { id: InstanceId },
+    /// The instance's process `pid` wrote a newline to its notification fd (s6's
+    /// `notification-fd`); ignored when the instance has moved on to another process.
+    FdReady { id: InstanceId, pid: Pid },
     /// The answer to [`Action::AllocatePorts`]: one free port per name asked for, in order, or
     /// why none could be had.
     PortsAllocated { id: InstanceId, ports: Result<Vec<u16>, String> },

@@ -11,7 +11,7 @@
 //! per wake-up and hands everything to `core::Supervisor`.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -103,6 +103,8 @@ enum Source {
     /// The read end of an instance's s6 notification fd, until its first newline.
     ReadyFd {
         instance: InstanceId,
+        /// The process the pipe was made for: a newline from an earlier run does not count.
+        pid: Pid,
         receiver: Receiver,
     },
 }
@@ -349,7 +351,7 @@ impl Driver {
                 self.supervisor.handle_input(Instant::now(), Input::PortsAllocated { id, ports });
             }
             Action::Snooze { path, on } => {
-                let result = if on { File::create(&path).map(drop) } else { sys::remove_if_exists(&path) };
+                let result = if on { create_snooze_file(&path) } else { sys::remove_if_exists(&path) };
                 if let Err(error) = result {
                     let verb = if on { "create" } else { "remove" };
                     let message = format!("cannot {verb} snooze file {}: {error}", path.display());
@@ -536,21 +538,22 @@ impl Driver {
         }
         if let Some((read_end, write_end)) = ready_pipe {
             drop(write_end); // The child has its copy; EOF comes when every copy is closed.
-            self.watch_ready_fd(id, Receiver::from(read_end));
+            self.watch_ready_fd(id, child.pid, Receiver::from(read_end));
         }
         Ok(child.pid)
     }
 
     /// Watches the read end of an instance's notification fd for its first newline.
-    fn watch_ready_fd(&mut self, instance: InstanceId, mut receiver: Receiver) {
+    fn watch_ready_fd(&mut self, instance: InstanceId, pid: Pid, mut receiver: Receiver) {
         let token = self.next_token();
         let registered = receiver
             .set_nonblocking(true)
             .and_then(|()| self.poll.registry().register(&mut receiver, token, Interest::READABLE));
         match registered {
             Ok(()) => {
-                self.sources.insert(token, Source::ReadyFd { instance, receiver });
-                self.read_ready_fd(token); // It may have written before we registered.
+                // No read now: the core learns of the spawn only after this returns. A newline
+                // already written is reported by the registration itself (epoll checks at add).
+                self.sources.insert(token, Source::ReadyFd { instance, pid, receiver });
             }
             Err(error) => log::warn!("{instance:?}: cannot watch its notification fd: {error}"),
         }
@@ -558,8 +561,8 @@ impl Driver {
 
     /// Reads an instance's notification fd: the first newline means ready, and the fd is done.
     fn read_ready_fd(&mut self, token: Token) {
-        let Some(Source::ReadyFd { receiver, instance }) = self.sources.get_mut(&token) else { return };
-        let instance = *instance;
+        let Some(Source::ReadyFd { receiver, instance, pid }) = self.sources.get_mut(&token) else { return };
+        let (instance, pid) = (*instance, *pid);
         let mut ready = false;
         let mut done = false;
         loop {
@@ -589,7 +592,7 @@ impl Driver {
             }
         }
         if ready {
-            self.feed(Input::FdReady { id: instance });
+            self.feed(Input::FdReady { id: instance, pid });
         }
     }
 
@@ -928,10 +931,35 @@ fn probe_result(outcome: ProbeOutcome) -> ProbeResult {
     }
 }
 
+/// Creates a snooze file without following a symlink, truncating anything or waiting on a FIFO:
+/// the working directory may belong to the program.
+fn create_snooze_file(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"))
+    }
+}
+
 fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Result<OutputSink, String> {
     match sink {
         Sink::Discard => Ok(OutputSink::Discard),
         Sink::Forward => Ok(OutputSink::forward(stream, name, prefix)),
+        // supervisord's habit, `stdout_logfile=/dev/stdout`: our own stdout, through the
+        // non-blocking queue, not a blocking file write that a stalled reader could hang.
+        Sink::File(path) if matches!(path.to_str(), Some("/dev/stdout" | "/proc/self/fd/1")) => {
+            Ok(OutputSink::forward(stream, name, prefix).retarget(StreamKind::Stdout))
+        }
+        Sink::File(path) if matches!(path.to_str(), Some("/dev/stderr" | "/proc/self/fd/2")) => {
+            Ok(OutputSink::forward(stream, name, prefix).retarget(StreamKind::Stderr))
+        }
         Sink::File(path) => {
             OutputSink::file(path).map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display()))
         }

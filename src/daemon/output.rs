@@ -49,6 +49,15 @@ impl OutputSink {
         OutputSink::Forward { target: stream, prefix: prefix.then(|| format!("{name} | ").into_bytes()) }
     }
 
+    /// The same forwarding sink, writing to our `target` stream instead.
+    #[must_use]
+    pub fn retarget(self, target: StreamKind) -> OutputSink {
+        match self {
+            OutputSink::Forward { prefix, .. } => OutputSink::Forward { target, prefix },
+            other => other,
+        }
+    }
+
     /// Opens `path` for appending, creating it if needed.
     pub fn file(path: &Path) -> io::Result<OutputSink> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;

@@ -140,6 +140,9 @@ fn an_s6_notification_fd_newline_is_readiness() {
     h.advance(secs(10));
     assert_eq!(h.state("svc:0"), "STARTING");
     let id = h.spawn_ids["svc:0"];
-    h.input(Input::FdReady { id });
+    // A newline from another process (an earlier run's child that kept the fd) does not count.
+    h.input(Input::FdReady { id, pid: 99 });
+    assert_eq!(h.state("svc:0"), "STARTING");
+    h.input(Input::FdReady { id, pid: 100 });
     assert_eq!(h.state("svc:0"), "RUNNING");
 }
