@@ -106,20 +106,31 @@ pub enum ProbeCheck {
     Shell { launch: Launch },
 }
 
-/// One field of an sd_notify message (`sd_notify(3)`).
+/// One field of an sd_notify message, as `sd_notify(3)` documents them (`daemon::notify`
+/// parses them; the core decides what they mean).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotifyField {
+    /// `READY=1`: startup is finished.
     Ready,
+    /// `RELOADING=1`: reloading its configuration.
     Reloading,
+    /// `STOPPING=1`: shutting down.
     Stopping,
+    /// `STATUS=...`: free-form status text (UTF-8), kept as sent.
     Status(String),
+    /// `ERRNO=N`: the service failed with this errno (N ≥ 0).
     Errno(i32),
+    /// `MAINPID=N`: the main process is now N (N > 0).
     MainPid(Pid),
+    /// `WATCHDOG=1`: the watchdog keep-alive.
     Watchdog,
     /// `WATCHDOG=trigger`: the program asks to be handled as if its watchdog expired.
     WatchdogTrigger,
+    /// `WATCHDOG_USEC=N`: a new watchdog interval, in microseconds (0 turns it off).
     WatchdogUsec(u64),
+    /// `EXTEND_TIMEOUT_USEC=N`: the current start needs N more microseconds.
     ExtendTimeoutUsec(u64),
+    /// `BARRIER=1`: answered by the driver, by closing the descriptor that came with it.
     Barrier,
 }
 

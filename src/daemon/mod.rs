@@ -42,7 +42,7 @@ use self::eventlog::EventLog;
 use self::listeners::Listeners;
 use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
-use self::probes::{ProbeKey, ProbeOutcome, ProbeRequest, Probes};
+use self::probes::{ProbeKey, ProbeRequest, Probes};
 use crate::config;
 use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
@@ -412,7 +412,7 @@ impl Driver {
         let token = self.next_token();
         let key = ProbeKey { instance: id, seq };
         if let Err(outcome) = self.probes.start(self.poll.registry(), token, key, request) {
-            self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result: probe_result(outcome) });
+            self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result: outcome });
         }
     }
 
@@ -432,8 +432,17 @@ impl Driver {
                 continue;
             };
             let me = sys::getpid();
-            let fields: Vec<crate::core::NotifyField> =
-                notification.fields.into_iter().filter_map(|field| core_notify_field(field, me)).collect();
+            let fields: Vec<NotifyField> = notification
+                .fields
+                .into_iter()
+                .filter(|field| match field {
+                    NotifyField::MainPid(pid) if !acceptable_main_pid(*pid, me) => {
+                        log::warn!("MAINPID={pid} is not a live process started under sv-lite; ignored");
+                        false
+                    }
+                    _ => true,
+                })
+                .collect();
             if !fields.is_empty() {
                 self.feed(Input::Notify { id, fields });
             }
@@ -678,7 +687,7 @@ impl Driver {
     fn handle_source(&mut self, token: Token) {
         if self.probes.owns(token) {
             if let Some((key, outcome)) = self.probes.handle(self.poll.registry(), token) {
-                let input = Input::ProbeResult { id: key.instance, seq: key.seq, result: probe_result(outcome) };
+                let input = Input::ProbeResult { id: key.instance, seq: key.seq, result: outcome };
                 self.feed(input);
             }
             return;
@@ -897,38 +906,10 @@ impl Driver {
     }
 }
 
-/// A notify field as the core knows it; `MAINPID=` only when it names a live descendant of
-/// sv-lite (`me`), as the pid-file reuse guard demands.
-fn core_notify_field(field: NotifyField, me: Pid) -> Option<crate::core::NotifyField> {
-    use crate::core::NotifyField as Core;
-    Some(match field {
-        NotifyField::Ready => Core::Ready,
-        NotifyField::Reloading => Core::Reloading,
-        NotifyField::Stopping => Core::Stopping,
-        NotifyField::Status(text) => Core::Status(text),
-        NotifyField::Errno(errno) => Core::Errno(errno),
-        NotifyField::MainPid(pid) => {
-            if pid == me || pidfile::stat(pid).is_none() || !pidfile::descends_from(pid, me) {
-                log::warn!("MAINPID={pid} is not a live process started under sv-lite; ignored");
-                return None;
-            }
-            Core::MainPid(pid)
-        }
-        NotifyField::Watchdog => Core::Watchdog,
-        NotifyField::WatchdogTrigger => Core::WatchdogTrigger,
-        NotifyField::WatchdogUsec(usec) => Core::WatchdogUsec(usec),
-        NotifyField::ExtendTimeoutUsec(usec) => Core::ExtendTimeoutUsec(usec),
-        NotifyField::Barrier => Core::Barrier,
-    })
-}
-
-fn probe_result(outcome: ProbeOutcome) -> ProbeResult {
-    match outcome {
-        ProbeOutcome::Http { status, body } => ProbeResult::Http { status, body },
-        ProbeOutcome::Connected => ProbeResult::Connected,
-        ProbeOutcome::Refused => ProbeResult::Refused,
-        ProbeOutcome::Failed(reason) => ProbeResult::Failed(reason),
-    }
+/// Whether a `MAINPID=` may be followed: a live descendant of sv-lite (`me`), not sv-lite
+/// itself, as the pid-file reuse guard demands.
+fn acceptable_main_pid(pid: Pid, me: Pid) -> bool {
+    pid != me && pidfile::stat(pid).is_some() && pidfile::descends_from(pid, me)
 }
 
 /// Creates a snooze file without following a symlink, truncating anything or waiting on a FIFO:

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use mio::net::UnixDatagram;
 use mio::{Interest, Registry, Token};
 
+pub use crate::core::NotifyField;
 use crate::sys::{self, Received};
 
 /// The largest datagram read; longer ones are truncated and ignored (systemd's own limit is
@@ -29,33 +30,6 @@ pub const MAX_IGNORED_REPORTED: usize = 8;
 
 /// Bytes of an ignored line kept for the debug log.
 const IGNORED_EXCERPT_BYTES: usize = 80;
-
-/// One field of a notification, as sd_notify(3) documents them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NotifyField {
-    /// `READY=1`: startup is finished.
-    Ready,
-    /// `RELOADING=1`: reloading its configuration.
-    Reloading,
-    /// `STOPPING=1`: shutting down.
-    Stopping,
-    /// `STATUS=...`: free-form status text (UTF-8), kept as sent.
-    Status(String),
-    /// `ERRNO=N`: the service failed with this errno (N ≥ 0).
-    Errno(i32),
-    /// `MAINPID=N`: the main process is now N (N > 0).
-    MainPid(i32),
-    /// `WATCHDOG=1`: the watchdog keep-alive.
-    Watchdog,
-    /// `WATCHDOG=trigger`: the service asks to be treated as if its watchdog had expired.
-    WatchdogTrigger,
-    /// `WATCHDOG_USEC=N`: a new watchdog timeout, in microseconds.
-    WatchdogUsec(u64),
-    /// `EXTEND_TIMEOUT_USEC=N`: the current start, reload or stop step needs N more microseconds.
-    ExtendTimeoutUsec(u64),
-    /// `BARRIER=1`: answered here, by closing the descriptor that came with it.
-    Barrier,
-}
 
 /// A message from a process.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::core::InstanceId;
+use crate::core::{InstanceId, ProbeResult};
 
 /// Body bytes kept from a GET response; the rest is dropped, which is not an error.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -50,19 +50,6 @@ pub enum ProbeRequest {
     Post { port: u16, path: String },
     /// A TCP connection to 127.0.0.1:port succeeds.
     Connect { port: u16 },
-}
-
-/// How a request ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProbeOutcome {
-    /// A complete HTTP response (status code, body lossily UTF-8, at most [`MAX_BODY`] bytes).
-    Http { status: u16, body: String },
-    /// The TCP connection succeeded (Connect).
-    Connected,
-    /// Connection refused (nothing listens): Aurora's lifecycle skips the step at once.
-    Refused,
-    /// Anything else, with a short reason: reset, malformed response, EOF before headers...
-    Failed(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,18 +136,18 @@ impl ResponseReader {
 
     /// Takes the next bytes from the server. Returns the outcome once the response is
     /// complete (or can never be).
-    fn feed(&mut self, data: &[u8]) -> Option<ProbeOutcome> {
+    fn feed(&mut self, data: &[u8]) -> Option<ProbeResult> {
         let ReadState::Head(head) = &mut self.state else {
             return self.feed_body(data);
         };
         head.extend_from_slice(data);
         match parse_head(head, self.method) {
-            Err(reason) => Some(ProbeOutcome::Failed(reason)),
+            Err(reason) => Some(ProbeResult::Failed(reason)),
             Ok(Head::Partial) if head.len() > MAX_HEADER_BYTES => {
-                Some(ProbeOutcome::Failed(format!("response headers longer than {MAX_HEADER_BYTES} bytes")))
+                Some(ProbeResult::Failed(format!("response headers longer than {MAX_HEADER_BYTES} bytes")))
             }
             Ok(Head::Partial) => None,
-            Ok(Head::Status(status)) => Some(ProbeOutcome::Http { status, body: String::new() }),
+            Ok(Head::Status(status)) => Some(ProbeResult::Http { status, body: String::new() }),
             Ok(Head::Complete { status, framing, len }) => {
                 let rest = head.split_off(len);
                 self.state = ReadState::Body { status, framing, body: Vec::new() };
@@ -169,7 +156,7 @@ impl ResponseReader {
         }
     }
 
-    fn feed_body(&mut self, data: &[u8]) -> Option<ProbeOutcome> {
+    fn feed_body(&mut self, data: &[u8]) -> Option<ProbeResult> {
         let ReadState::Body { status, framing, body } = &mut self.state else {
             return None;
         };
@@ -182,31 +169,31 @@ impl ResponseReader {
             }
             Framing::Chunked(dechunker) => match dechunker.feed(data, body) {
                 Ok(done) => done,
-                Err(reason) => return Some(ProbeOutcome::Failed(reason)),
+                Err(reason) => return Some(ProbeResult::Failed(reason)),
             },
             Framing::UntilEof => {
                 keep(body, data);
                 false
             }
         };
-        (complete || body.len() >= MAX_BODY).then(|| ProbeOutcome::Http { status: *status, body: body_text(body) })
+        (complete || body.len() >= MAX_BODY).then(|| ProbeResult::Http { status: *status, body: body_text(body) })
     }
 
     /// The server closed the connection (or shut down its side).
-    fn eof(&mut self) -> ProbeOutcome {
+    fn eof(&mut self) -> ProbeResult {
         match &self.state {
             ReadState::Head(head) if head.is_empty() => {
-                ProbeOutcome::Failed("connection closed with no response".to_string())
+                ProbeResult::Failed("connection closed with no response".to_string())
             }
-            ReadState::Head(_) => ProbeOutcome::Failed("connection closed inside the response headers".to_string()),
+            ReadState::Head(_) => ProbeResult::Failed("connection closed inside the response headers".to_string()),
             ReadState::Body { status, framing: Framing::UntilEof, body } => {
-                ProbeOutcome::Http { status: *status, body: body_text(body) }
+                ProbeResult::Http { status: *status, body: body_text(body) }
             }
             ReadState::Body { framing: Framing::Length(remaining), .. } => {
-                ProbeOutcome::Failed(format!("connection closed {remaining} bytes before the end of the body"))
+                ProbeResult::Failed(format!("connection closed {remaining} bytes before the end of the body"))
             }
             ReadState::Body { framing: Framing::Chunked(_), .. } => {
-                ProbeOutcome::Failed("connection closed inside the chunked body".to_string())
+                ProbeResult::Failed("connection closed inside the chunked body".to_string())
             }
         }
     }
@@ -431,10 +418,10 @@ impl Probes {
         token: Token,
         key: ProbeKey,
         request: ProbeRequest,
-    ) -> Result<(), ProbeOutcome> {
+    ) -> Result<(), ProbeResult> {
         if self.by_key.contains_key(&key) || self.by_token.contains_key(&token) {
             crate::never!("probe {key:?} or its token {token:?} is already in flight");
-            return Err(ProbeOutcome::Failed("a probe with this key or token is already in flight".to_string()));
+            return Err(ProbeResult::Failed("a probe with this key or token is already in flight".to_string()));
         }
         let (port, exchange) = match request {
             ProbeRequest::Connect { port } => (port, None),
@@ -444,7 +431,7 @@ impl Probes {
         let mut stream = TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).map_err(connect_error)?;
         registry
             .register(&mut stream, token, Interest::WRITABLE)
-            .map_err(|e| ProbeOutcome::Failed(format!("register the probe socket: {e}")))?;
+            .map_err(|e| ProbeResult::Failed(format!("register the probe socket: {e}")))?;
         self.by_key.insert(key, token);
         self.by_token.insert(token, Probe { key, stream, phase: Phase::Connecting { exchange } });
         Ok(())
@@ -459,7 +446,7 @@ impl Probes {
     /// Handles a readiness event for `token`: drives connect/write/read to `WouldBlock`.
     /// Returns the finished request, if it finished (its socket deregistered and closed).
     /// An event for a token that is not (or no longer) ours does nothing.
-    pub fn handle(&mut self, registry: &Registry, token: Token) -> Option<(ProbeKey, ProbeOutcome)> {
+    pub fn handle(&mut self, registry: &Registry, token: Token) -> Option<(ProbeKey, ProbeResult)> {
         let Probe { key, mut stream, phase } = self.by_token.remove(&token)?;
         match drive(&mut stream, phase, registry, token, &mut self.buffer) {
             Ok(phase) => {
@@ -500,8 +487,8 @@ impl Probes {
 }
 
 impl Exchange {
-    fn new(method: Method, port: u16, path: &str) -> Result<Exchange, ProbeOutcome> {
-        let request = request_bytes(method, port, path).map_err(ProbeOutcome::Failed)?;
+    fn new(method: Method, port: u16, path: &str) -> Result<Exchange, ProbeResult> {
+        let request = request_bytes(method, port, path).map_err(ProbeResult::Failed)?;
         Ok(Exchange { request, written: 0, reader: ResponseReader::new(method) })
     }
 }
@@ -514,7 +501,7 @@ fn drive(
     registry: &Registry,
     token: Token,
     buffer: &mut [u8],
-) -> Result<Phase, ProbeOutcome> {
+) -> Result<Phase, ProbeResult> {
     loop {
         phase = match phase {
             Phase::Connecting { exchange } => {
@@ -522,7 +509,7 @@ fn drive(
                     return Ok(Phase::Connecting { exchange });
                 }
                 match exchange {
-                    None => return Err(ProbeOutcome::Connected),
+                    None => return Err(ProbeResult::Connected),
                     Some(exchange) => Phase::Writing(exchange),
                 }
             }
@@ -532,7 +519,7 @@ fn drive(
                 }
                 registry
                     .reregister(stream, token, Interest::READABLE)
-                    .map_err(|e| ProbeOutcome::Failed(format!("reregister the probe socket: {e}")))?;
+                    .map_err(|e| ProbeResult::Failed(format!("reregister the probe socket: {e}")))?;
                 Phase::Reading(exchange.reader)
             }
             Phase::Reading(mut reader) => {
@@ -548,7 +535,7 @@ fn drive(
 /// Whether the non-blocking connect has completed, per mio's `TcpStream::connect` docs: a
 /// pending socket error means it failed; otherwise `peer_addr` answers once connected and
 /// says `NotConnected` (or `EINPROGRESS`) while it is not.
-fn connected(stream: &TcpStream) -> Result<bool, ProbeOutcome> {
+fn connected(stream: &TcpStream) -> Result<bool, ProbeResult> {
     match stream.take_error() {
         Ok(None) => {}
         Ok(Some(e)) | Err(e) => return Err(connect_error(e)),
@@ -560,30 +547,30 @@ fn connected(stream: &TcpStream) -> Result<bool, ProbeOutcome> {
     }
 }
 
-fn connect_error(e: io::Error) -> ProbeOutcome {
+fn connect_error(e: io::Error) -> ProbeResult {
     if e.kind() == io::ErrorKind::ConnectionRefused {
-        ProbeOutcome::Refused
+        ProbeResult::Refused
     } else {
-        ProbeOutcome::Failed(format!("connect: {e}"))
+        ProbeResult::Failed(format!("connect: {e}"))
     }
 }
 
 /// Writes what is left of the request. Returns whether all of it is written.
-fn write_request(stream: &mut TcpStream, exchange: &mut Exchange) -> Result<bool, ProbeOutcome> {
+fn write_request(stream: &mut TcpStream, exchange: &mut Exchange) -> Result<bool, ProbeResult> {
     while exchange.written < exchange.request.len() {
         match stream.write(&exchange.request[exchange.written..]) {
-            Ok(0) => return Err(ProbeOutcome::Failed("write: the socket took no bytes".to_string())),
+            Ok(0) => return Err(ProbeResult::Failed("write: the socket took no bytes".to_string())),
             Ok(n) => exchange.written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ProbeOutcome::Failed(format!("write: {e}"))),
+            Err(e) => return Err(ProbeResult::Failed(format!("write: {e}"))),
         }
     }
     Ok(true)
 }
 
 /// Reads until `WouldBlock` or the end of the response.
-fn read_response(stream: &mut TcpStream, reader: &mut ResponseReader, buffer: &mut [u8]) -> Option<ProbeOutcome> {
+fn read_response(stream: &mut TcpStream, reader: &mut ResponseReader, buffer: &mut [u8]) -> Option<ProbeResult> {
     loop {
         match stream.read(buffer) {
             Ok(0) => return Some(reader.eof()),
@@ -594,7 +581,7 @@ fn read_response(stream: &mut TcpStream, reader: &mut ResponseReader, buffer: &m
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Some(ProbeOutcome::Failed(format!("read: {e}"))),
+            Err(e) => return Some(ProbeResult::Failed(format!("read: {e}"))),
         }
     }
 }
@@ -625,8 +612,8 @@ mod tests {
         ProbeKey { instance: InstanceId(7), seq }
     }
 
-    fn http(status: u16, body: &str) -> ProbeOutcome {
-        ProbeOutcome::Http { status, body: body.to_string() }
+    fn http(status: u16, body: &str) -> ProbeResult {
+        ProbeResult::Http { status, body: body.to_string() }
     }
 
     /// A real `Poll` driven in the test thread, as the daemon's loop drives it.
@@ -635,7 +622,7 @@ mod tests {
         events: Events,
         probes: Probes,
         next_seq: u64,
-        finished: VecDeque<(ProbeKey, ProbeOutcome)>,
+        finished: VecDeque<(ProbeKey, ProbeResult)>,
     }
 
     impl Rig {
@@ -650,7 +637,7 @@ mod tests {
         }
 
         /// Starts a request under a fresh key and token.
-        fn start(&mut self, request: ProbeRequest) -> Result<ProbeKey, ProbeOutcome> {
+        fn start(&mut self, request: ProbeRequest) -> Result<ProbeKey, ProbeResult> {
             self.next_seq += 1;
             let key = key(self.next_seq);
             let token = Token(100 + self.next_seq as usize);
@@ -660,7 +647,7 @@ mod tests {
         }
 
         /// Polls until a request finishes or `limit` passes.
-        fn next_outcome(&mut self, limit: Duration) -> Option<(ProbeKey, ProbeOutcome)> {
+        fn next_outcome(&mut self, limit: Duration) -> Option<(ProbeKey, ProbeResult)> {
             let deadline = Instant::now() + limit;
             while self.finished.is_empty() {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -680,7 +667,7 @@ mod tests {
         }
 
         /// Runs one request to its outcome.
-        fn run(&mut self, request: ProbeRequest) -> ProbeOutcome {
+        fn run(&mut self, request: ProbeRequest) -> ProbeResult {
             let key = match self.start(request) {
                 Ok(key) => key,
                 Err(outcome) => return outcome,
@@ -787,19 +774,19 @@ mod tests {
     fn server_closing_without_an_answer_fails() {
         let (port, server) = serve(Vec::new());
         let outcome = Rig::new().run(get(port, "/health"));
-        assert!(matches!(outcome, ProbeOutcome::Failed(_)), "{outcome:?}");
+        assert!(matches!(outcome, ProbeResult::Failed(_)), "{outcome:?}");
         server.join().unwrap();
     }
 
     #[test]
     fn nothing_listening_is_refused() {
         let mut rig = Rig::new();
-        assert_eq!(rig.run(get(closed_port(), "/health")), ProbeOutcome::Refused);
+        assert_eq!(rig.run(get(closed_port(), "/health")), ProbeResult::Refused);
         assert_eq!(
             rig.run(ProbeRequest::Post { port: closed_port(), path: "/quitquitquit".into() }),
-            ProbeOutcome::Refused
+            ProbeResult::Refused
         );
-        assert_eq!(rig.run(ProbeRequest::Connect { port: closed_port() }), ProbeOutcome::Refused);
+        assert_eq!(rig.run(ProbeRequest::Connect { port: closed_port() }), ProbeResult::Refused);
         assert!(rig.probes.is_empty());
     }
 
@@ -811,7 +798,7 @@ mod tests {
             stream.read_to_end(&mut rest).unwrap();
             String::from_utf8_lossy(&rest).into_owned()
         });
-        assert_eq!(Rig::new().run(ProbeRequest::Connect { port }), ProbeOutcome::Connected);
+        assert_eq!(Rig::new().run(ProbeRequest::Connect { port }), ProbeResult::Connected);
         assert_eq!(server.join().unwrap(), "");
     }
 
@@ -866,7 +853,7 @@ mod tests {
         response.resize(response.len() + size, b'x');
         let (port, server) = serve(response);
         match Rig::new().run(get(port, "/big")) {
-            ProbeOutcome::Http { status: 200, body } => {
+            ProbeResult::Http { status: 200, body } => {
                 assert_eq!(body.len(), MAX_BODY);
                 assert!(body.bytes().all(|b| b == b'x'));
             }
@@ -881,7 +868,7 @@ mod tests {
         response.resize(response.len() + 3 * MAX_BODY, b'y');
         let (port, server) = serve(response);
         match Rig::new().run(get(port, "/big")) {
-            ProbeOutcome::Http { status: 200, body } => assert_eq!(body.len(), MAX_BODY),
+            ProbeResult::Http { status: 200, body } => assert_eq!(body.len(), MAX_BODY),
             other => panic!("{other:?}"),
         }
         server.join().unwrap();
@@ -892,7 +879,7 @@ mod tests {
         let (port, server) = serve(b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec());
         let outcome = Rig::new().run(get(port, "/health"));
         match &outcome {
-            ProbeOutcome::Failed(reason) => assert!(reason.starts_with("malformed response"), "{reason}"),
+            ProbeResult::Failed(reason) => assert!(reason.starts_with("malformed response"), "{reason}"),
             other => panic!("{other:?}"),
         }
         server.join().unwrap();
@@ -902,7 +889,7 @@ mod tests {
     fn unsendable_path_fails_at_once_and_registers_nothing() {
         let mut rig = Rig::new();
         let outcome = rig.start(get(1, "/health\r\nX-Evil: 1")).unwrap_err();
-        assert!(matches!(outcome, ProbeOutcome::Failed(_)), "{outcome:?}");
+        assert!(matches!(outcome, ProbeResult::Failed(_)), "{outcome:?}");
         assert!(rig.probes.is_empty());
         assert_eq!(rig.next_outcome(Duration::from_millis(50)), None);
     }
@@ -926,7 +913,7 @@ mod tests {
     // The response reader alone, fed one byte at a time: any split of the stream must give the
     // same outcome.
 
-    fn read_bytewise(method: Method, response: &[u8]) -> ProbeOutcome {
+    fn read_bytewise(method: Method, response: &[u8]) -> ProbeResult {
         let mut reader = ResponseReader::new(method);
         for byte in response.chunks(1) {
             if let Some(outcome) = reader.feed(byte) {
@@ -936,20 +923,20 @@ mod tests {
         reader.eof()
     }
 
-    fn read_whole(method: Method, response: &[u8]) -> ProbeOutcome {
+    fn read_whole(method: Method, response: &[u8]) -> ProbeResult {
         let mut reader = ResponseReader::new(method);
         reader.feed(response).unwrap_or_else(|| reader.eof())
     }
 
-    fn read(method: Method, response: &[u8]) -> ProbeOutcome {
+    fn read(method: Method, response: &[u8]) -> ProbeResult {
         let outcome = read_bytewise(method, response);
         assert_eq!(outcome, read_whole(method, response), "byte by byte and all at once differ");
         outcome
     }
 
-    fn failed(outcome: ProbeOutcome) -> String {
+    fn failed(outcome: ProbeResult) -> String {
         match outcome {
-            ProbeOutcome::Failed(reason) => reason,
+            ProbeResult::Failed(reason) => reason,
             other => panic!("expected Failed, got {other:?}"),
         }
     }
@@ -1035,7 +1022,7 @@ mod tests {
         .concat();
         for response in [length, until_eof, chunked] {
             match read_whole(Method::Get, &response) {
-                ProbeOutcome::Http { status: 200, body } => assert_eq!(body.len(), MAX_BODY),
+                ProbeResult::Http { status: 200, body } => assert_eq!(body.len(), MAX_BODY),
                 other => panic!("{other:?}"),
             }
         }
