@@ -7,7 +7,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::probe::{judge, HealthPhase, Probe, Verdict};
 use super::types::{
@@ -252,8 +252,8 @@ pub(crate) struct Ctx<'a> {
     pub rng: &'a mut Rng,
     /// No restarts while shutting down.
     pub shutting_down: bool,
-    /// Ports held by live instances or recently released: never handed out again.
-    pub taken_ports: &'a HashSet<u16>,
+    /// Ports held by instances (`None`) or quarantined until a time: never handed out meanwhile.
+    pub held_ports: &'a HashMap<u16, Option<Instant>>,
 }
 
 #[derive(Debug)]
@@ -958,10 +958,10 @@ impl Instance {
                 Event::Lifecycle { .. },
             ) => Outcome::Nothing, // A late answer for a stop already over.
             (State::Spawning, Event::PortsAllocated(Ok(ports))) => {
-                if ports.iter().any(|port| ctx.taken_ports.contains(port)) {
+                if ports.iter().any(|port| ctx.held_ports.contains_key(port)) {
                     // Another instance got it meanwhile (requests made together exclude each
                     // other's answers only once those are in): ask again, excluding it now.
-                    let mut exclude: Vec<u16> = ctx.taken_ports.iter().copied().collect();
+                    let mut exclude: Vec<u16> = ctx.held_ports.keys().copied().collect();
                     exclude.sort_unstable();
                     ctx.actions.push_back(Action::AllocatePorts { id: self.id, count: ports.len(), exclude });
                     return Outcome::Nothing;
@@ -1332,7 +1332,7 @@ impl Instance {
         }
         let wanted = self.allocated_names();
         if self.allocated.len() != wanted {
-            let mut exclude: Vec<u16> = ctx.taken_ports.iter().copied().collect();
+            let mut exclude: Vec<u16> = ctx.held_ports.keys().copied().collect();
             exclude.sort_unstable();
             ctx.actions.push_back(Action::AllocatePorts { id: self.id, count: wanted, exclude });
             return;

@@ -35,8 +35,8 @@ pub struct Supervisor {
     /// Ports held by instances, and ports released less than `PORT_QUARANTINE` ago (with when
     /// they may be handed out again): never given to another instance meanwhile.
     ports_held: HashMap<u16, Option<Instant>>,
-    /// `ports_held`'s keys, for port allocation.
-    taken_ports: HashSet<u16>,
+    /// The earliest time a quarantined port may be handed out again.
+    ports_released_next: Option<Instant>,
     /// Shell checks given up (timed out or stopped) whose exit has not been seen yet.
     dying_checks: HashSet<Pid>,
     timers: Timers,
@@ -126,7 +126,7 @@ impl Supervisor {
             instances: HashMap::new(),
             by_pid: HashMap::new(),
             ports_held: HashMap::new(),
-            taken_ports: HashSet::new(),
+            ports_released_next: None,
             dying_checks: HashSet::new(),
             timers: Timers::default(),
             actions: VecDeque::new(),
@@ -474,7 +474,7 @@ impl Supervisor {
         let probe_before = instance.probe.deadline();
         let ports_before = instance.allocated.clone();
         let mut ctx =
-            Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down, taken_ports: &self.taken_ports };
+            Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down, held_ports: &self.ports_held };
         let mut outcome = change(instance, &mut ctx);
         // A persistent pause flag pauses an instance as soon as it has a process, through the
         // same Pause transition as `ctl pause`: paused while STARTING, it is RUNNING only after
@@ -527,7 +527,6 @@ impl Supervisor {
             }
             for port in ports_after {
                 self.ports_held.insert(port, None);
-                self.taken_ports.insert(port);
             }
         }
         match outcome {
@@ -581,17 +580,19 @@ impl Supervisor {
 
     /// A port its instance gave back: out of use for `PORT_QUARANTINE`.
     fn quarantine_port(&mut self, now: Instant, port: u16) {
-        self.ports_held.insert(port, Some(now + PORT_QUARANTINE));
-        self.taken_ports.insert(port);
+        let until = now + PORT_QUARANTINE;
+        self.ports_held.insert(port, Some(until));
+        self.ports_released_next = Some(self.ports_released_next.map_or(until, |next| next.min(until)));
     }
 
-    /// Hands quarantined ports back once their time is up (checked lazily, at allocations).
+    /// Hands quarantined ports back once their time is up. Checked on every change, so it
+    /// costs one comparison until a release is due.
     fn release_quarantined_ports(&mut self, now: Instant) {
-        if self.ports_held.values().all(|until| until.is_none_or(|until| until > now)) {
+        if self.ports_released_next.is_none_or(|next| next > now) {
             return;
         }
         self.ports_held.retain(|_, until| until.is_none_or(|until| until > now));
-        self.taken_ports = self.ports_held.keys().copied().collect();
+        self.ports_released_next = self.ports_held.values().flatten().min().copied();
     }
 
     /// `ctl snooze` / `ctl unsnooze`: create or remove the targets' snooze files; with

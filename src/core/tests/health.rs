@@ -316,3 +316,33 @@ fn ports_are_allocated_once_per_instance_kept_across_restarts_and_quarantined_wh
     h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![two], ..Config::default() }) });
     assert!(h.actions().contains("allocate 1 excluding [4000, 4001]"), "the removed instance's port stays out of use");
 }
+
+#[test]
+fn a_quarantined_port_is_handed_out_again_once_its_time_is_up() {
+    let web = |numprocs| {
+        program("web", |p| {
+            p.ports = vec![("http".to_string(), PortSpec::Allocate)];
+            p.numprocs = numprocs;
+            p.starttime = Duration::ZERO;
+        })
+    };
+    let mut h = Harness::new(vec![web(2)]);
+    assert_eq!(h.actions(), "allocate 1 excluding []\nallocate 1 excluding []");
+    let (first, second) = (h.allocations[0], h.allocations[1]);
+    h.input(Input::PortsAllocated { id: first, ports: Ok(vec![4000]) });
+    h.input(Input::PortsAllocated { id: second, ports: Ok(vec![4001]) });
+    h.expect("spawn web:0\nspawn web:1");
+    h.spawned("web:0", 100);
+    h.spawned("web:1", 101);
+    h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![web(1)], ..Config::default() }) });
+    h.exited(101, ExitStatus::Exited(0));
+    h.drain();
+    h.advance(PORT_QUARANTINE - ms(1));
+    h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![web(2)], ..Config::default() }) });
+    assert!(h.actions().contains("allocate 1 excluding [4000, 4001]"), "still in quarantine");
+    h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![web(1)], ..Config::default() }) });
+    h.drain();
+    h.advance(ms(1));
+    h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![web(2)], ..Config::default() }) });
+    assert!(h.actions().contains("allocate 1 excluding [4000]"), "4001's quarantine is over");
+}
