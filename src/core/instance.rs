@@ -388,13 +388,13 @@ impl Instance {
         }
     }
 
-    /// How the instance becomes ready: as configured, with the defaults a spec built in code
-    /// may leave implicit (a pid file, a health check).
+    /// How the instance becomes ready: as configured (the config loader picks the default:
+    /// `health` with a health check, `pid_file` with a pid file). A pid file always decides.
     pub(crate) fn readiness(&self) -> Readiness {
-        match self.spec.readiness {
-            _ if self.pid_mode() => Readiness::PidFile,
-            Readiness::Starttime if self.spec.health_check.is_some() => Readiness::Health,
-            other => other,
+        if self.pid_mode() {
+            Readiness::PidFile
+        } else {
+            self.spec.readiness
         }
     }
 

@@ -19,6 +19,7 @@ fn checked(tweak: impl FnOnce(&mut HealthCheck)) -> ProgramSpec {
     program("web", |p| {
         p.ports = vec![("health".to_string(), PortSpec::Fixed(8080))];
         p.health_check = Some(http_check(tweak));
+        p.readiness = crate::spec::Readiness::Health;
         // The config loader turns this on for a `health` port; the core sees it spelled out.
         p.lifecycle = Some(HttpLifecycle::with_defaults(PortRef::Named("health".to_string())));
         p.autorestart = AutoRestart::Always;
@@ -345,4 +346,23 @@ fn a_quarantined_port_is_handed_out_again_once_its_time_is_up() {
     h.advance(ms(1));
     h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![web(2)], ..Config::default() }) });
     assert!(h.actions().contains("allocate 1 excluding [4000]"), "4001's quarantine is over");
+}
+
+#[test]
+fn an_explicit_starttime_readiness_keeps_the_health_check_as_a_liveness_check_only() {
+    let mut h = Harness::new(vec![program("web", |p| {
+        p.ports = vec![("health".to_string(), PortSpec::Fixed(8080))];
+        p.health_check = Some(http_check(|c| c.initial_interval = Duration::ZERO));
+        p.readiness = crate::spec::Readiness::Starttime;
+        p.starttime = secs(2);
+    })]);
+    h.expect("spawn web:0");
+    h.spawned("web:0", 100);
+    // Ready by starttime, without any check.
+    h.advance(secs(2));
+    assert_eq!(h.state("web:0"), "RUNNING");
+    h.expect("");
+    // Then the check runs, as a liveness check.
+    h.next_check("web:0", ok());
+    assert_eq!(h.health("web:0"), "HEALTHY 0");
 }

@@ -9,6 +9,7 @@ fn tcp_checked(name: &str, tweak: impl FnOnce(&mut ProgramSpec)) -> ProgramSpec 
         check.initial_interval = Duration::ZERO;
         check.interval = secs(10);
         p.health_check = Some(check);
+        p.readiness = Readiness::Health;
         p.autorestart = AutoRestart::Always;
         tweak(p);
     })
