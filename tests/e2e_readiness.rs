@@ -161,8 +161,8 @@ programs:
 "#,
     );
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("dependency cycle"), "{stderr}");
-    assert!(stderr.contains("-> db ->") || stderr.contains("-> web ->") || stderr.contains("-> cache ->"), "{stderr}");
+    // Named from the member first in the file, in dependency order.
+    assert!(stderr.contains("programs.web.depends_on: dependency cycle: web -> db -> cache -> web"), "{stderr}");
 }
 
 #[test]

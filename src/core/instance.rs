@@ -819,7 +819,6 @@ impl Instance {
                 Event::Timeout,
             ) => Outcome::Nothing,
 
-            // ---- pid files ----
             // ---- readiness the program announces ----
             (State::Starting { pid, up_at: None }, Event::Ready)
                 if matches!(self.readiness(), Readiness::Notify | Readiness::Fd(_)) =>

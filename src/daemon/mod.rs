@@ -553,18 +553,28 @@ impl Driver {
     }
 
     /// Watches the read end of an instance's notification fd for its first newline.
-    fn watch_ready_fd(&mut self, instance: InstanceId, pid: Pid, mut receiver: Receiver) {
+    fn watch_ready_fd(&mut self, instance: InstanceId, pid: Pid, receiver: Receiver) {
+        // No read now: the core learns of the spawn only after this returns. A newline already
+        // written is reported by the registration itself (epoll checks readiness at add).
+        if let Err((error, _)) = self.watch(Source::ReadyFd { instance, pid, receiver }) {
+            log::warn!("{instance:?}: cannot watch its notification fd: {error}");
+        }
+    }
+
+    /// Registers a pipe source's read end (non-blocking, readable) under a new token; on an
+    /// error the source comes back, for the message.
+    fn watch(&mut self, mut source: Source) -> Result<(), (io::Error, Source)> {
         let token = self.next_token();
+        let (Source::Child { receiver, .. } | Source::ReadyFd { receiver, .. }) = &mut source;
         let registered = receiver
             .set_nonblocking(true)
-            .and_then(|()| self.poll.registry().register(&mut receiver, token, Interest::READABLE));
+            .and_then(|()| self.poll.registry().register(receiver, token, Interest::READABLE));
         match registered {
             Ok(()) => {
-                // No read now: the core learns of the spawn only after this returns. A newline
-                // already written is reported by the registration itself (epoll checks at add).
-                self.sources.insert(token, Source::ReadyFd { instance, pid, receiver });
+                self.sources.insert(token, source);
+                Ok(())
             }
-            Err(error) => log::warn!("{instance:?}: cannot watch its notification fd: {error}"),
+            Err(error) => Err((error, source)),
         }
     }
 
@@ -605,18 +615,9 @@ impl Driver {
         }
     }
 
-    fn watch_pipe(&mut self, instance: InstanceId, mut receiver: Receiver, output: ChildOutput) {
-        let token = self.next_token();
-        let registered = receiver
-            .set_nonblocking(true)
-            .and_then(|()| self.poll.registry().register(&mut receiver, token, Interest::READABLE));
-        match registered {
-            Ok(()) => {
-                self.sources.insert(token, Source::Child { instance, receiver, output });
-            }
-            Err(error) => {
-                log::warn!("{}: cannot watch {}: {error}; its output is lost", output.name, output.stream.as_str())
-            }
+    fn watch_pipe(&mut self, instance: InstanceId, receiver: Receiver, output: ChildOutput) {
+        if let Err((error, Source::Child { output, .. })) = self.watch(Source::Child { instance, receiver, output }) {
+            log::warn!("{}: cannot watch {}: {error}; its output is lost", output.name, output.stream.as_str());
         }
     }
 
