@@ -11,6 +11,7 @@ pub mod core;
 pub mod daemon;
 pub mod init;
 pub mod pidfile;
+pub mod schedule;
 pub mod spec;
 pub mod state_dir;
 pub mod sys;

@@ -26,6 +26,12 @@ pub struct Config {
     /// What the loader accepted but the user should fix, each as `{file}:{line}:{column}:
     /// {key path}: {message}`, in file order. For the user only: supervision ignores it.
     pub warnings: Vec<String>,
+    /// Service directories (`include:`), absolute, in config order: each file in them defines
+    /// one program (`*.json` in service_manager's format, `*.yaml`/`*.yml` one sv-lite program).
+    pub include: Vec<PathBuf>,
+    /// Service files that failed to load, each as `{file}:{line}:{column}: {key}: {message}`:
+    /// their programs are left out, or keep the last definition that loaded. Shown by `status`.
+    pub problems: Vec<String>,
 }
 
 /// One program: a command and the policy that keeps `numprocs` instances of it alive.
@@ -87,6 +93,30 @@ pub struct ProgramSpec {
     /// program has a port named `health` (the config loader fills it in); `lifecycle: none`
     /// turns it off.
     pub lifecycle: Option<HttpLifecycle>,
+    /// Run at fire times instead of kept running (`schedule:`/`cron:`, service_manager's
+    /// `scheduling`).
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// When a scheduled program runs, and how a run is bounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    /// The fire times of all entries, merged (UTC).
+    pub when: crate::schedule::Schedule,
+    /// A run still going after this long is stopped with the stop sequence (`timeout:`).
+    pub timeout: Option<Duration>,
+    /// What a fire time does while the previous run is still going.
+    pub overlap: Overlap,
+}
+
+/// `overlap:` of a scheduled program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// Skip the new run and log it (cron's and service_manager's behaviour).
+    #[default]
+    Skip,
+    /// Stop the old run with its stop sequence, then start the new one.
+    Kill,
 }
 
 /// How an instance says it is ready.
@@ -292,6 +322,7 @@ impl ProgramSpec {
             watchdog: None,
             depends_on: Vec::new(),
             sockets: Vec::new(),
+            schedule: None,
         }
     }
 
