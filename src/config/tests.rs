@@ -163,6 +163,7 @@ programs:
         watchdog: None,
         depends_on: Vec::new(),
         sockets: Vec::new(),
+        schedule: None,
     };
     assert_eq!(spec, &expected);
     assert_eq!(spec.launch(1, &[]).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));
