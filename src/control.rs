@@ -98,6 +98,9 @@ pub struct WireReply {
     /// `tail`: output bytes (lossily UTF-8). A following tail gets more such replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// `status`: service files that failed to load (`file:line:column: key: message`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -140,6 +143,19 @@ pub struct WireStatus {
     /// What the program said over sd_notify (`STATUS=` text, stopping, reloading, errno).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// Scheduled programs: the next fire time (UTC, `2026-12-07T08:30:00Z`); absent while the
+    /// schedule is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    /// Scheduled programs: when the last finished run began (UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_start: Option<String>,
+    /// Scheduled programs: how long the last finished run took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_ms: Option<u64>,
+    /// Scheduled programs: how the last run ended (`exited with 0`, `timed out after 2h; ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_result: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -231,9 +247,12 @@ pub fn encode_data(bytes: &[u8]) -> Vec<u8> {
 pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     let ok = reply.is_ok();
     let wire = match reply {
-        Reply::Status(rows) => {
-            WireReply { ok, status: Some(rows.iter().map(wire_status).collect()), ..WireReply::default() }
-        }
+        Reply::Status { rows, problems } => WireReply {
+            ok,
+            status: Some(rows.iter().map(wire_status).collect()),
+            problems: problems.clone(),
+            ..WireReply::default()
+        },
         Reply::Results(results) => {
             WireReply { ok, results: Some(results.iter().map(wire_result).collect()), ..WireReply::default() }
         }
@@ -280,7 +299,21 @@ fn wire_status(row: &InstanceStatus) -> WireStatus {
         health_failures: row.health.as_ref().map(|health| health.failures),
         health_last: row.health.as_ref().and_then(|health| health.last.clone()),
         notify: row.notify.clone(),
+        next_run: row.schedule.as_ref().and_then(|schedule| schedule.next).map(utc),
+        last_run_start: row.schedule.as_ref().and_then(|schedule| schedule.last.as_ref()).map(|last| utc(last.0)),
+        last_run_ms: row
+            .schedule
+            .as_ref()
+            .and_then(|schedule| schedule.last.as_ref())
+            .map(|last| u64::try_from(last.1.as_millis()).unwrap_or(u64::MAX)),
+        last_run_result: row.schedule.as_ref().and_then(|schedule| schedule.last.as_ref()).map(|last| last.2.clone()),
     }
+}
+
+/// A wall-clock time as UTC to the second, `2026-12-07T08:30:00Z`.
+fn utc(time: std::time::SystemTime) -> String {
+    let secs = time.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    crate::schedule::format_utc(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 fn wire_result(result: &TargetResult) -> WireResult {

@@ -278,6 +278,10 @@ fn render_pids(reply: &WireReply) {
 }
 
 fn render(reply: &WireReply, json: bool) {
+    // Service files that failed to load: on stderr, so `--json` output stays one array.
+    for problem in &reply.problems {
+        eprintln!("sv-lite ctl: service file problem: {problem}");
+    }
     if json {
         if let Some(rows) = &reply.status {
             println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
@@ -356,6 +360,16 @@ fn row_info(row: &WireStatus) -> String {
         let ports: Vec<String> = row.ports.iter().map(|(name, port)| format!("{name}={port}")).collect();
         info = if info.is_empty() { ports.join(" ") } else { format!("{info}; {}", ports.join(" ")) };
     }
+    if row.state != "SCHEDULED" {
+        if let Some(next) = &row.next_run {
+            let next = format!("next run {next}");
+            info = if info.is_empty() { next } else { format!("{info}; {next}") };
+        }
+    }
+    if let (Some(start), Some(ms), Some(result)) = (&row.last_run_start, row.last_run_ms, &row.last_run_result) {
+        let last = format!("last run {start} took {}: {result}", human_duration(Duration::from_millis(ms)));
+        info = if info.is_empty() { last } else { format!("{info}; {last}") };
+    }
     if row.output_stalled {
         let note = "output stalled: sv-lite's stdout/stderr reader is not reading";
         return if info.is_empty() { note.to_string() } else { format!("{info}; {note}") };
@@ -374,7 +388,7 @@ fn state_info(row: &WireStatus) -> String {
         "RUNNING" => format!("uptime {since}"),
         "STARTING" | "STOPPING" | "PAUSED" => format!("for {since}"),
         "EXITED" => format!("{exit} ({}) {since} ago", row.detail.as_deref().unwrap_or("")),
-        "FATAL" | "BACKOFF" | "WAITING" => row.detail.clone().unwrap_or_default(),
+        "FATAL" | "BACKOFF" | "WAITING" | "SCHEDULED" => row.detail.clone().unwrap_or_default(),
         "STOPPED" if row.held.is_some() => row.detail.clone().unwrap_or_default(),
         _ if !exit.is_empty() => format!("last {exit}, {since} ago"),
         _ => String::new(),
@@ -385,6 +399,7 @@ fn paint(state: &str) -> String {
     let colour = match state {
         "RUNNING" => "32",
         "STARTING" | "STOPPING" | "BACKOFF" | "PAUSED" => "33",
+        "SCHEDULED" => "36",
         "FATAL" | "EXITED" | "UNKNOWN" => "31",
         _ => "2",
     };

@@ -204,7 +204,8 @@ does. `COMMAND --help` does the same.",
 const TARGET_NOTE: &str = "TARGET is NAME (all its instances), NAME:N (one instance) or all.";
 
 /// States `wait --state` can name.
-const STATE_NAMES: &[&str] = &["STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "PAUSED"];
+const STATE_NAMES: &[&str] =
+    &["STOPPED", "STARTING", "RUNNING", "BACKOFF", "STOPPING", "EXITED", "FATAL", "PAUSED", "WAITING", "SCHEDULED"];
 
 fn ctl_knows(name: &str) -> bool {
     ctl::COMMANDS.contains(&name)

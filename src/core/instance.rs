@@ -5,16 +5,17 @@
 //! own deadlines ([`State::deadline`]), so a stale timer finds nothing due and does nothing.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::collections::HashMap;
 
 use super::probe::{judge, HealthPhase, Probe, Verdict};
+use super::timetable::Timetable;
 use super::types::{
     Action, ExitStatus, InstanceId, NotifyField, Pid, PidObservation, ProbeCheck, ProbeResult, SpawnExtras, StateName,
 };
 use super::Rng;
-use crate::spec::{AutoRestart, CheckKind, PortRef, PortSpec, ProgramSpec, Readiness, Signal};
+use crate::spec::{AutoRestart, CheckKind, Overlap, PortRef, PortSpec, ProgramSpec, Readiness, Signal};
 
 /// The file whose presence in an instance's working directory skips its health checks.
 pub const SNOOZE_FILE: &str = ".healthchecksnooze";
@@ -82,6 +83,8 @@ pub(crate) enum State {
     Fatal {
         reason: String,
     },
+    /// A scheduled program between runs: its timetable says when the next run begins.
+    Scheduled,
 }
 
 /// Where a stopping instance is in its stop sequence: Aurora's HTTP lifecycle POSTs first
@@ -129,7 +132,8 @@ impl State {
             | State::Running { .. }
             | State::Paused { .. }
             | State::Exited { .. }
-            | State::Fatal { .. } => None,
+            | State::Fatal { .. }
+            | State::Scheduled => None,
         }
     }
 
@@ -146,7 +150,8 @@ impl State {
             | State::Paused { resume_to: Phase::WaitingPidFile }
             | State::Backoff { .. }
             | State::Exited { .. }
-            | State::Fatal { .. } => None,
+            | State::Fatal { .. }
+            | State::Scheduled => None,
         }
     }
 
@@ -161,6 +166,7 @@ impl State {
             State::Stopping { .. } => StateName::Stopping,
             State::Exited { .. } => StateName::Exited,
             State::Fatal { .. } => StateName::Fatal,
+            State::Scheduled => StateName::Scheduled,
         }
     }
 }
@@ -218,6 +224,12 @@ pub(crate) enum Event {
     Ready,
     /// `MAINPID=`: the service's main process is now this pid (checked by the driver).
     MainPid(Pid),
+    /// Scheduled programs: be idle until the next fire time (a run in progress is stopped).
+    Schedule,
+    /// Scheduled programs: the fire time came (the supervisor starts the run if idle).
+    Fire,
+    /// Scheduled programs: the run went on past its `timeout`.
+    RunTimeout,
 }
 
 /// What happens once a stopping instance is down.
@@ -233,6 +245,8 @@ pub(crate) enum AfterStop {
     Unhealthy {
         since: Instant,
     },
+    /// A scheduled run was ended (timed out, or the schedule took over): back to SCHEDULED.
+    Schedule,
 }
 
 /// What the supervisor must do after a transition, beyond the actions already queued.
@@ -248,6 +262,8 @@ pub(crate) enum Outcome {
 /// What a transition may touch besides the instance.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
+    /// The wall-clock time of `now` (UTC), for fire times and run records.
+    pub wall: SystemTime,
     pub actions: &'a mut std::collections::VecDeque<Action>,
     pub rng: &'a mut Rng,
     /// No restarts while shutting down.
@@ -280,6 +296,8 @@ pub(crate) struct Instance {
     pub probe: Probe,
     /// Why a stop for `AfterStop::FailedStart`/`Unhealthy` happened, for the record.
     recover_why: String,
+    /// Why a scheduled run is being stopped (timed out, overlap: kill), for its record.
+    run_end_why: String,
     /// sd_notify: the last `STATUS=` text, `STOPPING`/`RELOADING` flags, `ERRNO=`.
     pub notify_status: Option<String>,
     notify_flags: Vec<&'static str>,
@@ -294,6 +312,8 @@ pub(crate) struct Instance {
     pub held_stopped: bool,
     /// Paused by a persistent flag: started, then paused at once.
     pub held_paused: bool,
+    /// Scheduled programs: next fire time, the run's timeout, the last run.
+    pub timetable: Timetable,
 }
 
 impl Instance {
@@ -315,6 +335,7 @@ impl Instance {
             launcher: None,
             probe,
             recover_why: String::new(),
+            run_end_why: String::new(),
             notify_status: None,
             notify_flags: Vec::new(),
             notify_errno: None,
@@ -323,6 +344,7 @@ impl Instance {
             checks: 0,
             held_stopped: false,
             held_paused: false,
+            timetable: Timetable::default(),
         }
     }
 
@@ -342,13 +364,20 @@ impl Instance {
             | State::Backoff { .. }
             | State::Stopping { .. } => true,
             // Waiting has no process yet: a shutdown need not wait for it.
-            State::Stopped | State::Waiting { .. } | State::Exited { .. } | State::Fatal { .. } => false,
+            State::Stopped | State::Waiting { .. } | State::Exited { .. } | State::Fatal { .. } | State::Scheduled => {
+                false
+            }
         }
     }
 
     /// Applies one event, then stops the health check if the instance left the states it runs
     /// in (STARTING, RUNNING).
     pub(crate) fn on_event(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
+        if self.spec.schedule.is_none() && self.timetable.deadline().is_some() {
+            // A reload took the schedule away: no fire time or run timeout is left.
+            self.timetable.disarm();
+            self.timetable.run_deadline = None;
+        }
         let post_before = self.lifecycle_post();
         let outcome = self.transition(ctx, event);
         // A lifecycle POST whose step is over (waited out, refused, or the program exited) is
@@ -425,6 +454,148 @@ impl Instance {
     fn transition(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
         let now = ctx.now;
         match (&self.state, event) {
+            // ---- schedules: SCHEDULED between runs; a run ends back in SCHEDULED ----
+            (State::Scheduled, Event::Start | Event::Restart) => {
+                // A run now: the fire time through the dependency gate, or `ctl start`.
+                self.failures = 0;
+                self.crashes = 0;
+                self.spawn(ctx);
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::Stop) => {
+                self.timetable.disarm();
+                self.log(ctx, log::Level::Info, "schedule off until `ctl start`; STOPPED".to_string());
+                self.enter(now, State::Stopped);
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::Remove) => Outcome::Removed,
+            (State::Scheduled, Event::Wait { reason, blocked }) => {
+                self.log(ctx, log::Level::Info, format!("WAITING: {reason}"));
+                self.enter(now, State::Waiting { reason, blocked });
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::Schedule) => {
+                self.arm_timetable(ctx);
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::Fire) => {
+                if let Some(fired) = self.fired(ctx) {
+                    self.log(ctx, log::Level::Info, format!("fire time {fired}: starting a run"));
+                }
+                Outcome::Nothing
+            }
+            (
+                State::Stopped | State::Exited { .. } | State::Fatal { .. } | State::Backoff { .. } | State::Spawning,
+                Event::Schedule,
+            )
+            | (State::Waiting { .. }, Event::Schedule) => {
+                // Spawning: the queued spawn is dropped (`Supervisor::wants_spawn`).
+                self.enter_scheduled(ctx, log::Level::Info, "on its schedule".to_string())
+            }
+            (State::Stopped | State::Exited { .. } | State::Fatal { .. }, Event::Fire) => {
+                // The schedule is off.
+                self.timetable.disarm();
+                Outcome::Nothing
+            }
+            (
+                State::Waiting { .. }
+                | State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. },
+                Event::Fire,
+            ) => {
+                let Some(fired) = self.fired(ctx) else { return Outcome::Nothing };
+                let overlap = self.spec.schedule.as_ref().map_or(Overlap::Skip, |schedule| schedule.overlap);
+                let killable = self.state.pid().is_some() && !matches!(self.state, State::Stopping { .. });
+                if overlap == Overlap::Kill && killable {
+                    self.log(
+                        ctx,
+                        log::Level::Warn,
+                        format!("fire time {fired}: the previous run is still going; overlap: kill stops it and starts a new one"),
+                    );
+                    self.run_end_why = "stopped for the next run (overlap: kill)".to_string();
+                    return self.transition(ctx, Event::Restart);
+                }
+                self.log(
+                    ctx,
+                    log::Level::Warn,
+                    format!("fire time {fired}: skipped, the previous run is still going ({})", self.state.name()),
+                );
+                Outcome::Nothing
+            }
+            (
+                State::Starting { .. }
+                | State::Running { .. }
+                | State::Paused { resume_to: Phase::Starting { .. } | Phase::Running { .. } },
+                Event::RunTimeout,
+            ) if self.timetable.run_deadline.is_some_and(|deadline| deadline <= now) => {
+                self.timetable.run_deadline = None;
+                let timeout = self.spec.schedule.as_ref().and_then(|schedule| schedule.timeout).unwrap_or_default();
+                let why = format!("timed out after {}", human_duration(timeout));
+                self.log(ctx, log::Level::Warn, format!("run {why}; stopping it"));
+                self.run_end_why = why;
+                self.transition(ctx, Event::Schedule)
+            }
+            (
+                State::Stopped
+                | State::Waiting { .. }
+                | State::Spawning
+                | State::Starting { .. }
+                | State::WaitingPidFile { .. }
+                | State::Running { .. }
+                | State::Paused { .. }
+                | State::Backoff { .. }
+                | State::Stopping { .. }
+                | State::Exited { .. }
+                | State::Fatal { .. }
+                | State::Scheduled,
+                Event::RunTimeout,
+            ) => {
+                // No run to time out (or not yet due): only the deadline goes.
+                if self.timetable.run_deadline.is_some_and(|deadline| deadline <= now) {
+                    self.timetable.run_deadline = None;
+                }
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::PortsAllocated(result)) => {
+                if let Ok(ports) = result {
+                    self.take_ports(ports);
+                }
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::CheckSpawned { pid, .. }) => {
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::Spawned(pid)) => {
+                crate::never!("{}: spawned pid {pid} while SCHEDULED; killing it", self.name);
+                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                Outcome::Nothing
+            }
+            (State::Scheduled, event @ (Event::SpawnFailed { .. } | Event::Exited(_))) => {
+                crate::never!("{}: {event:?} while SCHEDULED", self.name);
+                Outcome::Nothing
+            }
+            (State::Scheduled, Event::ProbeDue) => {
+                self.probe_due(ctx);
+                Outcome::Nothing
+            }
+            (
+                State::Scheduled,
+                Event::Pause
+                | Event::Resume
+                | Event::Timeout
+                | Event::PidFile(_)
+                | Event::Health { .. }
+                | Event::Lifecycle { .. }
+                | Event::Ready
+                | Event::MainPid(_),
+            ) => Outcome::Nothing, // No run, nothing of a process to act on.
+
             // ---- waiting for dependencies (the supervisor decides when they are met) ----
             (
                 State::Stopped | State::Exited { .. } | State::Fatal { .. } | State::Backoff { .. },
@@ -520,7 +691,7 @@ impl Instance {
                 State::Starting { pid, .. }
                 | State::Running { pid, .. }
                 | State::Paused { resume_to: Phase::Starting { pid } | Phase::Running { pid, .. } },
-                event @ (Event::Stop | Event::Restart | Event::Remove),
+                event @ (Event::Stop | Event::Restart | Event::Remove | Event::Schedule),
             ) => {
                 let pid = *pid;
                 let paused_groups = self.paused_groups();
@@ -532,7 +703,7 @@ impl Instance {
                 }
                 Outcome::Nothing
             }
-            (State::Stopping { .. }, event @ (Event::Stop | Event::Restart | Event::Remove)) => {
+            (State::Stopping { .. }, event @ (Event::Stop | Event::Restart | Event::Remove | Event::Schedule)) => {
                 if self.after_stop != AfterStop::Remove {
                     self.after_stop = after_stop_for(&event);
                 }
@@ -540,7 +711,7 @@ impl Instance {
             }
             (
                 State::WaitingPidFile { .. } | State::Paused { resume_to: Phase::WaitingPidFile },
-                event @ (Event::Stop | Event::Restart | Event::Remove),
+                event @ (Event::Stop | Event::Restart | Event::Remove | Event::Schedule),
             ) => {
                 // No daemon known yet: stop whatever the command left in its process group.
                 let paused_groups = self.paused_groups();
@@ -560,6 +731,7 @@ impl Instance {
                         Outcome::Nothing
                     }
                     AfterStop::Remove => Outcome::Removed,
+                    AfterStop::Schedule => self.end_run(ctx, "stopped before its pid file appeared".to_string(), None),
                 }
             }
             (
@@ -580,6 +752,10 @@ impl Instance {
                     Outcome::Nothing
                 }
                 AfterStop::Remove => Outcome::Removed,
+                AfterStop::Schedule => {
+                    crate::never!("{}: Schedule in {} is decided above", self.name, self.state.name());
+                    Outcome::Nothing
+                }
             },
 
             // ---- pause, resume ----
@@ -653,6 +829,9 @@ impl Instance {
             // ---- spawn results ----
             (State::Spawning, Event::Spawned(pid)) => {
                 self.log(ctx, log::Level::Info, format!("spawned with pid {pid}"));
+                if let Some(schedule) = &self.spec.schedule {
+                    self.timetable.begin_run(schedule, now, ctx.wall);
+                }
                 self.checks = 0;
                 self.probe.watchdog_every = None;
                 self.notify_status = None;
@@ -675,6 +854,12 @@ impl Instance {
             (State::Spawning, Event::SpawnFailed { error, transient: true }) => {
                 // Out of descriptors, memory or processes: a failed start, retried with backoff.
                 self.start_failed(ctx, format!("cannot start: {error}"), 1, None)
+            }
+            (State::Spawning, Event::SpawnFailed { error, transient: false })
+                if self.spec.schedule.is_some() && !ctx.shutting_down =>
+            {
+                // The next fire time tries again.
+                self.end_run(ctx, format!("cannot start: {error}"), None)
             }
             (State::Spawning, Event::SpawnFailed { error, transient: false }) => {
                 self.log(ctx, log::Level::Error, format!("cannot start: {error}; FATAL"));
@@ -1108,7 +1293,22 @@ impl Instance {
 
     /// After a stop completed: stay down, start again, or go away.
     fn finish_stop(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        // A scheduled run stopped for the next one (overlap: kill, `ctl restart`) is recorded
+        // before that one begins.
+        if self.after_stop == AfterStop::Start && self.timetable.run.is_some() {
+            let why = std::mem::take(&mut self.run_end_why);
+            let why = if why.is_empty() { "stopped for a new run".to_string() } else { why };
+            let status = self.last_exit.map_or(String::new(), |status| format!(" ({status})"));
+            self.timetable.end_run(ctx.now, format!("{why}{status}"));
+        }
         match self.after_stop {
+            AfterStop::Schedule if ctx.shutting_down => Outcome::Nothing,
+            AfterStop::Schedule => {
+                let why = std::mem::take(&mut self.run_end_why);
+                let why = if why.is_empty() { "stopped".to_string() } else { why };
+                let status = self.last_exit.map_or(String::new(), |status| format!("; {status}"));
+                self.end_run(ctx, format!("{why}{status}"), None)
+            }
             AfterStop::Stay => Outcome::Nothing,
             AfterStop::Start if ctx.shutting_down => Outcome::Nothing,
             AfterStop::Start => {
@@ -1133,6 +1333,10 @@ impl Instance {
     /// A failed start (exit before `starttime`, or no pid file): back off and retry, or give
     /// up. `why` says what happened; `code` is the exit code a critical failure exits with.
     fn start_failed(&mut self, ctx: &mut Ctx<'_>, why: String, code: u8, status: Option<ExitStatus>) -> Outcome {
+        if self.spec.schedule.is_some() && !ctx.shutting_down {
+            // A scheduled run is not kept up: a short one is a run, not a failed start.
+            return self.end_run(ctx, why, status);
+        }
         let now = ctx.now;
         if status.is_some() {
             self.last_exit = status;
@@ -1174,6 +1378,9 @@ impl Instance {
         why: String,
         status: Option<ExitStatus>,
     ) -> Outcome {
+        if self.spec.schedule.is_some() && !ctx.shutting_down {
+            return self.end_run(ctx, why, status);
+        }
         let now = ctx.now;
         let ran_for = now.saturating_duration_since(since);
         if status.is_some() {
@@ -1304,6 +1511,56 @@ impl Instance {
         }
     }
 
+    /// Turns the schedule on: sets the next fire time unless one is set (scheduled programs only).
+    fn arm_timetable(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(schedule) = &self.spec.schedule {
+            self.timetable.arm(schedule, ctx.now, ctx.wall);
+        }
+    }
+
+    /// A fire time came: the timetable moves on to the next one. Returns the time that fired
+    /// (`None` if the program is not scheduled).
+    fn fired(&mut self, ctx: &mut Ctx<'_>) -> Option<String> {
+        let schedule = self.spec.schedule.as_ref()?;
+        let fired = self.timetable.next.map(|fire| fire.wall);
+        self.timetable.advance(schedule, ctx.now, ctx.wall);
+        Some(fired.map_or_else(|| "(none)".to_string(), crate::schedule::format_utc))
+    }
+
+    /// A scheduled run is over (`result` says how): recorded, and SCHEDULED until the next fire time.
+    fn end_run(&mut self, ctx: &mut Ctx<'_>, result: String, status: Option<ExitStatus>) -> Outcome {
+        if status.is_some() {
+            self.last_exit = status;
+        }
+        self.failures = 0;
+        self.crashes = 0;
+        self.run_end_why.clear();
+        let expected = match status {
+            Some(ExitStatus::Exited(code)) => self.spec.exitcodes.contains(&code),
+            Some(ExitStatus::Signaled { .. }) | None => false,
+        };
+        let took = self.timetable.end_run(ctx.now, result.clone());
+        let level = if expected { log::Level::Info } else { log::Level::Warn };
+        let kind = match status {
+            Some(_) if expected => " (expected)",
+            Some(_) => " (unexpected)",
+            None => "",
+        };
+        self.enter_scheduled(ctx, level, format!("run ended after {}: {result}{kind}", human_duration(took)))
+    }
+
+    /// Idle until the next fire time: SCHEDULED, logged with `lead` and that time.
+    fn enter_scheduled(&mut self, ctx: &mut Ctx<'_>, level: log::Level, lead: String) -> Outcome {
+        self.arm_timetable(ctx);
+        let next = match self.timetable.next {
+            Some(fire) => format!("next run at {}", crate::schedule::format_utc(fire.wall)),
+            None => "no fire time ahead".to_string(),
+        };
+        self.log(ctx, level, format!("{lead}; SCHEDULED, {next}"));
+        self.enter(ctx.now, State::Scheduled);
+        Outcome::Nothing
+    }
+
     /// Kills the process now (second shutdown request).
     pub(crate) fn kill_now(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pid) = self.state.pid() {
@@ -1317,6 +1574,8 @@ impl Instance {
     /// the process.
     fn spawn(&mut self, ctx: &mut Ctx<'_>) {
         self.after_stop = AfterStop::Stay;
+        // `ctl start` of a scheduled program turns its schedule on again.
+        self.arm_timetable(ctx);
         self.enter(ctx.now, State::Spawning);
         // A new run takes the spec as it is now (a reload may have changed the check or the
         // ports); the old process was stopped with the old ones.
@@ -1425,6 +1684,7 @@ impl Instance {
             AfterStop::Start => "restarting",
             AfterStop::Remove => "removing",
             AfterStop::FailedStart | AfterStop::Unhealthy { .. } => "restarting",
+            AfterStop::Schedule => "ending the run",
         };
         self.enter(ctx.now, State::Stopping { pid, next_at: None, step: StopStep::Killed });
         if self.post_lifecycle(ctx, pid, false, verb) {
@@ -1791,7 +2051,9 @@ fn after_stop_for(event: &Event) -> AfterStop {
     match event {
         Event::Restart => AfterStop::Start,
         Event::Remove => AfterStop::Remove,
+        Event::Schedule | Event::RunTimeout => AfterStop::Schedule,
         Event::Stop
+        | Event::Fire
         | Event::Start
         | Event::Pause
         | Event::Resume

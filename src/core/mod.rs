@@ -11,11 +11,12 @@ mod instance;
 mod order;
 mod probe;
 mod timers;
+mod timetable;
 pub mod types;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER, SNOOZE_FILE};
 pub use types::*;
@@ -28,6 +29,8 @@ use crate::spec::{Config, ProgramSpec};
 /// The supervisor: every program and instance, and what is waiting on them.
 #[derive(Debug)]
 pub struct Supervisor {
+    /// The clocks as of the latest call (wall-clock steps show as a change of `wall - mono`).
+    clock: Now,
     programs: BTreeMap<String, Program>,
     instances: HashMap<InstanceId, Instance>,
     /// Every process the core knows, with the instance and the part of it that owns it.
@@ -60,6 +63,8 @@ pub struct Supervisor {
     restart_after: HashSet<InstanceId>,
     /// Program → the programs that depend on it.
     dependents: HashMap<String, Vec<String>>,
+    /// Service files that failed to load, from the latest config (`status` shows them).
+    problems: Vec<String>,
 }
 
 /// Which part of an instance a process belongs to.
@@ -114,14 +119,16 @@ enum Goal {
 impl Supervisor {
     /// Builds the programs of `config` and starts those with `autostart`. `seed` feeds the
     /// backoff jitter.
-    pub fn new(config: &Config, now: Instant, seed: u64) -> Supervisor {
+    pub fn new(config: &Config, now: Now, seed: u64) -> Supervisor {
         Supervisor::with_flags(config, now, seed, HashSet::new())
     }
 
     /// Like [`Supervisor::new`], honouring persistent flags: an instance flagged
     /// [`Flag::Stopped`] is not autostarted, one flagged [`Flag::Paused`] is paused once up.
-    pub fn with_flags(config: &Config, now: Instant, seed: u64, flags: HashSet<(String, Flag)>) -> Supervisor {
+    pub fn with_flags(config: &Config, clock: Now, seed: u64, flags: HashSet<(String, Flag)>) -> Supervisor {
+        let now = clock.mono;
         let mut supervisor = Supervisor {
+            clock,
             programs: BTreeMap::new(),
             instances: HashMap::new(),
             by_pid: HashMap::new(),
@@ -141,6 +148,7 @@ impl Supervisor {
             stop_queued: HashSet::new(),
             restart_after: HashSet::new(),
             dependents: HashMap::new(),
+            problems: config.problems.clone(),
         };
         let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
         supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
@@ -161,7 +169,8 @@ impl Supervisor {
     }
 
     /// Applies one input.
-    pub fn handle_input(&mut self, now: Instant, input: Input) {
+    pub fn handle_input(&mut self, now: Now, input: Input) {
+        let now = self.observe_clock(now);
         match input {
             Input::Spawned { id, pid } => self.apply(now, id, Event::Spawned(pid)),
             Input::SpawnFailed { id, error, transient } => self.apply(now, id, Event::SpawnFailed { error, transient }),
@@ -233,7 +242,8 @@ impl Supervisor {
     }
 
     /// Fires every deadline at or before `now`. Spurious calls do nothing.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Now) {
+        let now = self.observe_clock(now);
         for key in self.timers.pop_due(now) {
             match key {
                 TimerKey::Waiter(conn) => self.expire_waiters(now, conn),
@@ -257,6 +267,7 @@ impl Supervisor {
                         self.apply(now, id, Event::Timeout);
                     }
                 }
+                TimerKey::Schedule(id) => self.schedule_due(now, id),
             }
         }
         self.after_mutation(now);
@@ -276,7 +287,11 @@ impl Supervisor {
 
     /// Status rows for `targets` (all instances when empty), as `ctl status` shows them.
     #[must_use]
-    pub fn status(&self, now: Instant, targets: &[String]) -> Vec<InstanceStatus> {
+    pub fn status(&self, now: Now, targets: &[String]) -> Vec<InstanceStatus> {
+        self.status_at(now.mono, targets)
+    }
+
+    fn status_at(&self, now: Instant, targets: &[String]) -> Vec<InstanceStatus> {
         let (ids, unknown) = self.resolve(targets);
         // One service state per program, not per row: a program may have thousands of rows.
         let mut services: HashMap<&str, Option<ServiceState>> = HashMap::new();
@@ -305,6 +320,7 @@ impl Supervisor {
             ports: Vec::new(),
             health: None,
             notify: None,
+            schedule: None,
         }));
         rows
     }
@@ -362,7 +378,10 @@ impl Supervisor {
                 {
                     starting += 1
                 }
-                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } } => up += 1,
+                // Between runs, a scheduled program is where it should be.
+                State::Running { .. } | State::Paused { resume_to: Phase::Running { .. } } | State::Scheduled => {
+                    up += 1
+                }
                 // Paused before it was ready: not up until it is resumed and passes readiness.
                 State::Spawning
                 | State::Starting { .. }
@@ -406,7 +425,8 @@ impl Supervisor {
         ids
     }
 
-    /// Starts an instance unless a persistent stop flag holds it down.
+    /// Starts an instance unless a persistent stop flag holds it down; a scheduled one waits
+    /// for its first fire time.
     fn autostart(&mut self, now: Instant, id: InstanceId) {
         let Some(instance) = self.instances.get(&id) else { return };
         if instance.held_stopped {
@@ -417,7 +437,11 @@ impl Supervisor {
             self.log(log::Level::Info, message);
             return;
         }
-        self.start_gated(now, id);
+        if instance.spec.schedule.is_some() {
+            self.apply(now, id, Event::Schedule);
+        } else {
+            self.start_gated(now, id);
+        }
     }
 
     fn new_instance(&mut self, now: Instant, spec: &Rc<ProgramSpec>, index: u32) -> InstanceId {
@@ -472,9 +496,17 @@ impl Supervisor {
         let check_before = instance.probe.check_pid();
         let deadline_before = instance.state.deadline();
         let probe_before = instance.probe.deadline();
+        let timetable_before = instance.timetable.deadline();
         let ports_before = instance.allocated.clone();
-        let mut ctx =
-            Ctx { now, actions: &mut self.actions, rng: &mut self.rng, shutting_down, held_ports: &self.ports_held };
+        let wall = wall_at(self.clock, now);
+        let mut ctx = Ctx {
+            now,
+            wall,
+            actions: &mut self.actions,
+            rng: &mut self.rng,
+            shutting_down,
+            held_ports: &self.ports_held,
+        };
         let mut outcome = change(instance, &mut ctx);
         // A persistent pause flag pauses an instance as soon as it has a process, through the
         // same Pause transition as `ctl pause`: paused while STARTING, it is RUNNING only after
@@ -489,6 +521,11 @@ impl Supervisor {
             // Also when unchanged but due: the timer that brought us here was popped already.
             if Some(probe_at) != probe_before || probe_at <= now {
                 self.timers.arm(probe_at, TimerKey::Probe(id));
+            }
+        }
+        if let Some(at) = instance.timetable.deadline() {
+            if Some(at) != timetable_before || at <= now {
+                self.timers.arm(at, TimerKey::Schedule(id));
             }
         }
         if matches!(instance.state, State::Waiting { .. }) {
@@ -550,6 +587,61 @@ impl Supervisor {
                 );
                 self.begin_shutdown(now, code, None);
             }
+        }
+    }
+
+    /// Takes the clocks of this call and returns its monotonic time. A wall-clock step (the two
+    /// clocks moved apart by more than `CLOCK_STEP` since the last call: NTP stepped the clock,
+    /// someone ran `date -s`, the machine slept) re-times every schedule from the new time.
+    fn observe_clock(&mut self, now: Now) -> Instant {
+        let before = std::mem::replace(&mut self.clock, now);
+        let step = clock_step(before, now);
+        if step.unsigned_abs() > CLOCK_STEP.as_millis() {
+            let ids: Vec<InstanceId> = self
+                .instances
+                .values()
+                .filter(|instance| instance.timetable.next.is_some())
+                .map(|instance| instance.id)
+                .collect();
+            let direction = if step > 0 { "forward" } else { "back" };
+            let by = human_duration(Duration::from_millis(u64::try_from(step.unsigned_abs()).unwrap_or(u64::MAX)));
+            self.log(
+                log::Level::Warn,
+                format!(
+                    "the wall clock moved {direction} by {by}; fire times of {} scheduled instances computed again",
+                    ids.len()
+                ),
+            );
+            for id in ids {
+                self.apply_with(now.mono, id, |instance, ctx| {
+                    if let Some(spec) = &instance.spec.schedule {
+                        instance.timetable.retime(spec, ctx.now, ctx.wall);
+                    }
+                    Outcome::Nothing
+                });
+            }
+        }
+        now.mono
+    }
+
+    /// A scheduled instance's timetable deadline passed: a fire time (start the run, or apply
+    /// the overlap rule), or the run's timeout.
+    fn schedule_due(&mut self, now: Instant, id: InstanceId) {
+        let Some(instance) = self.instances.get(&id) else { return };
+        if instance.timetable.fire_due(now) {
+            self.apply(now, id, Event::Fire);
+            // Idle when it fired: the run starts, through the dependency gate like any start.
+            if self.instances.get(&id).is_some_and(|instance| instance.state == State::Scheduled) {
+                self.start_gated(now, id);
+            }
+        }
+        let timed_out = self
+            .instances
+            .get(&id)
+            .and_then(|instance| instance.timetable.run_deadline)
+            .is_some_and(|deadline| deadline <= now);
+        if timed_out {
+            self.apply(now, id, Event::RunTimeout);
         }
     }
 
@@ -651,8 +743,9 @@ impl Supervisor {
         }
         match request {
             Request::Status { targets } => {
-                let rows = self.status(now, &targets);
-                self.reply(conn, Reply::Status(rows));
+                let rows = self.status_at(now, &targets);
+                let problems = self.problems.clone();
+                self.reply(conn, Reply::Status { rows, problems });
             }
             Request::Start { targets, wait } => self.act_on(now, conn, &targets, Event::Start, Goal::Up, wait, None),
             Request::Stop { targets, wait, timeout } => {
@@ -905,6 +998,7 @@ impl Supervisor {
             }
             return;
         }
+        self.problems.clone_from(&config.problems);
         let mut added = Vec::new();
         let mut changed = Vec::new();
         let mut resized = Vec::new();
@@ -942,11 +1036,20 @@ impl Supervisor {
             for id in kept {
                 let Some(instance) = self.instances.get_mut(&id) else { continue };
                 let was_live = instance.is_live();
+                let was_scheduled = instance.state == State::Scheduled;
                 instance.spec = Rc::clone(&spec);
+                if options_changed {
+                    // Fire times come from the new schedule (if any).
+                    instance.timetable.disarm();
+                }
                 if instance.held_stopped {
                     continue; // Held down by `ctl stop`: takes the new spec, stays down.
                 }
-                if options_changed && was_live {
+                if options_changed && spec.schedule.is_some() && (was_live || was_scheduled || spec.autostart) {
+                    // A run in progress is stopped; the next run is at the new schedule's next
+                    // fire time, not now.
+                    self.apply(now, id, Event::Schedule);
+                } else if options_changed && was_live {
                     self.apply(now, id, Event::Restart);
                 } else if options_changed && spec.autostart {
                     self.autostart(now, id);
@@ -1050,6 +1153,9 @@ impl Supervisor {
                 TimerKey::Probe(id) => {
                     self.instances.get(&id).and_then(|instance| instance.probe.deadline()) == Some(deadline)
                 }
+                TimerKey::Schedule(id) => {
+                    self.instances.get(&id).and_then(|instance| instance.timetable.deadline()) == Some(deadline)
+                }
                 TimerKey::Waiter(conn) => {
                     self.waiters.iter().any(|waiter| waiter.conn == conn && waiter.deadline == Some(deadline))
                 }
@@ -1111,6 +1217,11 @@ impl Supervisor {
                 (Goal::Up, State::Fatal { reason }) => (false, format!("FATAL: {reason}")),
                 (Goal::Up, State::Exited { status, .. }) => (false, format!("exited with {status}")),
                 (Goal::Up, State::Stopped) => (false, "stopped before it was up".to_string()),
+                // A scheduled run that ended before it counted as RUNNING (a short job).
+                (Goal::Up, State::Scheduled) => {
+                    let ended = instance.timetable.last.as_ref().map_or("ran", |last| last.result.as_str());
+                    (true, format!("run ended: {ended}; SCHEDULED"))
+                }
                 (Goal::Up, State::Waiting { reason, blocked: true }) => (false, format!("WAITING: {reason}")),
                 (Goal::Up, State::Waiting { blocked: false, .. }) => return None,
                 (
@@ -1165,10 +1276,21 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
         State::Stopped if instance.held_stopped => {
             Some("held down by `ctl stop` (persistent); `ctl start` releases it".to_string())
         }
+        State::Scheduled => Some(match instance.timetable.next {
+            Some(fire) => format!("next run {}", crate::schedule::format_utc(fire.wall)),
+            None => "no fire time ahead".to_string(),
+        }),
+        State::Stopped if instance.spec.schedule.is_some() => {
+            Some("schedule off; `ctl start` runs it now and turns the schedule on".to_string())
+        }
         State::Stopped | State::Spawning | State::Starting { .. } | State::Running { .. } | State::Stopping { .. } => {
             None
         }
     };
+    let schedule = instance.spec.schedule.as_ref().map(|_| ScheduleStatus {
+        next: instance.timetable.next.map(|fire| timetable::system_time(fire.wall)),
+        last: instance.timetable.last.as_ref().map(|last| (last.started, last.duration, last.result.clone())),
+    });
     let held = if instance.held_stopped {
         Some(Flag::Stopped)
     } else if instance.held_paused {
@@ -1183,6 +1305,7 @@ fn status_row(now: Instant, instance: &Instance) -> InstanceStatus {
         ports: instance.ports.clone(),
         health: instance.probe.health.as_ref().filter(|health| health.last.is_some()).map(probe::Health::status),
         notify: instance.notify_text(),
+        schedule,
         name: instance.name.clone(),
         state: instance.state.name(),
         pid: instance.state.pid(),
@@ -1203,6 +1326,29 @@ fn reload_summary(added: &[String], changed: &[String], resized: &[String], remo
         "no changes".to_string()
     } else {
         parts.join("; ")
+    }
+}
+
+/// A wall-clock change larger than this between two calls, beyond the monotonic time that
+/// passed, is a step of the clock rather than drift.
+pub const CLOCK_STEP: Duration = Duration::from_secs(2);
+
+/// How far the wall clock moved against the monotonic clock from `before` to `now`, in
+/// milliseconds (positive: forward).
+fn clock_step(before: Now, now: Now) -> i128 {
+    let millis = |wall: SystemTime| match wall.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => since.as_millis() as i128,
+        Err(error) => -(error.duration().as_millis() as i128),
+    };
+    let mono = now.mono.saturating_duration_since(before.mono).as_millis() as i128;
+    millis(now.wall) - millis(before.wall) - mono
+}
+
+/// The wall-clock time at monotonic `mono`, from the clocks of the latest call.
+fn wall_at(clock: Now, mono: Instant) -> SystemTime {
+    match mono.checked_duration_since(clock.mono) {
+        Some(later) => clock.wall + later,
+        None => clock.wall - clock.mono.saturating_duration_since(mono),
     }
 }
 

@@ -24,7 +24,8 @@ fn ms(n: u64) -> Duration {
 
 struct Harness {
     supervisor: Supervisor,
-    now: Instant,
+    /// The fake clocks: both move together, unless a test steps the wall clock.
+    now: Now,
     /// Instance name -> id of its last `Spawn` action.
     spawn_ids: HashMap<String, InstanceId>,
     /// Actions drained but not yet checked by `expect`.
@@ -44,7 +45,8 @@ impl Harness {
     }
 
     fn with_flags(programs: Vec<ProgramSpec>, flags: &[(&str, Flag)]) -> Harness {
-        let now = Instant::now();
+        // A fixed wall-clock time: 2026-12-07T08:29:00Z, a Monday.
+        let now = Now { mono: Instant::now(), wall: std::time::UNIX_EPOCH + secs(1_796_632_140) };
         let config = Config { programs, ..Config::default() };
         let flags = flags.iter().map(|(name, flag)| (name.to_string(), *flag)).collect();
         let supervisor = Supervisor::with_flags(&config, now, 7, flags);
@@ -143,7 +145,7 @@ impl Harness {
 
     /// Moves the clock, then fires what is due, as the driver does after `poll` returns.
     fn advance(&mut self, by: Duration) {
-        self.now += by;
+        self.now = self.now.advanced(by);
         self.supervisor.handle_timeout(self.now);
     }
 
@@ -152,7 +154,9 @@ impl Harness {
     fn step(&mut self) {
         for _ in 0..100 {
             let next = self.supervisor.poll_timeout().expect("a deadline is armed");
-            self.now = self.now.max(next);
+            if next > self.now.mono {
+                self.now = self.now.advanced(next - self.now.mono);
+            }
             self.supervisor.handle_timeout(self.now);
             let n_log = self.log.len();
             self.drain();
@@ -176,7 +180,7 @@ impl Harness {
 
 fn render_reply(reply: &Reply) -> String {
     match reply {
-        Reply::Status(rows) => {
+        Reply::Status { rows, .. } => {
             rows.iter().map(|row| format!("{}={}", row.name, row.state)).collect::<Vec<_>>().join(",")
         }
         Reply::Results(results) => results
@@ -228,9 +232,9 @@ fn exit_before_starttime_backs_off_exponentially_then_goes_fatal() {
         h.exited(pid, ExitStatus::Exited(1));
         assert_eq!(h.state("web:0"), "BACKOFF");
         h.expect("");
-        let before = h.now;
+        let before = h.now.mono;
         h.step();
-        delays.push(h.now - before);
+        delays.push(h.now.mono - before);
         h.expect("spawn web:0");
         pid += 1;
     }
@@ -789,7 +793,7 @@ fn an_exit_seen_after_starttime_passed_counts_as_a_started_run() {
     h.expect("spawn web:0");
     h.spawned("web:0", 1);
     // The daemon was busy: the exit is handled before the starttime deadline it passed.
-    h.now += secs(3);
+    h.now = h.now.advanced(secs(3));
     h.exited(1, ExitStatus::Exited(0));
     h.expect("");
     assert_eq!(h.state("web:0"), "EXITED", "an expected exit of a started run, not a failed start");

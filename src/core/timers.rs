@@ -23,6 +23,8 @@ pub enum TimerKey {
     Waiter(ConnId),
     /// An instance's probe: pid-file read, health check or its timeout, end of a snooze.
     Probe(InstanceId),
+    /// A scheduled instance's timetable: the next fire time, or the run's timeout.
+    Schedule(InstanceId),
 }
 
 #[derive(Debug, Default)]

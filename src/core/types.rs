@@ -4,9 +4,26 @@
 //! Architecture invariant: none of these types is serde; the wire format lives in `control.rs`.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::spec::{Config, Launch, Signal};
+
+/// The time of one wake-up, as the driver read it: the monotonic clock every deadline runs on,
+/// and the wall clock (UTC) that schedules are written in. The core never reads either clock;
+/// it compares the two across calls to notice a wall-clock step (NTP, `date -s`, a suspend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: SystemTime,
+}
+
+impl Now {
+    /// The same moment `by` later on both clocks (tests' fake clock).
+    #[must_use]
+    pub fn advanced(self, by: Duration) -> Now {
+        Now { mono: self.mono + by, wall: self.wall + by }
+    }
+}
 
 /// A process id as the kernel gives it.
 pub type Pid = i32;
@@ -314,7 +331,8 @@ pub enum Request {
 /// The core's answer to a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    Status(Vec<InstanceStatus>),
+    /// Status rows, and the service files that failed to load (`Config::problems`).
+    Status { rows: Vec<InstanceStatus>, problems: Vec<String> },
     /// One line per target or instance; the request succeeded when every one is ok.
     Results(Vec<TargetResult>),
     /// The request as a whole failed (bad reload, shutdown in progress...).
@@ -328,7 +346,7 @@ impl Reply {
     #[must_use]
     pub fn is_ok(&self) -> bool {
         match self {
-            Reply::Status(rows) => rows.iter().all(|row| row.error.is_none()),
+            Reply::Status { rows, .. } => rows.iter().all(|row| row.error.is_none()),
             Reply::Results(results) => results.iter().all(|result| result.ok),
             Reply::Error(_) => false,
             Reply::Done(_) => true,
@@ -370,6 +388,17 @@ pub struct InstanceStatus {
     pub health: Option<HealthStatus>,
     /// What the program said over sd_notify: `STATUS=` text, stopping/reloading, errno.
     pub notify: Option<String>,
+    /// Scheduled programs: the next fire time and the last run.
+    pub schedule: Option<ScheduleStatus>,
+}
+
+/// What `status` shows of a scheduled program's timetable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleStatus {
+    /// The next fire time; `None` while the schedule is off (`ctl stop`).
+    pub next: Option<SystemTime>,
+    /// The last run that ended: when it began, how long it took, how it ended.
+    pub last: Option<(SystemTime, Duration, String)>,
 }
 
 /// What `status` shows of an instance's health check.
@@ -445,6 +474,8 @@ pub enum StateName {
     Exited,
     Fatal,
     Paused,
+    /// A scheduled program between runs.
+    Scheduled,
     Unknown,
 }
 
@@ -461,6 +492,7 @@ impl StateName {
             StateName::Exited => "EXITED",
             StateName::Fatal => "FATAL",
             StateName::Paused => "PAUSED",
+            StateName::Scheduled => "SCHEDULED",
             StateName::Unknown => "UNKNOWN",
         }
     }
@@ -477,6 +509,7 @@ impl StateName {
             StateName::Exited,
             StateName::Fatal,
             StateName::Paused,
+            StateName::Scheduled,
         ];
         all.into_iter().find(|state| state.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
             let names: Vec<&str> = all.iter().map(|state| state.as_str()).collect();

@@ -46,7 +46,7 @@ use self::probes::{ProbeKey, ProbeRequest, Probes};
 use crate::config;
 use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
-    Action, ConnId, ExitStatus, Input, InstanceId, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
+    Action, ConnId, ExitStatus, Input, InstanceId, Now, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
 };
 use crate::spec::{Config, Launch, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
@@ -110,6 +110,8 @@ enum Source {
 }
 
 struct Driver {
+    /// The clocks as read once after each wake-up; every input of the turn carries them.
+    now: Now,
     poll: Poll,
     signals: Signals,
     /// The control socket and its connections.
@@ -215,10 +217,11 @@ impl Driver {
         // Listening sockets are bound with the config: a bind error is a config error.
         let mut listeners = Listeners::default();
         listeners.apply(&mut options.config)?;
-        let now = Instant::now();
+        let now = read_clock();
         let supervisor = Supervisor::with_flags(&options.config, now, seed(), flags);
         log::info!("listening on {}", options.socket_path.display());
         Ok(Driver {
+            now,
             poll,
             signals,
             control,
@@ -259,7 +262,9 @@ impl Driver {
                 Some(Duration::ZERO) // More spawns to do: look at events, then carry on.
             };
             self.spawns_this_turn = 0;
-            if let Err(error) = self.poll.poll(&mut events, timeout) {
+            let polled = self.poll.poll(&mut events, timeout);
+            self.now = read_clock();
+            if let Err(error) = polled {
                 if error.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -277,10 +282,9 @@ impl Driver {
                     break;
                 }
             }
-            let now = Instant::now();
-            self.supervisor.handle_timeout(now);
+            self.supervisor.handle_timeout(self.now);
             self.drain_actions();
-            let closed = self.control.close_idle(self.poll.registry(), now);
+            let closed = self.control.close_idle(self.poll.registry(), self.now.mono);
             self.conns_closed(closed);
             self.flush_output();
         }
@@ -289,7 +293,7 @@ impl Driver {
     }
 
     fn feed(&mut self, input: Input) {
-        self.supervisor.handle_input(Instant::now(), input);
+        self.supervisor.handle_input(self.now, input);
         self.drain_actions();
     }
 
@@ -317,7 +321,7 @@ impl Driver {
                 Ok(pid) => Input::Spawned { id, pid },
                 Err((error, transient)) => Input::SpawnFailed { id, error, transient },
             };
-            self.supervisor.handle_input(Instant::now(), input);
+            self.supervisor.handle_input(self.now, input);
         }
     }
 
@@ -348,7 +352,7 @@ impl Driver {
             }
             Action::AllocatePorts { id, count, exclude } => {
                 let ports = ports::allocate(count, &exclude);
-                self.supervisor.handle_input(Instant::now(), Input::PortsAllocated { id, ports });
+                self.supervisor.handle_input(self.now, Input::PortsAllocated { id, ports });
             }
             Action::Snooze { path, on } => {
                 let result = if on { create_snooze_file(&path) } else { sys::remove_if_exists(&path) };
@@ -375,7 +379,7 @@ impl Driver {
     /// checks are sockets in this `Poll` (answered from `handle_source`); a shell check is a
     /// child reaped by the same `waitpid` loop as every other.
     fn run_probe(&mut self, id: InstanceId, seq: u64, check: ProbeCheck, snooze: Option<PathBuf>) {
-        let now = Instant::now();
+        let now = self.now;
         if snooze.as_deref().is_some_and(Path::exists) {
             self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result: ProbeResult::Snoozed });
             return;
@@ -748,7 +752,7 @@ impl Driver {
         if stalled && !self.stalled.contains(&token) {
             self.stalled.push(token);
             if self.stalled_instances.insert(instance) {
-                self.supervisor.handle_input(Instant::now(), Input::OutputStalled { id: instance, stalled: true });
+                self.supervisor.handle_input(self.now, Input::OutputStalled { id: instance, stalled: true });
             }
         }
         if !for_followers.is_empty() {
@@ -798,7 +802,7 @@ impl Driver {
         let resumed: Vec<InstanceId> = self.stalled_instances.difference(&still).copied().collect();
         for id in resumed {
             self.stalled_instances.remove(&id);
-            self.supervisor.handle_input(Instant::now(), Input::OutputStalled { id, stalled: false });
+            self.supervisor.handle_input(self.now, Input::OutputStalled { id, stalled: false });
         }
         self.drain_actions();
     }
@@ -856,7 +860,7 @@ impl Driver {
     /// Tells the core about connections the server closed, so that it drops their waiters.
     fn conns_closed(&mut self, closed: Vec<ConnId>) {
         for conn in closed {
-            self.supervisor.handle_input(Instant::now(), Input::ConnClosed { conn });
+            self.supervisor.handle_input(self.now, Input::ConnClosed { conn });
         }
     }
 
@@ -954,6 +958,11 @@ fn take_token(counter: &mut usize) -> Token {
     let token = Token(*counter);
     *counter += 1;
     token
+}
+
+/// Both clocks, read together: once per wake-up of the loop.
+fn read_clock() -> Now {
+    Now { mono: Instant::now(), wall: SystemTime::now() }
 }
 
 fn seed() -> u64 {
