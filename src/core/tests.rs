@@ -1065,3 +1065,4 @@ mod health;
 mod order;
 mod readiness;
 mod regressions;
+mod schedule;
