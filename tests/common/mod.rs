@@ -308,11 +308,14 @@ pub struct Launch<'a> {
     /// The daemon's stdout is a pipe left in `Daemon::child.stdout` for the test to read (or
     /// not), instead of a file.
     pub stdout_pipe: bool,
+    /// Run this binary instead of [`BIN`] (the dynamic build, for LD_PRELOAD tools such as
+    /// libfaketime, which cannot reach into the static binary).
+    pub binary: Option<&'a Path>,
 }
 
 impl Default for Launch<'_> {
     fn default() -> Self {
-        Launch { shell_prelude: None, socket_flag: true, socket: None, env: Vec::new(), stdout_pipe: false }
+        Launch { shell_prelude: None, socket_flag: true, socket: None, env: Vec::new(), stdout_pipe: false, binary: None }
     }
 }
 
@@ -361,8 +364,9 @@ impl Daemon {
         let socket = launch.socket.clone().unwrap_or_else(|| dir.join("sock"));
         let stdout_path = dir.join("daemon.stdout");
         let stderr_path = dir.join("daemon.stderr");
+        let binary: &Path = launch.binary.unwrap_or(&BIN);
         let mut command = match launch.shell_prelude {
-            None => Command::new(&*BIN),
+            None => Command::new(binary),
             Some(prelude) => {
                 // `sh` by name with PATH set explicitly makes std fork and exec instead of using
                 // posix_spawn, whose glibc version hands the child the internal signals 32 and
@@ -370,7 +374,7 @@ impl Daemon {
                 // sets.
                 let mut shell = Command::new("sh");
                 shell.env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()));
-                shell.arg("-c").arg(format!("{prelude}\nexec \"$0\" \"$@\"")).arg(&*BIN);
+                shell.arg("-c").arg(format!("{prelude}\nexec \"$0\" \"$@\"")).arg(binary);
                 shell
             }
         };
