@@ -13,6 +13,8 @@
 //! - Clauses combine (`every monday every hour offset 30m`, `every 10m every 1d @ 10:00-01:00`):
 //!   the clause with the longest unit selects spans of time, the shortest fires within them.
 
+pub mod calendar;
+
 /// Seconds since 1970-01-01T00:00:00Z.
 pub type UnixSecs = i64;
 
