@@ -655,3 +655,306 @@ fn build(chars: &[char], clauses: Vec<Clause>) -> Result<Every, ParseError> {
     })?;
     Ok(Every { firing, selecting })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::tests::{next_fires, utc};
+    use crate::schedule::Entry;
+
+    const UNITS: [Unit; 12] = [
+        Unit::Minutes(1),
+        Unit::Minutes(7),
+        Unit::Minutes(60),
+        Unit::Hours(1),
+        Unit::Hours(5),
+        Unit::Hours(24),
+        Unit::Days(1),
+        Unit::Days(3),
+        Unit::Workday,
+        Unit::Weekday(0),
+        Unit::Weekday(3),
+        Unit::Month,
+    ];
+
+    /// The definition of a period start, minute by minute.
+    fn is_start(unit: Unit, minute: i64) -> bool {
+        let day = minute.div_euclid(MINUTES_PER_DAY);
+        let midnight = minute.rem_euclid(MINUTES_PER_DAY) == 0;
+        match unit {
+            Unit::Minutes(n) => minute.rem_euclid(60) % n == 0,
+            Unit::Hours(n) => minute.rem_euclid(MINUTES_PER_DAY) % (60 * n) == 0,
+            Unit::Days(n) => minute.rem_euclid(MINUTES_PER_DAY * n) == 0,
+            Unit::Workday => midnight && (1..=5).contains(&calendar::weekday(day)),
+            Unit::Weekday(wanted) => midnight && calendar::weekday(day) == wanted,
+            Unit::Month => midnight && calendar::civil_from_days(day).2 == 1,
+        }
+    }
+
+    #[test]
+    fn period_starts_match_their_definition() {
+        // Around a year end and a leap day, 70 days each, minute by minute.
+        for origin in [utc("2026-11-20T00:00") / 60, utc("2028-01-25T00:00") / 60] {
+            let range = origin..origin + 70 * MINUTES_PER_DAY;
+            for unit in UNITS {
+                let starts: Vec<i64> = range.clone().filter(|&minute| is_start(unit, minute)).collect();
+                let (first, last) = (starts[0], starts[starts.len() - 1]);
+                for minute in range.clone().filter(|&minute| minute > first && minute <= last) {
+                    let at_or_after = starts[starts.partition_point(|&start| start < minute)];
+                    let at_or_before = starts[starts.partition_point(|&start| start <= minute) - 1];
+                    assert_eq!(unit.first_start_at_or_after(minute), at_or_after, "{unit:?} first from {minute}");
+                    assert_eq!(unit.last_start_at_or_before(minute), at_or_before, "{unit:?} last from {minute}");
+                }
+            }
+        }
+    }
+
+    /// Whether `minute` is a fire time, straight from the definition: a period start of the
+    /// firing clause plus one of its offsets, inside a span of each selecting clause.
+    fn is_fire(every: &Every, minute: i64) -> bool {
+        let fires = every.firing.offsets.iter().any(|offset| is_start(every.firing.unit, minute - offset));
+        fires
+            && every.selecting.iter().all(|clause| {
+                // Look back over the periods whose span may still hold `minute`.
+                let (low, length) = match clause.span {
+                    Span::Period { offset } => (offset, None),
+                    Span::Window { from, to } => (from, Some(to - from)),
+                };
+                // Period starts by `period_starts_match_their_definition`; 64 periods back
+                // covers every offset used below.
+                let mut start = clause.unit.last_start_at_or_before(minute - low);
+                (0..64).any(|_| {
+                    let span_end = start + low + length.unwrap_or_else(|| clause.unit.period_length(start));
+                    let holds = start + low <= minute && minute < span_end;
+                    start = clause.unit.last_start_at_or_before(start - 1);
+                    holds
+                })
+            })
+    }
+
+    #[test]
+    fn fire_times_match_their_definition() {
+        let expressions = [
+            "every 7m",
+            "every 5m offset 1m",
+            "every 1h @ 0m, 10m, 20m, 40m, 50m",
+            "every 10m every 1d @ 10:00-01:00",
+            "every 7m every 1d @ 23:00-00:30",
+            "every monday every hour offset 30m",
+            "every 6h every monday offset 8h",
+            "every 1h every workday @ 22:00-02:00",
+            "every 3h every month offset 10d",
+            "every 20m every 2d offset 5h",
+            "every 1h offset 50m every 1d @ 01:00-02:00",
+            "every 13m every 7m offset 3m",
+            "every workday every 1d @ 04:15, 16:15",
+            "every workday offset 8h30m",
+            "every month offset 2d8h30m",
+        ];
+        for text in expressions {
+            let every =
+                Every::parse(&text.chars().collect::<Vec<_>>()).unwrap_or_else(|error| panic!("{text}: {error}"));
+            for origin in [utc("2026-12-20T00:00") / 60, utc("2028-02-20T00:00") / 60] {
+                let end = origin + 20 * MINUTES_PER_DAY;
+                let expected: Vec<i64> = (origin..end).filter(|&minute| is_fire(&every, minute)).collect();
+                let mut found = Vec::new();
+                let mut from = origin;
+                while let Some(minute) = every.next_at_or_after(from, end - 1) {
+                    found.push(minute);
+                    from = minute + 1;
+                }
+                assert!(!expected.is_empty(), "{text}");
+                assert_eq!(found, expected, "{text}");
+            }
+        }
+    }
+
+    fn error(text: &str) -> (usize, String) {
+        let error = Entry::parse(text).expect_err(text);
+        (error.position, error.found)
+    }
+
+    #[test]
+    fn every_7m_starts_again_at_each_hour() {
+        assert_eq!(
+            next_fires("every 7m", "2026-12-07T08:49", 5),
+            [
+                "2026-12-07T08:56:00Z",
+                "2026-12-07T09:00:00Z",
+                "2026-12-07T09:07:00Z",
+                "2026-12-07T09:14:00Z",
+                "2026-12-07T09:21:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_3h_counts_from_the_start_of_the_day() {
+        // 24 is a multiple of 3, so 5h shows the reset: 00, 05, 10, 15, 20, then 00 again.
+        assert_eq!(
+            next_fires("every 3h", "2026-12-07T19:00", 3),
+            ["2026-12-07T21:00:00Z", "2026-12-08T00:00:00Z", "2026-12-08T03:00:00Z"]
+        );
+        assert_eq!(
+            next_fires("every 5h", "2026-12-07T15:00", 3),
+            ["2026-12-07T20:00:00Z", "2026-12-08T00:00:00Z", "2026-12-08T05:00:00Z"]
+        );
+        assert_eq!(next_fires("every hour", "2026-12-07T23:59", 1), ["2026-12-08T00:00:00Z"]);
+    }
+
+    #[test]
+    fn every_2d_counts_from_the_epoch_day() {
+        // 2026-12-07 is day 20_794 since 1970-01-01, an even day.
+        assert_eq!(
+            next_fires("every 2d", "2026-12-06T12:00", 3),
+            ["2026-12-07T00:00:00Z", "2026-12-09T00:00:00Z", "2026-12-11T00:00:00Z"]
+        );
+        assert_eq!(next_fires("every 2d @ 04:15", "2026-12-07T04:15", 1), ["2026-12-09T04:15:00Z"]);
+        assert_eq!(next_fires("every 1d offset 6h", "2026-12-07T06:00", 1), ["2026-12-08T06:00:00Z"]);
+        assert_eq!(next_fires("every day", "2026-12-07T06:00", 1), ["2026-12-08T00:00:00Z"]);
+    }
+
+    #[test]
+    fn calendar_units() {
+        // 2026-12-07 is a Monday.
+        assert_eq!(
+            next_fires("every month", "2026-11-15T00:00", 3),
+            ["2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z", "2027-02-01T00:00:00Z"]
+        );
+        assert_eq!(next_fires("every sunday", "2026-12-07T00:00", 2), ["2026-12-13T00:00:00Z", "2026-12-20T00:00:00Z"]);
+        assert_eq!(
+            next_fires("every workday", "2026-12-11T00:00", 2),
+            ["2026-12-14T00:00:00Z", "2026-12-15T00:00:00Z"]
+        );
+        assert_eq!(next_fires("every minute", "2026-12-07T23:59", 1), ["2026-12-08T00:00:00Z"]);
+        assert_eq!(next_fires("every friday @ 17:30", "2026-12-07T00:00", 1), ["2026-12-11T17:30:00Z"]);
+        assert_eq!(
+            next_fires("every month @ 04:15, 16:15", "2026-12-01T05:00", 2),
+            ["2026-12-01T16:15:00Z", "2027-01-01T04:15:00Z"]
+        );
+        // Through a leap day: the 29th of February is a day like any other.
+        assert_eq!(
+            next_fires("every month offset 28d", "2028-02-01T00:00", 2),
+            ["2028-02-29T00:00:00Z", "2028-03-29T00:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn offset_and_at_add_up() {
+        assert_eq!(
+            next_fires("every 1h offset 5m @ 0m, 30m", "2026-12-07T08:00", 3),
+            ["2026-12-07T08:05:00Z", "2026-12-07T08:35:00Z", "2026-12-07T09:05:00Z"]
+        );
+        assert_eq!(
+            next_fires("every 1d @ 04:15 offset 1h", "2026-12-07T00:00", 1),
+            next_fires("every 1d @ 05:15", "2026-12-07T00:00", 1)
+        );
+        assert_eq!(
+            next_fires("every 10m @ 1m", "2026-12-07T08:00", 3),
+            next_fires("every 10m offset 1m", "2026-12-07T08:00", 3)
+        );
+        // Spaces around commas are optional.
+        assert_eq!(
+            next_fires("every 1h @0m,30m", "2026-12-07T08:00", 2),
+            ["2026-12-07T08:30:00Z", "2026-12-07T09:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn outer_clauses_select_spans() {
+        // An offset moves the outer span: Mondays from 08:00 to Tuesday 08:00.
+        assert_eq!(
+            next_fires("every monday offset 8h every 6h", "2026-12-07T00:00", 5),
+            [
+                "2026-12-07T12:00:00Z",
+                "2026-12-07T18:00:00Z",
+                "2026-12-08T00:00:00Z",
+                "2026-12-08T06:00:00Z",
+                "2026-12-14T12:00:00Z"
+            ]
+        );
+        // A workday window: Monday to Friday, 09:00 to 17:00, on the hour.
+        assert_eq!(
+            next_fires("every workday @ 09:00-17:00 every hour", "2026-12-11T16:00", 2),
+            ["2026-12-14T09:00:00Z", "2026-12-14T10:00:00Z"]
+        );
+        // A window that wraps past midnight belongs to the day it starts on.
+        assert_eq!(
+            next_fires("every friday @ 22:00-02:00 every 1h", "2026-12-07T00:00", 5),
+            [
+                "2026-12-11T22:00:00Z",
+                "2026-12-11T23:00:00Z",
+                "2026-12-12T00:00:00Z",
+                "2026-12-12T01:00:00Z",
+                "2026-12-18T22:00:00Z"
+            ]
+        );
+        // Order in the text does not matter, except for ties.
+        assert_eq!(
+            next_fires("every hour offset 30m every monday", "2026-12-07T22:45", 2),
+            next_fires("every monday every hour offset 30m", "2026-12-07T22:45", 2)
+        );
+        // A tie: the later clause fires, the earlier selects.
+        assert_eq!(
+            next_fires("every 1d @ 22:00-03:00 every 1d @ 30m", "2026-12-07T00:00", 1),
+            ["2026-12-07T00:30:00Z"],
+            "00:30 is inside the span from 22:00 of the day before to 03:00"
+        );
+        // On a tie the later clause fires, so here the first one has fire times but selects.
+        assert_eq!(error("every 1d @ 30m every 1d @ 22:00-03:00"), (11, "30m".to_string()));
+        // A month span runs to the next month: the 31st is in it.
+        assert_eq!(
+            next_fires("every month every 1d @ 12:00", "2026-12-30T13:00", 2),
+            ["2026-12-31T12:00:00Z", "2027-01-01T12:00:00Z"]
+        );
+        // Shifted month spans still tile: January's runs from Jan 31 to Mar 3, so every day fires.
+        assert_eq!(
+            next_fires("every month offset 30d every 1d", "2027-02-01T00:00", 2),
+            ["2027-02-02T00:00:00Z", "2027-02-03T00:00:00Z"]
+        );
+        // A day of the week and a window: Mondays, 01:00 to 02:00.
+        assert_eq!(
+            next_fires("every 30m every 1d @ 01:00-02:00 every monday", "2026-12-07T01:30", 2),
+            ["2026-12-14T01:00:00Z", "2026-12-14T01:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_the_spot() {
+        let window = "a fire time, not a window: a window selects when an inner clause fires; add one, e.g. \
+                      `every 1m every 1d @ 01:00-02:00`";
+        let error_of = |text: &str| Entry::parse(text).expect_err(text);
+        assert_eq!(error_of("every 1d @ 10:00-01:00").expected, window);
+        assert_eq!(error("every 1d @ 10:00-01:00"), (11, "10:00-01:00".to_string()));
+        assert_eq!(error("@ 01:00-02:00"), (2, "01:00-02:00".to_string()));
+        assert_eq!(
+            error_of("every 1h @ 04:15").expected,
+            "a duration like `10m`: a time of day needs a unit of a day or longer (`every 1d @ 04:15`)"
+        );
+        assert_eq!(error("every 1h @ 04:15"), (11, "04:15".to_string()));
+        assert_eq!(error("every 10m @ 10m"), (12, "10m".to_string()));
+        assert_eq!(error_of("every 10m @ 10m").expected, "an offset within the unit, less than 10m");
+        assert_eq!(error("every 0m"), (6, "0m".to_string()));
+        assert_eq!(error("every 61m"), (6, "61m".to_string()));
+        assert_eq!(error("every 25h"), (6, "25h".to_string()));
+        assert_eq!(error("every 5m offset"), (15, "end of text".to_string()));
+        assert_eq!(error("every 5m offset 1 m"), (17, "a space".to_string()));
+        assert_eq!(error("every 5m offset 1m2h"), (18, "2h".to_string()));
+        assert_eq!(
+            error_of("every 5m offset 1m2h").expected,
+            "a duration in the order days, hours, minutes, e.g. `2d8h30m`"
+        );
+        assert_eq!(error("every 5m offset 1m offset 2m"), (19, "offset".to_string()));
+        assert_eq!(error("every 1h @ 0m @ 30m"), (14, "@".to_string()));
+        assert_eq!(error("every 1d @ 24:00"), (11, "24".to_string()));
+        assert_eq!(error("every 1d @ 04:60"), (14, "60".to_string()));
+        assert_eq!(error("every 1d @ 4"), (12, "end of text".to_string()));
+        assert_eq!(error("every 1d @ 04:15,"), (17, "end of text".to_string()));
+        assert_eq!(error("every 1d @ 04:15 daily"), (17, "daily".to_string()));
+        assert_eq!(error("every 5m every"), (14, "end of text".to_string()));
+        assert_eq!(error("@"), (1, "end of text".to_string()));
+        // Fire times on an outer clause: only the innermost clause fires.
+        assert_eq!(error("every 1d @ 04:15 every 1m"), (11, "04:15".to_string()));
+        assert_eq!(error("every 1d @ 01:00-02:00, 04:00"), (24, "04".to_string()));
+    }
+}
