@@ -273,3 +273,157 @@ fn value(
         Err((start, None))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use crate::schedule::tests::{next_fires, utc};
+    use crate::schedule::{format_utc, Entry, UnixSecs};
+
+    /// The oracle: croner's next `count` fire times strictly after `start`.
+    fn croner_fires(text: &str, start: UnixSecs, count: usize) -> Vec<String> {
+        let cron = croner::Cron::from_str(text).unwrap_or_else(|error| panic!("croner: {text}: {error}"));
+        let mut time = chrono::DateTime::from_timestamp(start, 0).unwrap();
+        (0..count)
+            .map(|_| {
+                time = cron.find_next_occurrence(&time, false).unwrap();
+                format_utc(time.timestamp())
+            })
+            .collect()
+    }
+
+    fn our_fires(text: &str, start: UnixSecs, count: usize) -> Vec<String> {
+        let entry = Entry::parse_cron(text).unwrap_or_else(|error| panic!("{text}: {error}"));
+        let mut time = start;
+        (0..count)
+            .map(|_| {
+                time = entry.next_after(time).unwrap();
+                format_utc(time)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fire_times_agree_with_croner() {
+        let expressions = [
+            // The reference's table.
+            "*/30 * * * *",
+            "* * * * *",
+            "0-59/10 0,10-23 * * *",
+            "0-59/10 1-9 * * *",
+            "1-59/10 * * * *",
+            "2-59/10 * * * *",
+            "15 4 * * *",
+            "0 1 * * *",
+            "00,10,20,30,40,50 * * * *",
+            "06,16,26,36,46,56 * * * *",
+            "50 * * * *",
+            "*/5 * * * *",
+            "* 1 * * *",
+            "0,10,20,40,50 * * * *",
+            // More: workdays, monthly, a step that does not divide the hour, names.
+            "15 4 * * 1-5",
+            "0 0 1 * *",
+            "*/7 * * * *",
+            "0 12 * * sun",
+            "0 12 * * 7",
+            "30 6 * * MON-fri",
+            "0 0 * jan,Jul *",
+            "0 9-17/2 * * *",
+            "5 0 29 2 *",
+            "0 0 31 * *",
+            // Vixie's OR: the 13th, or a Friday.
+            "0 0 13 * 5",
+            "0 0 1,15 * wed",
+            // A day-of-month step is restricted too (it is not exactly `*`): OR.
+            "0 0 */10 * 1",
+        ];
+        let starts = ["2026-01-28T20:00", "2026-12-28T20:00", "2028-02-27T20:00", "2026-12-07T08:30"];
+        for text in expressions {
+            for start in starts {
+                let start = utc(start);
+                assert_eq!(
+                    our_fires(text, start, 300),
+                    croner_fires(text, start, 300),
+                    "{text} from {}",
+                    format_utc(start)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn vixie_day_rules() {
+        // 2027-08-13 is a Friday; 2026-12-07 is a Monday.
+        assert_eq!(
+            next_fires("0 0 13 * 5", "2026-12-07T00:00", 4),
+            ["2026-12-11T00:00:00Z", "2026-12-13T00:00:00Z", "2026-12-18T00:00:00Z", "2026-12-25T00:00:00Z"]
+        );
+        // Only one day field restricted: it alone decides.
+        assert_eq!(next_fires("0 0 13 * *", "2026-12-07T00:00", 1), ["2026-12-13T00:00:00Z"]);
+        assert_eq!(next_fires("0 0 * * 5", "2026-12-07T00:00", 1), ["2026-12-11T00:00:00Z"]);
+        // 0 and 7 are both Sunday; names in any case.
+        assert_eq!(next_fires("0 12 * * 0", "2026-12-07T00:00", 2), next_fires("0 12 * * 7", "2026-12-07T00:00", 2));
+        assert_eq!(next_fires("0 12 * * SUN", "2026-12-07T00:00", 1), ["2026-12-13T12:00:00Z"]);
+        assert_eq!(
+            next_fires("0 12 * * 5-7", "2026-12-07T00:00", 3),
+            ["2026-12-11T12:00:00Z", "2026-12-12T12:00:00Z", "2026-12-13T12:00:00Z"]
+        );
+        assert_eq!(next_fires("0 0 1 Feb *", "2026-12-07T00:00", 1), ["2027-02-01T00:00:00Z"]);
+    }
+
+    #[test]
+    fn nicknames_are_their_five_fields() {
+        for (nickname, fields) in [
+            ("@hourly", "0 * * * *"),
+            ("@daily", "0 0 * * *"),
+            ("@midnight", "0 0 * * *"),
+            ("@weekly", "0 0 * * 0"),
+            ("@monthly", "0 0 1 * *"),
+            ("@yearly", "0 0 1 1 *"),
+            ("@ANNUALLY", "0 0 1 1 *"),
+        ] {
+            assert_eq!(
+                next_fires(nickname, "2026-12-07T08:30", 3),
+                next_fires(fields, "2026-12-07T08:30", 3),
+                "{nickname}"
+            );
+        }
+        let error = Entry::parse("@reboot").unwrap_err();
+        assert_eq!((error.position, error.found.as_str()), (0, "@reboot"));
+        assert_eq!(error.expected, "@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually or `@ HH:MM`");
+        let error = Entry::parse("@daily 5").unwrap_err();
+        assert_eq!(
+            (error.position, error.expected.as_str(), error.found.as_str()),
+            (7, "end of text after @daily", "5")
+        );
+    }
+
+    #[test]
+    fn field_errors_point_at_the_value() {
+        let error = |text: &str| {
+            let error = Entry::parse_cron(text).expect_err(text);
+            (error.position, error.expected, error.found)
+        };
+        let minute = "a minute 0-59, `*`, a range `a-b` or a step `*/n` or `a-b/n`".to_string();
+        assert_eq!(error("1-60 * * * *"), (2, "a minute 0-59".to_string(), "60".to_string()));
+        assert_eq!(error("0 0 0 * *"), (4, "a day of month 1-31".to_string(), "0".to_string()));
+        assert_eq!(error("0 0 32 * *"), (4, "a day of month 1-31".to_string(), "32".to_string()));
+        assert_eq!(error("0 0 * * 8"), (8, "a day of week 0-7 or sun..sat".to_string(), "8".to_string()));
+        assert_eq!(error("0 0 * * sunday"), (8, "a day of week 0-7 or sun..sat".to_string(), "sunday".to_string()));
+        assert_eq!(error("0 0 * foo *"), (6, "a month 1-12 or jan..dec".to_string(), "foo".to_string()));
+        assert_eq!(error("1,,2 * * * *"), (2, minute.clone(), ",".to_string()));
+        assert_eq!(error("1, * * * *"), (2, minute.clone(), "end of field".to_string()));
+        assert_eq!(error("?/5 * * * *"), (0, minute, "?".to_string()));
+        assert_eq!(error("*/0 * * * *"), (2, "a step: a number of 1 or more".to_string(), "0".to_string()));
+        assert_eq!(error("*/x * * * *"), (2, "a step: a number of 1 or more".to_string(), "x".to_string()));
+        assert_eq!(error("5/10 * * * *").0, 1, "a step needs a range or `*`");
+        assert_eq!(error("30-10 * * * *"), (0, "a range `a-b` with a <= b".to_string(), "30".to_string()));
+        assert_eq!(error("1-2-3 * * * *"), (3, "`,`, `/` or the end of the field".to_string(), "-".to_string()));
+        assert_eq!(
+            error(""),
+            (0, "5 fields (minute hour day-of-month month day-of-week)".to_string(), "end of text".to_string())
+        );
+    }
+}
