@@ -58,7 +58,7 @@ fn minute_schedules_fire_on_the_minute_and_a_run_past_its_timeout_is_stopped() {
     let seconds: u32 = read(d.path("ticks")).trim().parse().unwrap_or(99);
     assert!(seconds < 5, "a fire time is the start of its minute (ran at second {seconds})");
     d.wait_for("tick's run recorded", WAIT, || {
-        d.row("tick:0").is_some_and(|row| row["state"] == "SCHEDULED" && row["last_run_result"] == "exited with 0")
+        d.row("tick:0").is_some_and(|row| row["state"] == "SCHEDULED" && row["last_run_result"] == "exit status 0")
     });
     d.wait_for("slow's run to time out", WAIT, || {
         d.row("slow:0").is_some_and(|row| field(&row, "last_run_result").starts_with("timed out after 2s"))
@@ -118,7 +118,8 @@ fn calendar_units_under_libfaketime_every_workday_skips_the_weekend() {
     assert_eq!(field(&row, "next_run"), "2026-12-11T08:30:00Z");
     wait_file_contains(&d.path("report"), "ran");
     d.wait_for("the next run on Monday", WAIT, || {
-        d.row("report:0").is_some_and(|row| row["state"] == "SCHEDULED" && field(&row, "next_run") == "2026-12-14T08:30:00Z")
+        d.row("report:0")
+            .is_some_and(|row| row["state"] == "SCHEDULED" && field(&row, "next_run") == "2026-12-14T08:30:00Z")
     });
 }
 

@@ -249,7 +249,8 @@ fn the_references_mastermon_and_cleanup_logs_files_as_written() {
     assert_eq!(d.state_of("cleanup_logs:0"), "ABSENT");
 
     // With the commas the reference forgot, it loads: a scheduled program.
-    let fixed = cleanup_logs.replace("\"args\": []\n", "\"args\": [],\n").replace("  ]\n  \"timeout\"", "  ],\n  \"timeout\"");
+    let fixed =
+        cleanup_logs.replace("\"args\": []\n", "\"args\": [],\n").replace("  ]\n  \"timeout\"", "  ],\n  \"timeout\"");
     write(&services.join("cleanup_logs.json"), &fixed);
     let row = d.wait_state("cleanup_logs:0", "SCHEDULED");
     let next = row["next_run"].as_str().unwrap_or_default().to_string();
@@ -262,6 +263,7 @@ fn the_references_mastermon_and_cleanup_logs_files_as_written() {
     d.ctl_ok(&["start", "cleanup_logs"]);
     wait_file_contains(&root.join("argv-infra.tools.cleanup_logs"), "infra.tools.cleanup_logs");
     d.wait_for("the run recorded", WAIT, || {
-        d.row("cleanup_logs:0").is_some_and(|row| row["state"] == "SCHEDULED" && row["last_run_result"] == "exited with 0")
+        d.row("cleanup_logs:0")
+            .is_some_and(|row| row["state"] == "SCHEDULED" && row["last_run_result"] == "exit status 0")
     });
 }

@@ -1298,7 +1298,7 @@ impl Instance {
         if self.after_stop == AfterStop::Start && self.timetable.run.is_some() {
             let why = std::mem::take(&mut self.run_end_why);
             let why = if why.is_empty() { "stopped for a new run".to_string() } else { why };
-            let status = self.last_exit.map_or(String::new(), |status| format!(" ({status})"));
+            let status = self.last_exit.map_or(String::new(), |status| format!("; {status}"));
             self.timetable.end_run(ctx.now, format!("{why}{status}"));
         }
         match self.after_stop {
@@ -1532,6 +1532,8 @@ impl Instance {
         if status.is_some() {
             self.last_exit = status;
         }
+        // An exit is recorded as its status (`exit status 0`), as `status` shows exits.
+        let result = status.map_or(result, |status| status.to_string());
         self.failures = 0;
         self.crashes = 0;
         self.run_end_why.clear();
@@ -2095,9 +2097,10 @@ pub fn human_duration(duration: Duration) -> String {
     } else {
         let seconds = duration.as_secs();
         let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
-        match (hours, seconds) {
-            (0, 0) => format!("{minutes}m"),
-            (0, _) => format!("{minutes}m{seconds}s"),
+        match (hours, minutes, seconds) {
+            (0, _, 0) => format!("{minutes}m"),
+            (0, _, _) => format!("{minutes}m{seconds}s"),
+            (_, 0, _) => format!("{hours}h"),
             _ => format!("{hours}h{minutes}m"),
         }
     }

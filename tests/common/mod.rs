@@ -315,7 +315,14 @@ pub struct Launch<'a> {
 
 impl Default for Launch<'_> {
     fn default() -> Self {
-        Launch { shell_prelude: None, socket_flag: true, socket: None, env: Vec::new(), stdout_pipe: false, binary: None }
+        Launch {
+            shell_prelude: None,
+            socket_flag: true,
+            socket: None,
+            env: Vec::new(),
+            stdout_pipe: false,
+            binary: None,
+        }
     }
 }
 

@@ -71,8 +71,10 @@ fn a_fire_time_starts_a_run_and_its_end_waits_for_the_next_one() {
     h.exited(10, ExitStatus::Exited(0));
     h.expect("");
     assert_eq!(h.state("job:0"), "SCHEDULED");
-    assert_eq!(h.last_run("job:0").as_deref(), Some("exited with 0 in 7s"));
-    assert!(h.logged("job:0: run ended after 7s: exited with 0 (expected); SCHEDULED, next run at 2026-12-07T08:35:00Z"));
+    assert_eq!(h.last_run("job:0").as_deref(), Some("exit status 0 in 7s"));
+    assert!(
+        h.logged("job:0: run ended after 7s: exit status 0 (expected); SCHEDULED, next run at 2026-12-07T08:35:00Z")
+    );
     // The next fire time is a wall-clock time, not 5 minutes after this run's end.
     assert_eq!(h.sleeps_for(), Some(secs(5 * 60 - 7)));
 }
@@ -87,7 +89,7 @@ fn a_short_run_that_fails_is_a_finished_run_not_a_failed_start() {
     h.exited(10, ExitStatus::Exited(3));
     h.expect("");
     assert_eq!(h.state("job:0"), "SCHEDULED", "no BACKOFF and no retry for a scheduled run");
-    assert_eq!(h.last_run("job:0").as_deref(), Some("exited with 3 in 100ms"));
+    assert_eq!(h.last_run("job:0").as_deref(), Some("exit status 3 in 100ms"));
     assert!(h.logged("(unexpected); SCHEDULED"));
 }
 
@@ -147,7 +149,7 @@ fn overlap_kill_stops_the_old_run_then_starts_the_new_one() {
     h.expect("kill -10 TERM");
     h.exited(10, ExitStatus::Signaled { signal: 15, core_dumped: false });
     h.expect("spawn job:0");
-    assert_eq!(h.last_run("job:0").as_deref(), Some("stopped for the next run (overlap: kill) (killed by SIGTERM) in 5m"));
+    assert_eq!(h.last_run("job:0").as_deref(), Some("stopped for the next run (overlap: kill); signal SIGTERM in 5m"));
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn a_run_past_its_timeout_is_stopped_with_the_stop_sequence_and_recorded() {
     h.exited(10, ExitStatus::Signaled { signal: 9, core_dumped: false });
     h.expect("");
     assert_eq!(h.state("job:0"), "SCHEDULED");
-    assert_eq!(h.last_run("job:0").as_deref(), Some("timed out after 1m30s; killed by SIGKILL in 1m40s"));
+    assert_eq!(h.last_run("job:0").as_deref(), Some("timed out after 1m30s; signal SIGKILL in 1m40s"));
 }
 
 #[test]
@@ -182,7 +184,7 @@ fn ctl_stop_turns_the_schedule_off_persistently_and_ctl_start_runs_it_now() {
     h.spawned("job:0", 10);
     h.advance(ms(300));
     h.exited(10, ExitStatus::Exited(0));
-    h.expect("reply 2 job:0:ok:run ended: exited with 0; SCHEDULED");
+    h.expect("reply 2 job:0:ok:run ended: exit status 0; SCHEDULED");
     assert_eq!(h.next_run("job:0").as_deref(), Some("2026-12-07T08:30:00Z"));
 }
 
@@ -201,9 +203,12 @@ fn a_program_without_autostart_has_its_schedule_off_until_started() {
     let mut h = Harness::new(vec![spec]);
     assert_eq!(h.state("job:0"), "STOPPED");
     assert_eq!(h.sleeps_for(), None);
-    assert_eq!(h.row("job:0").detail.as_deref(), Some("schedule off; `ctl start` runs it now and turns the schedule on"));
+    assert_eq!(
+        h.row("job:0").detail.as_deref(),
+        Some("schedule off; `ctl start` runs it now and turns the schedule on")
+    );
     h.request(1, Request::Start { targets: vec!["job".into()], wait: false });
-    h.expect("reply 1 job:0:ok:starting\nspawn job:0");
+    h.expect("spawn job:0\nreply 1 job:0:ok:starting");
 }
 
 #[test]
