@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -20,7 +20,7 @@ fn start() -> (Daemon, PathBuf) {
     (d, services)
 }
 
-fn write(path: &PathBuf, text: &str) {
+fn write(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
 }
 
@@ -32,7 +32,7 @@ fn problems(d: &Daemon) -> String {
 
 /// Waits until a marker service (a new file) runs: the daemon has handled every change made
 /// before it was written.
-fn barrier(d: &Daemon, services: &PathBuf, name: &str) {
+fn barrier(d: &Daemon, services: &Path, name: &str) {
     write(&services.join(format!("{name}.yaml")), "cmd: sleep 300\n");
     d.wait_running(&format!("{name}:0"));
 }

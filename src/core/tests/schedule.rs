@@ -111,15 +111,13 @@ fn a_run_that_cannot_start_waits_for_the_next_fire_time() {
 #[test]
 fn fire_times_do_not_drift_over_many_runs() {
     let mut h = Harness::new(vec![job(|_| {})]);
-    let mut pid = 100;
-    for run in 0..50 {
+    for (run, pid) in (0..50).zip(100..) {
         h.step();
         h.expect("spawn job:0");
         h.spawned("job:0", pid);
         // Runs of uneven lengths, and a loop that wakes late.
         h.advance(ms(1_000 + 37 * run));
         h.exited(pid, ExitStatus::Exited(0));
-        pid += 1;
     }
     // 50 runs from 08:30: the 51st fire time is 08:30 + 50 * 5 minutes = 12:40, to the second.
     assert_eq!(h.next_run("job:0").as_deref(), Some("2026-12-07T12:40:00Z"));
