@@ -31,6 +31,7 @@ pub mod ports;
 pub mod probes;
 pub mod sockets;
 pub mod stdio;
+pub mod wallclock;
 
 use std::collections::HashSet;
 
