@@ -32,6 +32,7 @@ pub mod probes;
 pub mod sockets;
 pub mod stdio;
 pub mod wallclock;
+pub mod watch;
 
 use std::collections::HashSet;
 
