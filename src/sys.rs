@@ -8,13 +8,14 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::core::{ExitStatus, Pid};
 use crate::spec::{Launch, Signal};
@@ -1267,6 +1268,101 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
         _ => Ok(()),
+    }
+}
+
+/// A wall-clock (`CLOCK_REALTIME`) timerfd, non-blocking and close-on-exec, for
+/// `daemon::wallclock`.
+pub fn timerfd_realtime() -> io::Result<OwnedFd> {
+    // SAFETY: timerfd_create takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: timerfd_create just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What arming a cancel-on-set timerfd found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerArm {
+    Armed,
+    /// The wall clock had been set since the last arming or read (`ECANCELED`). The timer is
+    /// armed all the same, but that set will not show in a read any more: the caller reports it.
+    ClockSet,
+}
+
+/// What a read of a timerfd found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerRead {
+    /// The timer expired (this many times) since it was armed or last read.
+    Expired(u64),
+    /// The wall clock was set discontinuously (`ECANCELED`; only with `TFD_TIMER_CANCEL_ON_SET`).
+    ClockSet,
+    /// Nothing to read (`EAGAIN`).
+    Empty,
+}
+
+/// 9999-12-31T23:59:59Z, the wall time a timer armed for "never" waits for.
+const FAR_FUTURE_SECS: libc::time_t = 253_402_300_799;
+
+/// Arms `fd` (a `CLOCK_REALTIME` timerfd) for the wall time `at` (`None`: never), with
+/// `TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET`, so a read fails with `ECANCELED` once the clock
+/// is set. A time already passed expires at once.
+pub fn timerfd_arm_abs_cancel_on_set(fd: BorrowedFd<'_>, at: Option<SystemTime>) -> io::Result<TimerArm> {
+    let spec = libc::itimerspec { it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 }, it_value: wall_timespec(at) };
+    let flags = libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET;
+    // SAFETY: `spec` is a valid itimerspec on our stack, only read; a null old_value is allowed;
+    // `fd` is borrowed, so it is open for the call.
+    let result = unsafe { libc::timerfd_settime(fd.as_raw_fd(), flags, &spec, std::ptr::null_mut()) };
+    if result == 0 {
+        return Ok(TimerArm::Armed);
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::ECANCELED) => Ok(TimerArm::ClockSet),
+        _ => Err(error),
+    }
+}
+
+/// `at` as an absolute `CLOCK_REALTIME` value, never all zero (which would disarm the timer):
+/// the epoch and before become one nanosecond after it, past all the same.
+fn wall_timespec(at: Option<SystemTime>) -> libc::timespec {
+    let (secs, nanos) = match at {
+        None => (FAR_FUTURE_SECS, 0),
+        Some(at) => {
+            let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+            match libc::time_t::try_from(since_epoch.as_secs()) {
+                Ok(secs) if secs < FAR_FUTURE_SECS => (secs, since_epoch.subsec_nanos()),
+                _ => (FAR_FUTURE_SECS, 0),
+            }
+        }
+    };
+    let nanos = if secs == 0 && nanos == 0 { 1 } else { nanos };
+    // Below 10^9, so it fits in any c_long.
+    libc::timespec { tv_sec: secs, tv_nsec: nanos as libc::c_long }
+}
+
+/// Reads a timerfd without blocking.
+pub fn timerfd_read(fd: BorrowedFd<'_>) -> io::Result<TimerRead> {
+    let mut ticks = [0u8; 8];
+    loop {
+        // SAFETY: `ticks` is 8 writable bytes on our stack, what a timerfd read fills; `fd` is
+        // borrowed, so it is open for the call.
+        let read = unsafe { libc::read(fd.as_raw_fd(), ticks.as_mut_ptr().cast(), ticks.len()) };
+        if read == 8 {
+            return Ok(TimerRead::Expired(u64::from_ne_bytes(ticks)));
+        }
+        if read >= 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("read {read} bytes of 8 from a timerfd")));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(TimerRead::Empty),
+            Some(libc::ECANCELED) => return Ok(TimerRead::ClockSet),
+            _ => return Err(error),
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub mod ports;
 pub mod probes;
 pub mod sockets;
 pub mod stdio;
+pub mod wallclock;
+pub mod watch;
 
 use std::collections::HashSet;
 
