@@ -8,15 +8,18 @@
 //!
 //! Two input formats produce the same [`ProgramSpec`]s: the taskmaster-style `programs:` map and
 //! Tron's `services:` list (with its `nodes:` and `node_pools:`, which must all be this machine).
-//! `include:` names directories of service files, one program each.
+//! `include:` names directories of service files, one program each ([`service_file`]: JSON in
+//! service_manager's format, or YAML).
 //!
 //! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system.
 
 mod aurora;
+mod jsonc;
 mod locate;
 mod readiness;
 mod scalars;
 mod scheduled;
+pub mod service_file;
 #[cfg(test)]
 mod tests;
 mod tron;

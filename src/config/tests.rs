@@ -1763,3 +1763,4 @@ fn readiness_example_loads() {
 
 // The keys of issue 12, service files and their merge.
 mod scheduled;
+mod service_files;
