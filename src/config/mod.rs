@@ -9,11 +9,14 @@
 //! Two input formats produce the same [`ProgramSpec`]s: the taskmaster-style `programs:` map and
 //! Tron's `services:` list (with its `nodes:` and `node_pools:`, which must all be this machine).
 //! `include:` names directories of service files, one program each ([`service_file`]: JSON in
-//! service_manager's format, or YAML).
+//! service_manager's format, or YAML); [`include::Includes`] keeps them and merges them into
+//! the main config.
 //!
-//! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system.
+//! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system (and
+//! [`include::scan`] and the functions beside it, for the include directories).
 
 mod aurora;
+pub mod include;
 mod jsonc;
 mod locate;
 mod readiness;
@@ -436,8 +439,8 @@ impl<'t> Checker<'t> {
             }
         }
         let known: Vec<&str> = defined.keys().map(String::as_str).collect();
-        // Service files may define what a program here depends on: the merge with them checks
-        // those names once it has every program.
+        // Service files may define what a program here depends on: `include::Includes::merge`
+        // checks those names once it has every program.
         self.check_dependencies(&known, config.include.is_empty());
         config.programs.sort_by(|left, right| left.name.cmp(&right.name));
         config

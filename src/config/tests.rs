@@ -1762,5 +1762,6 @@ fn readiness_example_loads() {
 }
 
 // The keys of issue 12, service files and their merge.
+mod includes;
 mod scheduled;
 mod service_files;
