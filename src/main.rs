@@ -28,8 +28,9 @@ environment: RUST_LOG sets the log level (default info), SV_LITE_SOCKET the sock
 
 const CHECK_USAGE: &str = "usage: sv-lite check [FILE]
 
-Validates FILE (default ./sv-lite.yaml, then /etc/sv-lite.yaml) and prints every error,
-or the warnings about what it accepted but you should fix.
+Validates FILE (default ./sv-lite.yaml, then /etc/sv-lite.yaml) and the service files of its
+`include:` directories, and prints every error, or the warnings about what it accepted but
+you should fix.
 Exit 0 when valid (warnings or not), 2 when not.";
 
 /// Exit code for usage errors, bad configs and a daemon that cannot start.
@@ -188,7 +189,16 @@ fn run_check(args: &[String]) -> u8 {
 fn check_file(path: &Path) -> u8 {
     match config::load(path) {
         Ok(config) => {
+            let config =
+                if config.include.is_empty() { config } else { config::include::scan(&config.include).merge(&config) };
             config.warnings.iter().for_each(|warning| eprintln!("{warning}"));
+            if !config.problems.is_empty() {
+                config.problems.iter().for_each(|problem| eprintln!("{problem}"));
+                let count = config.problems.len();
+                let problems = if count == 1 { "problem" } else { "problems" };
+                eprintln!("{}: {count} {problems} with the service files", path.display());
+                return EXIT_USAGE;
+            }
             let instances: u32 = config.programs.iter().map(|program| program.numprocs).sum();
             println!("{}: ok, {} programs, {instances} instances", path.display(), config.programs.len());
             0

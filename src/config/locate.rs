@@ -99,6 +99,25 @@ pub(crate) fn inline_value(text: &str, path: &[Segment]) -> Option<String> {
     Some(unquoted.unwrap_or(value).to_string())
 }
 
+/// Line and column of the first character of the string value at `path`, when it is written
+/// on its key's line (or list item's) exactly as `value` reads: plain, or quoted without escapes.
+/// Then the value's character `n` (0-based) is at that column plus `n`.
+pub(crate) fn scalar_start(text: &str, path: &[Segment], value: &str) -> Option<(usize, usize)> {
+    let ((line, column), written) = walk(lines(text), path).ok()?.inline?;
+    let (quote_width, content) = match written.chars().next()? {
+        quote @ ('"' | '\'') => {
+            let inner = &written[1..];
+            let close = inner.find(quote)?;
+            let content = &inner[..close];
+            // `\` escapes in double quotes, `''` in single quotes: columns would not map.
+            let escaped = if quote == '"' { content.contains('\\') } else { inner[close + 1..].starts_with(quote) };
+            (1, (!escaped).then_some(content)?)
+        }
+        _ => (0, written.split(" #").next().unwrap_or(written).trim_end()),
+    };
+    (content == value).then_some((line, column + quote_width))
+}
+
 /// Follows `path` down from the root; on failure returns the deepest ancestor found.
 fn walk<'a>(mut scope: Vec<Line<'a>>, path: &[Segment]) -> Result<Found<'a>, Option<Found<'a>>> {
     let mut found: Option<Found<'a>> = None;

@@ -8,13 +8,21 @@
 //!
 //! Two input formats produce the same [`ProgramSpec`]s: the taskmaster-style `programs:` map and
 //! Tron's `services:` list (with its `nodes:` and `node_pools:`, which must all be this machine).
+//! `include:` names directories of service files, one program each ([`service_file`]: JSON in
+//! service_manager's format, or YAML); [`include::Includes`] keeps them and merges them into
+//! the main config.
 //!
-//! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system.
+//! Architecture invariant: [`from_yaml_str`] is pure; only [`load`] touches the file system (and
+//! [`include::scan`] and the functions beside it, for the include directories).
 
 mod aurora;
+pub mod include;
+mod jsonc;
 mod locate;
 mod readiness;
 mod scalars;
+mod scheduled;
+pub mod service_file;
 #[cfg(test)]
 mod tests;
 mod tron;
@@ -82,11 +90,6 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// Reads and validates the config file at `path`.
-///
-/// # Errors
-///
-/// `{path}: cannot read: {io error}` when the file cannot be read, else as [`from_yaml_str`].
 /// A duration as the config writes it (`"5s"`, `"250ms"`, `"2m"`, `"1h"`, or seconds), for the
 /// command line too.
 ///
@@ -97,10 +100,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     scalars::duration_text(text)
 }
 
+/// Reads and validates the config file at `path`. Relative `include:` directories are relative
+/// to the file's directory (made absolute with the current directory).
+///
+/// # Errors
+///
+/// `{path}: cannot read: {io error}` when the file cannot be read, else as [`from_yaml_str`].
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let origin = path.display().to_string();
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let directory = absolute.parent().unwrap_or(Path::new("/"));
     match std::fs::read_to_string(path) {
-        Ok(text) => from_yaml_str(&text, &origin),
+        Ok(text) => from_yaml_str_in_dir(&text, &origin, directory),
         Err(error) => Err(ConfigErrors {
             errors: vec![ConfigError {
                 origin,
@@ -113,7 +124,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Parses and validates config text; `origin` names the file in messages. Pure.
+/// Parses and validates config text; `origin` names the file in messages, and relative
+/// `include:` directories are relative to its directory (as written, so relative to the current
+/// directory when `origin` has none). Pure.
 ///
 /// What it accepts but the user should fix (for now only taskmaster's `exitcodes:` list written
 /// without spaces after the dashes) comes back in [`Config::warnings`], in the same
@@ -124,29 +137,27 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Every problem in the text, sorted by line: YAML syntax, unknown keys, wrong types, bad
 /// values and templates, duplicate names, remote Tron nodes.
 pub fn from_yaml_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
-    let mut checker = Checker { text, origin, errors: Vec::new(), warnings: Vec::new(), dependencies: Vec::new() };
-    let parsed = serde_yaml::from_str::<Value>(text).and_then(|mut root| root.apply_merge().map(|()| root));
-    let mut config = match parsed {
-        Ok(root) => checker.config(&root),
-        Err(error) => {
-            checker.yaml_error(&error);
-            Config::default()
-        }
+    from_yaml_str_in_dir(text, origin, Path::new(origin).parent().unwrap_or(Path::new("")))
+}
+
+/// As [`from_yaml_str`], with relative `include:` directories relative to `directory`. Pure.
+///
+/// # Errors
+///
+/// As [`from_yaml_str`].
+pub fn from_yaml_str_in_dir(text: &str, origin: &str, directory: &Path) -> Result<Config, ConfigErrors> {
+    let mut checker = Checker::new(text, origin, directory);
+    let mut config = match checker.parse_yaml() {
+        Some(root) => checker.config(&root),
+        None => Config::default(),
     };
-    let in_file_order = |problem: &ConfigError| (problem.line.unwrap_or(usize::MAX), problem.column.unwrap_or(0));
-    let mut errors = checker.errors;
-    if errors.is_empty() {
-        let mut warnings = checker.warnings;
-        warnings.sort_by_key(in_file_order);
-        config.warnings = warnings.iter().map(ToString::to_string).collect();
-        return Ok(config);
-    }
-    errors.sort_by_key(in_file_order);
-    Err(ConfigErrors { errors })
+    let warnings = checker.finish()?;
+    config.warnings = warnings;
+    Ok(config)
 }
 
 const TOP_KEYS: &[&str] =
-    &["socket", "logfile", "socket_group", "state_dir", "programs", "services", "nodes", "node_pools"];
+    &["socket", "logfile", "socket_group", "state_dir", "include", "programs", "services", "nodes", "node_pools"];
 
 const PROGRAM_KEYS: &[&str] = &[
     "cmd",
@@ -178,12 +189,18 @@ const PROGRAM_KEYS: &[&str] = &[
     "watchdog",
     "depends_on",
     "sockets",
+    "schedule",
+    "cron",
+    "timeout",
+    "overlap",
 ];
 
 /// Walks the parsed tree, collecting errors and warnings.
 struct Checker<'t> {
     text: &'t str,
     origin: &'t str,
+    /// Relative `include:` directories are relative to this one.
+    directory: &'t Path,
     errors: Vec<ConfigError>,
     /// Accepted, but worth fixing; dropped when there are errors.
     warnings: Vec<ConfigError>,
@@ -222,7 +239,31 @@ fn name_problem(name: &str) -> Option<String> {
     }
 }
 
-impl Checker<'_> {
+impl<'t> Checker<'t> {
+    fn new(text: &'t str, origin: &'t str, directory: &'t Path) -> Checker<'t> {
+        Checker { text, origin, directory, errors: Vec::new(), warnings: Vec::new(), dependencies: Vec::new() }
+    }
+
+    /// The YAML tree of the text, merge keys applied; `None` after a syntax error (reported).
+    fn parse_yaml(&mut self) -> Option<Value> {
+        let parsed = serde_yaml::from_str::<Value>(self.text).and_then(|mut root| root.apply_merge().map(|()| root));
+        parsed.map_err(|error| self.yaml_error(&error)).ok()
+    }
+
+    /// The warnings as text when there were no errors, else every error; each list sorted by
+    /// position in the file.
+    fn finish(self) -> Result<Vec<String>, ConfigErrors> {
+        let in_file_order = |problem: &ConfigError| (problem.line.unwrap_or(usize::MAX), problem.column.unwrap_or(0));
+        let mut errors = self.errors;
+        if errors.is_empty() {
+            let mut warnings = self.warnings;
+            warnings.sort_by_key(in_file_order);
+            return Ok(warnings.iter().map(ToString::to_string).collect());
+        }
+        errors.sort_by_key(in_file_order);
+        Err(ConfigErrors { errors })
+    }
+
     fn error(&mut self, path: &[Segment], target: Target, message: impl Into<String>) {
         let error = self.problem(path, target, message.into());
         self.errors.push(error);
@@ -346,6 +387,7 @@ impl Checker<'_> {
                 "logfile" => config.logfile = self.string(&path, value, "a path").map(PathBuf::from),
                 "state_dir" => config.state_dir = self.string(&path, value, "a path").map(PathBuf::from),
                 "socket_group" => config.socket_group = self.string(&path, value, "a group name"),
+                "include" => config.include = self.include(&path, value),
                 _ => {}
             }
         }
@@ -373,7 +415,7 @@ impl Checker<'_> {
                     continue;
                 }
                 defined.insert(name.clone(), program_path.clone());
-                config.programs.extend(self.program(&name, &program_path, value));
+                config.programs.extend(self.program(&name, &program_path, value, PROGRAM_KEYS));
             }
         }
         if let Some(services) = find("services") {
@@ -397,17 +439,52 @@ impl Checker<'_> {
             }
         }
         let known: Vec<&str> = defined.keys().map(String::as_str).collect();
-        self.check_dependencies(&known);
+        // Service files may define what a program here depends on: `include::Includes::merge`
+        // checks those names once it has every program.
+        self.check_dependencies(&known, config.include.is_empty());
         config.programs.sort_by(|left, right| left.name.cmp(&right.name));
         config
     }
 
-    fn program(&mut self, name: &str, path: &[Segment], value: &Value) -> Option<ProgramSpec> {
+    /// `include:`: one directory or a list of them, made absolute against [`Checker::directory`],
+    /// without repeats, in the order written.
+    fn include(&mut self, path: &[Segment], value: &Value) -> Vec<PathBuf> {
+        let written: Vec<(Vec<Segment>, &Value)> = match value {
+            Value::Null => Vec::new(),
+            Value::Sequence(items) => {
+                items.iter().enumerate().map(|(index, value)| (item(path, index), value)).collect()
+            }
+            other => vec![(path.to_vec(), other)],
+        };
+        let mut directories: Vec<PathBuf> = Vec::new();
+        for (path, value) in written {
+            let directory = match value {
+                Value::String(_) => self.string(&path, value, "a directory path"),
+                other => {
+                    let message = format!("expected a directory path or a list of them, found {}", describe(other));
+                    self.error(&path, Target::Value, message);
+                    None
+                }
+            };
+            let Some(directory) = directory else { continue };
+            // `components` drops `.` and repeated or trailing slashes, so spellings of one
+            // directory compare equal.
+            let directory: PathBuf = self.directory.join(directory).components().collect();
+            if !directories.contains(&directory) {
+                directories.push(directory);
+            }
+        }
+        directories
+    }
+
+    /// One program's settings, from the mapping `value` at `path`; `known` are the keys it
+    /// may have (the program keys, and `name` in a service file).
+    fn program(&mut self, name: &str, path: &[Segment], value: &Value, known: &[&'static str]) -> Option<ProgramSpec> {
         let map = self.mapping(path, value, "a mapping of program settings")?;
         let errors_before = self.errors.len();
         let mut spec = ProgramSpec::with_defaults(name);
         let mut has_cmd = false;
-        for (key, value) in self.entries(path, map, PROGRAM_KEYS) {
+        for (key, value) in self.entries(path, map, known) {
             let path = child(path, key);
             let path = path.as_slice();
             macro_rules! set {
@@ -458,6 +535,7 @@ impl Checker<'_> {
         }
         self.readiness(path, map, &mut spec);
         self.depends_on(path, map, &mut spec);
+        self.schedule(path, map, &mut spec);
         let cmd_is_list = matches!(map.get("cmd"), Some(Value::Sequence(_)));
         self.check_templates(path, "cmd", cmd_is_list, &spec, &ports);
         (self.errors.len() == errors_before).then_some(spec)

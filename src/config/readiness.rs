@@ -219,15 +219,16 @@ impl Checker<'_> {
     }
 
     /// Checks every `depends_on` against the program names of the whole file (`known`):
-    /// unknown names, programs that depend on themselves, and cycles, each cycle reported
-    /// once, at the `depends_on` of its program that comes first in the file.
-    pub(super) fn check_dependencies(&mut self, known: &[&str]) {
+    /// unknown names (unless `!unknown_names`, when other files may define them), programs that
+    /// depend on themselves, and cycles, each cycle reported once, at the `depends_on` of its
+    /// program that comes first in the file.
+    pub(super) fn check_dependencies(&mut self, known: &[&str], unknown_names: bool) {
         let declared = std::mem::take(&mut self.dependencies);
         for Declared { program, path, names } in &declared {
             for name in names {
                 let message = if name == program {
                     "a program cannot depend on itself".to_string()
-                } else if known.contains(&name.as_str()) {
+                } else if known.contains(&name.as_str()) || !unknown_names {
                     continue;
                 } else {
                     match suggest(name, known) {
@@ -238,7 +239,9 @@ impl Checker<'_> {
                 self.error(&child(path, name), Target::Key, message);
             }
         }
-        for cycle in cycles(&declared) {
+        let graph: Vec<(&str, &[String])> =
+            declared.iter().map(|declared| (declared.program.as_str(), declared.names.as_slice())).collect();
+        for cycle in cycles(&graph) {
             let mut chain: Vec<&str> = cycle.iter().map(|&index| declared[index].program.as_str()).collect();
             chain.push(chain[0]);
             self.error(&declared[cycle[0]].path, Target::Key, format!("dependency cycle: {}", chain.join(" -> ")));
@@ -246,22 +249,23 @@ impl Checker<'_> {
     }
 }
 
-/// The cycles of the dependency graph, each as indexes into `declared` (file order), starting
-/// at its member that comes first in the file. One cycle per back edge of a depth-first
-/// search: every program in a cycle is in at least one of them, and none is repeated.
-fn cycles(declared: &[Declared]) -> Vec<Vec<usize>> {
+/// The cycles of the dependency graph `declared` (each program with the names it depends on),
+/// each as indexes into `declared` (file order), starting at its member that comes first. One
+/// cycle per back edge of a depth-first search: every program in a cycle is in at least one of
+/// them, and none is repeated.
+pub(super) fn cycles(declared: &[(&str, &[String])]) -> Vec<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Visit {
         New,
         OnPath,
         Done,
     }
-    let index_of = |name: &str| declared.iter().position(|declared| declared.program == name);
+    let index_of = |name: &str| declared.iter().position(|(program, _)| *program == name);
     let edges: Vec<Vec<usize>> = declared
         .iter()
-        .map(|declared| {
+        .map(|(program, names)| {
             // A self-dependency is reported as such, not as a cycle.
-            declared.names.iter().filter(|name| **name != declared.program).filter_map(|name| index_of(name)).collect()
+            names.iter().filter(|name| *name != program).filter_map(|name| index_of(name)).collect()
         })
         .collect();
     let mut visits = vec![Visit::New; declared.len()];

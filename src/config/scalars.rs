@@ -283,6 +283,10 @@ const ALIASES: &[(&str, &str)] = &[
     ("listen", "sockets"),
     ("listen_stream", "sockets"),
     ("listenstream", "sockets"),
+    // service_manager's and cron's names for a schedule.
+    ("scheduling", "schedule"),
+    ("crontab", "cron"),
+    ("run_timeout", "timeout"),
 ];
 
 /// The known word closest to `word`, if it is close enough to be a likely typo.

@@ -1760,3 +1760,8 @@ fn readiness_example_loads() {
     let ports = web.resolve_ports(&[]);
     assert!(web.launch(1, &ports).env.contains(&("PUBLIC_URL".to_string(), "http://localhost:8080/".to_string())));
 }
+
+// The keys of issue 12, service files and their merge.
+mod includes;
+mod scheduled;
+mod service_files;
