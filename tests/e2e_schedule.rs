@@ -85,8 +85,10 @@ fn an_overlapping_fire_time_is_skipped() {
     schedule: every 1m
 ",
     );
-    d.wait_for("the first run", NEXT_MINUTE, || d.state_of("long:0") == "RUNNING");
-    let pid = d.pid_of("long:0");
+    d.wait_state("long:0", "SCHEDULED");
+    // A run now (`ctl start`), still going at the next fire time.
+    d.ctl_ok(&["start", "long"]);
+    let pid = Some(d.wait_running("long:0"));
     d.wait_for("the next fire time skipped", NEXT_MINUTE, || {
         d.events().contains("long:0: fire time") && d.events().contains("skipped, the previous run is still going")
     });

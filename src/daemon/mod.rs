@@ -45,7 +45,10 @@ use self::listeners::Listeners;
 use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::probes::{ProbeKey, ProbeRequest, Probes};
+use self::wallclock::{WallClock, WallEvent};
+use self::watch::DirWatch;
 use crate::config;
+use crate::config::include::{self, Includes};
 use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
     Action, ConnId, ExitStatus, Input, InstanceId, Now, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
@@ -61,7 +64,11 @@ const STDOUT: Token = Token(2);
 const STDERR: Token = Token(3);
 /// The sd_notify socket (`NOTIFY_SOCKET`).
 const NOTIFY: Token = Token(4);
-const FIRST_DYNAMIC_TOKEN: usize = 5;
+/// The wall-clock timer: a set of the clock (NTP step, `date -s`, resume) wakes the loop.
+const WALLCLOCK: Token = Token(5);
+/// The service directories' inotify descriptor.
+const WATCH: Token = Token(6);
+const FIRST_DYNAMIC_TOKEN: usize = 7;
 /// How long buffered output may take to reach a slow reader at exit.
 const EXIT_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -137,6 +144,18 @@ struct Driver {
     listeners: Listeners,
     /// The sd_notify socket, or why it could not be bound.
     notify: Result<NotifySocket, String>,
+    /// Wakes the loop when the wall clock is set, so schedules are re-timed at once rather than
+    /// at the next wake-up. `None` if the kernel would not give one (schedules still work; a
+    /// step is noticed at the next wake-up).
+    wallclock: Option<WallClock>,
+    /// The main config file as last loaded (service files are merged into it).
+    main_config: Config,
+    /// The service files of `include:` directories: what each defined, and its problems.
+    includes: Includes,
+    /// Watches the `include:` directories (inotify, or a rescan every few seconds).
+    watch: DirWatch,
+    /// Problems already in the event log (each is logged once, when it appears).
+    problems_logged: HashSet<String>,
     /// Flag changes asked for in this turn, written together by `write_flags`.
     flag_changes: Vec<state_dir::FlagChange>,
     /// Child pipes not read because the stream they are forwarded to is backed up.
@@ -216,9 +235,27 @@ impl Driver {
                 Default::default()
             }
         };
+        // The service directories: read now, watched from here on.
+        let main_config = options.config.clone();
+        let mut includes = include::scan(&main_config.include);
+        options.config = includes.merge(&main_config);
+        let mut watch = DirWatch::new(&main_config.include, Instant::now());
+        if let Err(error) = watch.register(poll.registry(), WATCH) {
+            log::warn!("service directories: cannot watch: {error}");
+        }
+        if !main_config.include.is_empty() {
+            log::info!("service directories watched by {}", watch.mode());
+        }
         // Listening sockets are bound with the config: a bind error is a config error.
         let mut listeners = Listeners::default();
         listeners.apply(&mut options.config)?;
+        // Armed with no time: it only wakes the loop when the clock is set (also on a resume
+        // from suspend); the next turn's clock read shows the core the step.
+        let wallclock =
+            WallClock::new().and_then(|mut clock| clock.register(poll.registry(), WALLCLOCK).map(|()| clock));
+        let wallclock = wallclock
+            .map_err(|error| log::warn!("{error}; a step of the wall clock is noticed at the next wake-up only"))
+            .ok();
         let now = read_clock();
         let supervisor = Supervisor::with_flags(&options.config, now, seed(), flags);
         log::info!("listening on {}", options.socket_path.display());
@@ -240,6 +277,11 @@ impl Driver {
             probes: Probes::new(),
             listeners,
             notify,
+            wallclock,
+            main_config,
+            includes,
+            watch,
+            problems_logged: HashSet::new(),
             flag_changes: Vec::new(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
@@ -252,12 +294,15 @@ impl Driver {
 
     fn run(&mut self) -> Result<u8, String> {
         let mut events = Events::with_capacity(256);
+        let problems = self.includes.merge(&self.main_config).problems;
+        self.log_new_problems(&problems);
         self.drain_actions();
         while self.exit_code.is_none() {
-            let deadline = match (self.supervisor.poll_timeout(), self.control.next_idle_deadline()) {
-                (Some(core), Some(idle)) => Some(core.min(idle)),
-                (core, idle) => core.or(idle),
-            };
+            let deadline =
+                [self.supervisor.poll_timeout(), self.control.next_idle_deadline(), self.watch.next_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min();
             let timeout = if self.spawn_queue.is_empty() {
                 deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
@@ -278,12 +323,15 @@ impl Driver {
                     CONTROL => self.accept_connections(),
                     STDOUT | STDERR => {} // Flushed below, every turn.
                     NOTIFY => self.handle_notifications(),
+                    WALLCLOCK => self.handle_wallclock(),
+                    WATCH => self.watch.handle_readable(self.now.mono),
                     token => self.handle_source(token),
                 }
                 if self.exit_code.is_some() {
                     break;
                 }
             }
+            self.service_files_due();
             self.supervisor.handle_timeout(self.now);
             self.drain_actions();
             let closed = self.control.close_idle(self.poll.registry(), self.now.mono);
@@ -659,11 +707,90 @@ impl Driver {
         }
     }
 
+    /// The wall clock was set (or the timer fired): nothing to do here but wake up; the clocks
+    /// read for this turn show the step to the core.
+    fn handle_wallclock(&mut self) {
+        if let Some(clock) = &mut self.wallclock {
+            if clock.handle_readable() == WallEvent::ClockSet {
+                log::debug!("the wall clock was set");
+            }
+        }
+    }
+
+    /// Reads the config file again, with every service file of its `include:` directories.
     fn load_config(&mut self) -> Result<Config, String> {
-        let mut config = config::load(&self.config_path).map_err(|errors| errors.to_string())?;
-        config.warnings.iter().for_each(|warning| log::warn!("{warning}"));
+        let main = config::load(&self.config_path).map_err(|errors| errors.to_string())?;
+        main.warnings.iter().for_each(|warning| log::warn!("{warning}"));
+        self.watch.set_dirs(&main.include, self.now.mono);
+        let listed: Vec<PathBuf> = main.include.iter().flat_map(|dir| self.list_service_files(dir)).collect();
+        let gone: Vec<PathBuf> =
+            self.includes.paths().filter(|path| !listed.contains(&path.to_path_buf())).map(Path::to_path_buf).collect();
+        for path in listed.iter().chain(&gone) {
+            self.read_service_file(path);
+        }
+        let mut config = self.includes.merge(&main);
         self.listeners.apply(&mut config)?;
+        self.main_config = main;
+        self.log_new_problems(&config.problems);
         Ok(config)
+    }
+
+    /// The service files of one `include:` directory; one that cannot be listed is recorded
+    /// as a problem.
+    fn list_service_files(&mut self, dir: &Path) -> Vec<PathBuf> {
+        match include::list(dir) {
+            Ok(paths) => {
+                self.includes.update_directory(dir, None);
+                paths
+            }
+            Err(why) => {
+                self.includes.update_directory(dir, Some(&why));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Reads one service file (or finds it gone) into the book; returns whether it changed.
+    fn read_service_file(&mut self, path: &Path) -> bool {
+        match include::read(path) {
+            Ok(contents) => self.includes.update(path, contents.as_deref()),
+            Err(why) => self.includes.update_unreadable(path, &why),
+        }
+    }
+
+    /// Service files whose last change is 200 ms old (or a rescan): read them, and if any
+    /// changed, apply the merged config as a reload does (added programs start, removed ones
+    /// stop, changed ones restart, the rest are left alone). No SIGHUP needed.
+    fn service_files_due(&mut self) {
+        if self.watch.next_deadline().is_none_or(|at| at > self.now.mono) {
+            return;
+        }
+        let due = self.watch.take_due(self.now.mono, self.includes.paths().collect::<Vec<_>>());
+        let mut changed = Vec::new();
+        for path in due {
+            if self.read_service_file(&path) {
+                changed.push(path.display().to_string());
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let mut config = self.includes.merge(&self.main_config);
+        self.log_new_problems(&config.problems);
+        let message = format!("service files changed: {}", changed.join(", "));
+        self.event_log.write(log::Level::Info, &message);
+        let result = self.listeners.apply(&mut config).map(|()| config);
+        self.feed(Input::Reload { conn: None, result });
+    }
+
+    /// Logs each problem of the service files once, when it first appears.
+    fn log_new_problems(&mut self, problems: &[String]) {
+        for problem in problems {
+            if self.problems_logged.insert(problem.clone()) {
+                self.event_log.write(log::Level::Error, &format!("service file: {problem}"));
+            }
+        }
+        self.problems_logged.retain(|logged| problems.contains(logged));
     }
 
     fn reopen_logs(&mut self) {

@@ -119,7 +119,6 @@ fn schedule_type_errors_and_what_does_not_go_with_a_schedule() {
 }
 
 #[test]
-#[ignore = "needs the schedule parser (wt-sched)"]
 fn schedule_cron_timeout_and_overlap_are_read() {
     let spec = web("schedule: every 5m offset 1m");
     let schedule = spec.schedule.unwrap();
@@ -140,7 +139,6 @@ fn schedule_cron_timeout_and_overlap_are_read() {
 }
 
 #[test]
-#[ignore = "needs the schedule parser (wt-sched)"]
 fn a_bad_schedule_entry_points_at_the_character() {
     // `schedule: every 5x`: the value starts at column 15, and the parser's column is added.
     let error = one_error(&with("schedule: every 5x"));

@@ -125,7 +125,6 @@ fn cleanup_logs_as_written_is_a_missing_comma() {
 }
 
 #[test]
-#[ignore = "needs the schedule parser (wt-sched)"]
 fn cleanup_logs_with_its_commas_is_a_scheduled_program() {
     let text = CLEANUP_LOGS.replace("\"args\": []", "\"args\": [],").replace("  ]\n", "  ],\n");
     let spec = parse_ok("cleanup_logs.json", &text);
@@ -149,7 +148,6 @@ fn cleanup_logs_with_its_commas_is_a_scheduled_program() {
 }
 
 #[test]
-#[ignore = "needs the schedule parser (wt-sched)"]
 fn a_bad_scheduling_entry_points_into_its_string() {
     // The string's quote is at column 42: its first character at 43.
     let error = json_error(r#"{"name": "x", "cmd": "x", "scheduling": ["every 5x"]}"#);
