@@ -389,6 +389,16 @@ impl Instance {
         if !checking {
             self.end_health(ctx);
         }
+        // A scheduled instance stopped (ctl stop, shutdown): its run is over and its schedule off.
+        if self.spec.schedule.is_some()
+            && matches!(self.state, State::Stopped | State::Exited { .. } | State::Fatal { .. })
+        {
+            if self.timetable.run.is_some() {
+                let status = self.last_exit.map_or(String::new(), |status| format!("; {status}"));
+                self.timetable.end_run(ctx.now, ctx.wall, format!("stopped{status}"));
+            }
+            self.timetable.disarm();
+        }
         // The readiness timeout runs only while STARTING, the watchdog only while RUNNING.
         match self.state {
             State::Starting { up_at: None, .. } if self.announces_readiness() => {
@@ -511,6 +521,19 @@ impl Instance {
                 let Some(fired) = self.fired(ctx) else { return Outcome::Nothing };
                 let overlap = self.spec.schedule.as_ref().map_or(Overlap::Skip, |schedule| schedule.overlap);
                 let killable = self.state.pid().is_some() && !matches!(self.state, State::Stopping { .. });
+                if overlap == Overlap::Kill
+                    && self.after_stop == AfterStop::Schedule
+                    && matches!(self.state, State::Stopping { .. })
+                {
+                    // Already stopping (timed out): the new run starts once it is down.
+                    self.log(
+                        ctx,
+                        log::Level::Warn,
+                        format!("fire time {fired}: a new run starts once the previous one is down"),
+                    );
+                    self.after_stop = AfterStop::Start;
+                    return Outcome::Nothing;
+                }
                 if overlap == Overlap::Kill && killable {
                     self.log(
                         ctx,
@@ -520,11 +543,11 @@ impl Instance {
                     self.run_end_why = "stopped for the next run (overlap: kill)".to_string();
                     return self.transition(ctx, Event::Restart);
                 }
-                self.log(
-                    ctx,
-                    log::Level::Warn,
-                    format!("fire time {fired}: skipped, the previous run is still going ({})", self.state.name()),
-                );
+                let why = match self.state {
+                    State::Waiting { .. } => "a run is already waiting for its dependencies".to_string(),
+                    _ => format!("the previous run is still going ({})", self.state.name()),
+                };
+                self.log(ctx, log::Level::Warn, format!("fire time {fired}: skipped, {why}"));
                 Outcome::Nothing
             }
             (
@@ -1299,7 +1322,7 @@ impl Instance {
             let why = std::mem::take(&mut self.run_end_why);
             let why = if why.is_empty() { "stopped for a new run".to_string() } else { why };
             let status = self.last_exit.map_or(String::new(), |status| format!("; {status}"));
-            self.timetable.end_run(ctx.now, format!("{why}{status}"));
+            self.timetable.end_run(ctx.now, ctx.wall, format!("{why}{status}"));
         }
         match self.after_stop {
             AfterStop::Schedule if ctx.shutting_down => Outcome::Nothing,
@@ -1541,7 +1564,7 @@ impl Instance {
             Some(ExitStatus::Exited(code)) => self.spec.exitcodes.contains(&code),
             Some(ExitStatus::Signaled { .. }) | None => false,
         };
-        let took = self.timetable.end_run(ctx.now, result.clone());
+        let took = self.timetable.end_run(ctx.now, ctx.wall, result.clone());
         let level = if expected { log::Level::Info } else { log::Level::Warn };
         let kind = match status {
             Some(_) if expected => " (expected)",

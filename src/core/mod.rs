@@ -612,10 +612,12 @@ impl Supervisor {
                     ids.len()
                 ),
             );
+            let back_by =
+                (step < 0).then(|| Duration::from_millis(u64::try_from(step.unsigned_abs()).unwrap_or(u64::MAX)));
             for id in ids {
                 self.apply_with(now.mono, id, |instance, ctx| {
                     if let Some(spec) = &instance.spec.schedule {
-                        instance.timetable.retime(spec, ctx.now, ctx.wall);
+                        instance.timetable.retime(spec, ctx.now, ctx.wall, back_by);
                     }
                     Outcome::Nothing
                 });
@@ -806,6 +808,17 @@ impl Supervisor {
         let (ids, mut results) = self.resolve(targets);
         let pausing = event == Event::Pause;
         for (name, id) in self.named(&ids) {
+            // A scheduled program between runs has no process to pause, and a persistent flag
+            // would stop every later run as it starts.
+            let scheduled = self.instances.get(&id).is_some_and(|instance| instance.state == State::Scheduled);
+            if pausing && scheduled {
+                results.push(TargetResult {
+                    name,
+                    ok: false,
+                    message: "cannot pause: SCHEDULED (no run in progress)".to_string(),
+                });
+                continue;
+            }
             self.set_flag(id, Flag::Paused, pausing);
             let was_paused = self.instances.get(&id).is_some_and(|instance| instance.state.name() == StateName::Paused);
             self.apply(now, id, event.clone());
@@ -1049,6 +1062,12 @@ impl Supervisor {
                     // A run in progress is stopped; the next run is at the new schedule's next
                     // fire time, not now.
                     self.apply(now, id, Event::Schedule);
+                } else if options_changed && was_scheduled && spec.schedule.is_none() {
+                    // The schedule was taken away: a kept-running program now, if autostart.
+                    self.apply(now, id, Event::Stop);
+                    if spec.autostart {
+                        self.autostart(now, id);
+                    }
                 } else if options_changed && was_live {
                     self.apply(now, id, Event::Restart);
                 } else if options_changed && spec.autostart {

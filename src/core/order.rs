@@ -53,17 +53,19 @@ impl Supervisor {
                 return DepCheck::Blocked(format!("{} exited and will not be restarted", instance.name));
             }
             let reached = match condition {
+                // A scheduled program between runs is where it should be: started and ready.
                 Condition::Started => matches!(
                     state,
                     State::Starting { .. }
                         | State::WaitingPidFile { .. }
                         | State::Running { .. }
                         | State::Paused { .. }
+                        | State::Scheduled
                 ),
-                Condition::Ready => matches!(state, State::Running { .. }),
+                Condition::Ready => matches!(state, State::Running { .. } | State::Scheduled),
                 // `healthy` of a program without a health check means ready.
                 Condition::Healthy => {
-                    matches!(state, State::Running { .. })
+                    matches!(state, State::Running { .. } | State::Scheduled)
                         && instance
                             .probe
                             .health
@@ -72,6 +74,11 @@ impl Supervisor {
                 }
                 Condition::Completed => match state {
                     State::Exited { expected: true, .. } => true,
+                    // Its last run ended with an expected exit code.
+                    State::Scheduled => {
+                        instance.timetable.last.is_some()
+                            && matches!(instance.last_exit, Some(crate::core::ExitStatus::Exited(code)) if instance.spec.exitcodes.contains(&code))
+                    }
                     State::Exited { expected: false, status } => {
                         return DepCheck::Blocked(format!(
                             "{} did not complete: it exited with {status}",

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::schedule::UnixSecs;
 use crate::spec::ScheduleSpec;
 
+/// How far back a step of the wall clock may go and still not repeat fire times already run.
+pub(crate) const REPEAT_GUARD: Duration = Duration::from_secs(3 * 3600);
+
 /// An instance's timetable.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Timetable {
@@ -76,11 +79,16 @@ impl Timetable {
     }
 
     /// The wall clock was stepped: fire times are computed again from the new time. Times
-    /// skipped over are not caught up; after a step back, times already run come again.
-    pub(crate) fn retime(&mut self, spec: &ScheduleSpec, now: Instant, wall: SystemTime) {
-        self.last_fire = None;
+    /// skipped over are not caught up; after a step back of more than `REPEAT_GUARD`, times
+    /// already run come again.
+    /// A step back of at most `REPEAT_GUARD` keeps the last fire time as a floor, so a time
+    /// just run is not run again (as Vixie cron does for small steps).
+    pub(crate) fn retime(&mut self, spec: &ScheduleSpec, now: Instant, wall: SystemTime, back_by: Option<Duration>) {
+        if back_by.is_none_or(|back| back > REPEAT_GUARD) {
+            self.last_fire = None;
+        }
         if self.next.is_some() {
-            self.next = next_fire(spec, None, now, wall);
+            self.next = next_fire(spec, self.last_fire, now, wall);
         }
     }
 
@@ -95,12 +103,13 @@ impl Timetable {
         self.run_deadline = spec.timeout.map(|timeout| now + timeout);
     }
 
-    /// The run ended as `result`; returns how long it took.
-    pub(crate) fn end_run(&mut self, now: Instant, result: String) -> Duration {
+    /// The run ended as `result` (a run that never began counts as beginning and ending at
+    /// `now`); returns how long it took.
+    pub(crate) fn end_run(&mut self, now: Instant, wall: SystemTime, result: String) -> Duration {
         self.run_deadline = None;
         let (started, duration) = match self.run.take() {
-            Some((wall, mono)) => (wall, now.saturating_duration_since(mono)),
-            None => (SystemTime::UNIX_EPOCH, Duration::ZERO),
+            Some((started, mono)) => (started, now.saturating_duration_since(mono)),
+            None => (wall, Duration::ZERO),
         };
         self.last = Some(RunRecord { started, duration, result });
         duration

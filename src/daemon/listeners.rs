@@ -39,6 +39,48 @@ impl Listeners {
     /// rewrites its socket addresses to the bound ones. On a bind error nothing changes and the
     /// error says which program and socket.
     pub fn apply(&mut self, config: &mut Config) -> Result<(), String> {
+        self.apply_sparing(config, &|_| false)
+    }
+
+    /// Like [`Listeners::apply`], but a program for which `spare` says yes (a service file's)
+    /// whose sockets cannot be bound is left out of `config`, with the error in
+    /// `config.problems`, instead of failing the whole config.
+    pub fn apply_sparing(&mut self, config: &mut Config, spare: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let Err(error) = self.bind(config) else { return Ok(()) };
+        // Nothing changed; find out which programs failed (binding their sockets alone).
+        let failing = self.unbindable(config);
+        if failing.is_empty() {
+            return Err(error); // Bound alone but not together (two programs on one address).
+        }
+        let (spared, fatal): (Vec<_>, Vec<_>) = failing.into_iter().partition(|(program, _)| spare(program));
+        if !fatal.is_empty() {
+            return Err(fatal.into_iter().map(|(_, error)| error).collect::<Vec<_>>().join("\n"));
+        }
+        for (program, error) in &spared {
+            config.problems.push(format!("{error}; program {program:?} is left out"));
+        }
+        config.programs.retain(|program| !spared.iter().any(|(name, _)| *name == program.name));
+        self.bind(config)
+    }
+
+    /// The programs whose sockets cannot be bound, each with why.
+    fn unbindable(&self, config: &Config) -> Vec<(String, String)> {
+        let mut failing = Vec::new();
+        for program in &config.programs {
+            for (name, configured) in &program.sockets {
+                let key = (program.name.clone(), name.clone());
+                if self.held.get(&key).is_some_and(|held| held.configured == *configured) {
+                    continue;
+                }
+                if let Err(error) = sockets::bind(configured) {
+                    failing.push((program.name.clone(), format!("programs.{}.sockets.{name}: {error}", program.name)));
+                }
+            }
+        }
+        failing
+    }
+
+    fn bind(&mut self, config: &mut Config) -> Result<(), String> {
         let mut next: HashMap<(String, String), Listener> = HashMap::new();
         let mut errors = Vec::new();
         for program in &config.programs {

@@ -156,6 +156,8 @@ struct Driver {
     watch: DirWatch,
     /// Problems already in the event log (each is logged once, when it appears).
     problems_logged: HashSet<String>,
+    /// The start-up config's problems, logged when the loop starts (the event log is open then).
+    startup_problems: Vec<String>,
     /// Flag changes asked for in this turn, written together by `write_flags`.
     flag_changes: Vec<state_dir::FlagChange>,
     /// Child pipes not read because the stream they are forwarded to is backed up.
@@ -236,19 +238,24 @@ impl Driver {
             }
         };
         // The service directories: read now, watched from here on.
+        // Watched before they are read, so a file written in between is not missed.
         let main_config = options.config.clone();
-        let mut includes = include::scan(&main_config.include);
-        options.config = includes.merge(&main_config);
         let mut watch = DirWatch::new(&main_config.include, Instant::now());
         if let Err(error) = watch.register(poll.registry(), WATCH) {
-            log::warn!("service directories: cannot watch: {error}");
+            log::warn!(
+                "service directories: cannot watch with inotify ({error}); rescanning every few seconds instead"
+            );
+            watch = DirWatch::rescan_only(&main_config.include, Instant::now());
         }
+        let mut includes = include::scan(&main_config.include);
+        options.config = includes.merge(&main_config);
         if !main_config.include.is_empty() {
             log::info!("service directories watched by {}", watch.mode());
         }
         // Listening sockets are bound with the config: a bind error is a config error.
         let mut listeners = Listeners::default();
-        listeners.apply(&mut options.config)?;
+        let in_main = |name: &str| main_config.programs.iter().any(|program| program.name == name);
+        listeners.apply_sparing(&mut options.config, &|name| !in_main(name))?;
         // Armed with no time: it only wakes the loop when the clock is set (also on a resume
         // from suspend); the next turn's clock read shows the core the step.
         let wallclock =
@@ -282,6 +289,7 @@ impl Driver {
             includes,
             watch,
             problems_logged: HashSet::new(),
+            startup_problems: options.config.problems.clone(),
             flag_changes: Vec::new(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
@@ -294,7 +302,7 @@ impl Driver {
 
     fn run(&mut self) -> Result<u8, String> {
         let mut events = Events::with_capacity(256);
-        let problems = self.includes.merge(&self.main_config).problems;
+        let problems = std::mem::take(&mut self.startup_problems);
         self.log_new_problems(&problems);
         self.drain_actions();
         while self.exit_code.is_none() {
@@ -721,7 +729,6 @@ impl Driver {
     fn load_config(&mut self) -> Result<Config, String> {
         let main = config::load(&self.config_path).map_err(|errors| errors.to_string())?;
         main.warnings.iter().for_each(|warning| log::warn!("{warning}"));
-        self.watch.set_dirs(&main.include, self.now.mono);
         let listed: Vec<PathBuf> = main.include.iter().flat_map(|dir| self.list_service_files(dir)).collect();
         let gone: Vec<PathBuf> =
             self.includes.paths().filter(|path| !listed.contains(&path.to_path_buf())).map(Path::to_path_buf).collect();
@@ -729,9 +736,10 @@ impl Driver {
             self.read_service_file(path);
         }
         let mut config = self.includes.merge(&main);
-        self.listeners.apply(&mut config)?;
+        self.bind_listeners(&mut config, &main)?;
+        // Only a config that loaded moves the watch: a failed reload changes nothing.
+        self.watch.set_dirs(&main.include, self.now.mono);
         self.main_config = main;
-        self.log_new_problems(&config.problems);
         Ok(config)
     }
 
@@ -776,11 +784,20 @@ impl Driver {
             return;
         }
         let mut config = self.includes.merge(&self.main_config);
-        self.log_new_problems(&config.problems);
         let message = format!("service files changed: {}", changed.join(", "));
         self.event_log.write(log::Level::Info, &message);
-        let result = self.listeners.apply(&mut config).map(|()| config);
+        let main = self.main_config.clone();
+        let result = self.bind_listeners(&mut config, &main).map(|()| config);
         self.feed(Input::Reload { conn: None, result });
+    }
+
+    /// Binds the listening sockets `config` names. A service file's program whose socket cannot
+    /// be bound is left out with a problem; a main-config program's failure fails the config.
+    fn bind_listeners(&mut self, config: &mut Config, main: &Config) -> Result<(), String> {
+        let in_main = |name: &str| main.programs.iter().any(|program| program.name == name);
+        let result = self.listeners.apply_sparing(config, &|name| !in_main(name));
+        self.log_new_problems(&config.problems);
+        result
     }
 
     /// Logs each problem of the service files once, when it first appears.

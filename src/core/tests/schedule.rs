@@ -291,3 +291,109 @@ fn shutdown_stops_a_run_and_leaves_the_schedule() {
     h.exited(10, ExitStatus::Signaled { signal: 15, core_dumped: false });
     h.expect("exit 0");
 }
+
+// ---- regressions from review ----
+
+#[test]
+fn a_small_step_back_of_the_wall_clock_does_not_run_a_fire_time_twice() {
+    let mut h = Harness::new(vec![job(|_| {})]);
+    h.advance(secs(60));
+    h.expect("spawn job:0");
+    h.spawned("job:0", 10);
+    h.advance(secs(1));
+    h.exited(10, ExitStatus::Exited(0));
+    // NTP steps the clock back 3 s, to before 08:30:00, which has just run.
+    h.step_wall_clock(false, secs(3));
+    assert_eq!(h.next_run("job:0").as_deref(), Some("2026-12-07T08:35:00Z"));
+    h.advance(secs(10));
+    h.expect("");
+}
+
+#[test]
+fn ctl_stop_during_a_run_records_it_and_turns_the_schedule_off() {
+    let mut h = Harness::new(vec![job(|schedule| schedule.timeout = Some(secs(600)))]);
+    h.advance(secs(60));
+    h.expect("spawn job:0");
+    h.spawned("job:0", 10);
+    h.request(1, Request::Stop { targets: vec!["job".into()], wait: false, timeout: None });
+    h.expect("kill -10 TERM\nreply 1 job:0:ok:stopping");
+    h.exited(10, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("");
+    assert_eq!(h.state("job:0"), "STOPPED");
+    assert_eq!(h.next_run("job:0"), None);
+    assert_eq!(h.last_run("job:0").as_deref(), Some("stopped; signal SIGTERM in 0ms"));
+    assert_eq!(h.sleeps_for(), None, "neither the fire time nor the run's timeout wakes it");
+}
+
+#[test]
+fn a_reload_that_drops_the_schedule_of_a_program_without_autostart_stops_it() {
+    let mut h = Harness::new(vec![job(|_| {})]);
+    let plain = program("job", |p| p.autostart = false);
+    h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![plain], ..Config::default() }) });
+    h.expect("");
+    assert_eq!(h.state("job:0"), "STOPPED");
+    assert_eq!(h.sleeps_for(), None);
+}
+
+#[test]
+fn a_dependent_of_a_scheduled_program_starts_and_completed_means_its_last_run_succeeded() {
+    use crate::spec::{Condition, Dependency};
+    let needs = |condition| {
+        program("web", move |p| {
+            p.starttime = Duration::ZERO;
+            p.depends_on = vec![Dependency { program: "job".into(), condition, restart: false }];
+        })
+    };
+    let mut h = Harness::new(vec![job(|_| {}), needs(Condition::Ready)]);
+    h.expect("spawn web:0");
+    let mut h = Harness::new(vec![job(|_| {}), needs(Condition::Completed)]);
+    h.expect("");
+    assert_eq!(h.state("web:0"), "WAITING");
+    h.advance(secs(60));
+    h.expect("spawn job:0");
+    h.spawned("job:0", 10);
+    h.advance(ms(200));
+    h.exited(10, ExitStatus::Exited(0));
+    h.expect("spawn web:0");
+}
+
+#[test]
+fn a_scheduled_program_between_runs_cannot_be_paused_and_gets_no_flag() {
+    let mut h = Harness::new(vec![job(|_| {})]);
+    h.request(1, Request::Pause { targets: vec!["job".into()] });
+    h.expect("reply 1 job:0:FAIL:cannot pause: SCHEDULED (no run in progress)");
+    assert!(h.flags.is_empty());
+}
+
+#[test]
+fn overlap_kill_while_a_timed_out_run_is_stopping_starts_the_next_run_once_it_is_down() {
+    let mut h = Harness::new(vec![job(|schedule| {
+        schedule.overlap = Overlap::Kill;
+        schedule.timeout = Some(secs(299));
+    })]);
+    h.advance(secs(60));
+    h.expect("spawn job:0");
+    h.spawned("job:0", 10);
+    h.advance(secs(299));
+    h.expect("kill -10 TERM");
+    h.advance(secs(1));
+    h.expect("");
+    assert!(h.logged("fire time 2026-12-07T08:35:00Z: a new run starts once the previous one is down"));
+    h.exited(10, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    h.expect("spawn job:0");
+}
+
+#[test]
+fn a_reload_that_schedules_a_running_program_records_the_stopped_run_at_the_time_it_ended() {
+    let mut h = Harness::new(vec![program("job", |_| {})]);
+    h.expect("spawn job:0");
+    h.spawned("job:0", 10);
+    let scheduled = job(|_| {});
+    h.input(Input::Reload { conn: None, result: Ok(Config { programs: vec![scheduled], ..Config::default() }) });
+    h.expect("kill -10 TERM");
+    h.exited(10, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    assert_eq!(h.state("job:0"), "SCHEDULED");
+    let (started, took, _) = h.row("job:0").schedule.and_then(|schedule| schedule.last).expect("a record");
+    assert_eq!(started, h.now.wall);
+    assert_eq!(took, Duration::ZERO);
+}
