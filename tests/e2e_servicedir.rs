@@ -73,6 +73,9 @@ fn a_file_written_in_several_steps_is_read_once_it_is_complete() {
     // half a JSON object, which must never be reported (the daemon waits 200 ms after the last
     // event on a file).
     write(&path, "{\n  \"name\": \"api\",\n");
+    // Long enough for the daemon to see the first close on its own (it wakes within a
+    // millisecond), well inside the 200 ms it waits before reading.
+    std::thread::sleep(std::time::Duration::from_millis(30));
     let mut file = fs::OpenOptions::new().append(true).open(&path).expect("reopen");
     file.write_all(b"  \"cmd\": \"sleep 300\"\n}\n").expect("append");
     drop(file);

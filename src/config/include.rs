@@ -489,11 +489,17 @@ pub fn read(path: &Path) -> Result<Option<String>, String> {
         Err(error) if not_found(&error) => return Ok(None),
         Err(error) => return Err(error.to_string()),
     }
-    let file = match std::fs::File::open(path) {
+    // Non-blocking, in case it was swapped for a FIFO after the check; the type is checked
+    // again on the open file.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
         Ok(file) => file,
         Err(error) if not_found(&error) => return Ok(None),
         Err(error) => return Err(error.to_string()),
     };
+    if !file.metadata().is_ok_and(|metadata| metadata.is_file()) {
+        return Err("not a regular file".to_string());
+    }
     let mut bytes = Vec::new();
     let limit = u64::try_from(MAX_FILE_BYTES).unwrap_or(u64::MAX).saturating_add(1);
     file.take(limit).read_to_end(&mut bytes).map_err(|error| error.to_string())?;

@@ -776,6 +776,12 @@ impl Driver {
         let due = self.watch.take_due(self.now.mono, self.includes.paths().collect::<Vec<_>>());
         let mut changed = Vec::new();
         for path in due {
+            // Editors' temp files and other names define nothing: not even read.
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            if let config::service_file::FileKind::Ignored(why) = config::service_file::kind(name) {
+                log::debug!("{}: ignored: {why}", path.display());
+                continue;
+            }
             if self.read_service_file(&path) {
                 changed.push(path.display().to_string());
             }

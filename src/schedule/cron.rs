@@ -3,8 +3,8 @@
 //!
 //! Each field is `*`, `*/n`, `a`, `a-b`, `a-b/n` or a comma list of those; months take jan..dec
 //! and days of week sun..sat (any case); day of week 0 and 7 are both Sunday. When both day
-//! fields are restricted (neither is exactly `*`), a day matches if either matches (Vixie
-//! cron). `@hourly`, `@daily`/`@midnight`, `@weekly`, `@monthly` and `@yearly`/`@annually` are
+//! fields are restricted (neither starts with `*`), a day matches if either matches (Vixie
+//! cron; a `*/2` day field counts as unrestricted there, and here). `@hourly`, `@daily`/`@midnight`, `@weekly`, `@monthly` and `@yearly`/`@annually` are
 //! the usual five-field expressions; `@reboot` is refused.
 //!
 //! Architecture invariant: pure; the parser reports the first error with its character position.
@@ -21,7 +21,7 @@ pub(super) struct Cron {
     months: u64,
     /// Bits 0 (Sunday) ..= 6; a written 7 sets bit 0.
     days_of_week: u64,
-    /// Neither day field is `*`: a day matches if either matches.
+    /// Neither day field starts with `*`: a day matches if either matches.
     either_day: bool,
 }
 
@@ -111,9 +111,11 @@ impl Cron {
             };
             return Err(ParseError { position, expected: FIELDS_EXPECTED.to_string(), found });
         }
+        // As in Vixie cron, a day field that starts with `*` (`*`, `*/2`) counts as unrestricted:
+        // the two day fields are ORed only when both are written as lists or ranges.
         let is_star = |index: usize| {
-            let (start, end) = fields[index];
-            end - start == 1 && chars[start] == '*'
+            let (start, _) = fields[index];
+            chars[start] == '*'
         };
         let sunday_as_seven = sets[4] >> 7 & 1;
         Ok(Cron {
@@ -336,8 +338,6 @@ mod tests {
             // Vixie's OR: the 13th, or a Friday.
             "0 0 13 * 5",
             "0 0 1,15 * wed",
-            // A day-of-month step is restricted too (it is not exactly `*`): OR.
-            "0 0 */10 * 1",
         ];
         let starts = ["2026-01-28T20:00", "2026-12-28T20:00", "2028-02-27T20:00", "2026-12-07T08:30"];
         for text in expressions {
@@ -371,6 +371,9 @@ mod tests {
             ["2026-12-11T12:00:00Z", "2026-12-12T12:00:00Z", "2026-12-13T12:00:00Z"]
         );
         assert_eq!(next_fires("0 0 1 Feb *", "2026-12-07T00:00", 1), ["2027-02-01T00:00:00Z"]);
+        // A day field starting with `*` is unrestricted, as in Vixie's own code (croner ORs
+        // here): odd days that are Mondays, not every odd day and every Monday.
+        assert_eq!(next_fires("0 0 */2 * 1", "2026-12-01T00:00", 2), ["2026-12-07T00:00:00Z", "2026-12-21T00:00:00Z"]);
     }
 
     #[test]
