@@ -580,12 +580,7 @@ impl<'t> Checker<'t> {
                 return None;
             }
         };
-        let problem = match argv.first() {
-            None => Some("the command is empty"),
-            Some(first) if first.is_empty() => Some("the program to run (the first word) is empty"),
-            Some(_) if argv.iter().any(|word| word.contains('\0')) => Some("the command must not contain a NUL byte"),
-            Some(_) => None,
-        };
+        let problem = scalars::argv_problem(&argv);
         match problem {
             Some(problem) => {
                 self.error(path, Target::Value, problem);

@@ -379,3 +379,13 @@ pub(crate) fn dash_list(text: &str) -> Option<Result<Vec<u8>, String>> {
             .collect(),
     )
 }
+
+/// What is wrong with a command's words, if anything: none, an empty program, a NUL byte.
+pub(crate) fn argv_problem(argv: &[String]) -> Option<&'static str> {
+    match argv.first() {
+        None => Some("the command is empty"),
+        Some(first) if first.is_empty() => Some("the program to run (the first word) is empty"),
+        Some(_) if argv.iter().any(|word| word.contains('\0')) => Some("the command must not contain a NUL byte"),
+        Some(_) => None,
+    }
+}

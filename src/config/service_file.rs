@@ -431,12 +431,7 @@ impl JsonReader<'_> {
                 return None;
             }
         };
-        let problem = match argv.first() {
-            None => Some("the command is empty"),
-            Some(first) if first.is_empty() => Some("the program to run (the first word) is empty"),
-            Some(_) if argv.iter().any(|word| word.contains('\0')) => Some("the command must not contain a NUL byte"),
-            Some(_) => None,
-        };
+        let problem = scalars::argv_problem(&argv);
         if let Some(problem) = problem {
             self.error(member.value.at, &path, problem);
             return None;
