@@ -326,11 +326,11 @@ fn use_colour() -> bool {
 #[must_use]
 pub fn status_table(rows: &[WireStatus], colour: bool) -> String {
     let name_width = rows.iter().map(|row| row.name.len()).max().unwrap_or(4).max(4);
-    let mut out = format!("{:<name_width$}  {:<8}  {:<9}  {:>7}  INFO\n", "NAME", "STATE", "SERVICE", "PID");
+    let mut out = format!("{:<name_width$}  {:<9}  {:<9}  {:>7}  INFO\n", "NAME", "STATE", "SERVICE", "PID");
     for row in rows {
         let info = row_info(row);
         let pid = row.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "-".to_string());
-        let state = if colour { paint(&row.state) } else { format!("{:<8}", row.state) };
+        let state = if colour { paint(&row.state) } else { format!("{:<9}", row.state) };
         let service = row.service.as_deref().unwrap_or("-");
         out.push_str(&format!("{:<name_width$}  {state}  {service:<9}  {pid:>7}  {info}\n", row.name));
     }
@@ -403,7 +403,7 @@ fn paint(state: &str) -> String {
         "FATAL" | "EXITED" | "UNKNOWN" => "31",
         _ => "2",
     };
-    format!("\x1b[{colour}m{state:<8}\x1b[0m")
+    format!("\x1b[{colour}m{state:<9}\x1b[0m")
 }
 
 /// The control socket: `-s`, then `$SV_LITE_SOCKET`, then the config's, then the default.

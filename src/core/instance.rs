@@ -474,7 +474,8 @@ impl Instance {
             }
             (State::Scheduled, Event::Stop) => {
                 self.timetable.disarm();
-                self.log(ctx, log::Level::Info, "schedule off until `ctl start`; STOPPED".to_string());
+                let what = if ctx.shutting_down { "stopped" } else { "schedule off until `ctl start`; STOPPED" };
+                self.log(ctx, log::Level::Info, what.to_string());
                 self.enter(now, State::Stopped);
                 Outcome::Nothing
             }
