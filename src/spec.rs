@@ -32,6 +32,73 @@ pub struct Config {
     /// Service files that failed to load, each as `{file}:{line}:{column}: {key}: {message}`:
     /// their programs are left out, or keep the last definition that loaded. Shown by `status`.
     pub problems: Vec<String>,
+    /// Size rotation of `logfile` (`logfile_maxbytes`, `logfile_backups`).
+    pub logfile_rotate: Rotate,
+    /// Where transitions are reported (`notify:`), in config order.
+    pub notify: Vec<NotifySpec>,
+}
+
+/// Size rotation of a log file: when a write would take it past `maxbytes`, `.N` is dropped,
+/// the others shift up, the file becomes `.1` and a new one is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotate {
+    /// 0: never rotate.
+    pub maxbytes: u64,
+    /// Rotated files kept (`file.1` … `file.N`); 0 with `maxbytes`: the file is truncated.
+    pub backups: u32,
+}
+
+impl Default for Rotate {
+    fn default() -> Rotate {
+        Rotate { maxbytes: 0, backups: defaults::BACKUPS }
+    }
+}
+
+/// One `notify:` entry: where events of which kinds and programs go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifySpec {
+    pub sink: NotifySink,
+    /// Event kinds reported (`on:`), never empty.
+    pub on: Vec<crate::core::EventKind>,
+    /// Programs reported (`programs:`); empty: all.
+    pub programs: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotifySink {
+    Email(EmailSpec),
+    Exec(ExecSpec),
+}
+
+/// `email:` — digests by SMTP or sendmail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailSpec {
+    /// Recipients, each a plain `local@domain` address (validated; no display names).
+    pub to: Vec<String>,
+    /// The sender address as written; `%(host)s` is expanded with the host name when a mail
+    /// is composed (the loader checks that it makes an address).
+    pub from: String,
+    pub via: MailVia,
+    /// At most one mail per digest window; events inside it are gathered into that mail.
+    pub digest: Duration,
+}
+
+/// How mail leaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailVia {
+    /// `smtp://[user:password@]HOST[:PORT]`, HOST an IP address (no DNS in the loop), port 25
+    /// by default. Plain TCP only.
+    Smtp { addr: std::net::SocketAddr, auth: Option<(String, String)> },
+    /// `sendmail` or `sendmail:/path`: the message piped to `PATH -t -i`.
+    Sendmail { path: PathBuf },
+}
+
+/// `exec:` — a command run once per event, with the event in its environment and on stdin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub argv: Vec<String>,
+    /// Killed (its process group) when it runs longer.
+    pub timeout: Duration,
 }
 
 /// One program: a command and the policy that keeps `numprocs` instances of it alive.
@@ -96,6 +163,9 @@ pub struct ProgramSpec {
     /// Run at fire times instead of kept running (`schedule:`/`cron:`, service_manager's
     /// `scheduling`).
     pub schedule: Option<ScheduleSpec>,
+    /// Size rotation of a `stdout`/`stderr` file (`stdout_maxbytes`, `stdout_backups`, ...).
+    pub stdout_rotate: Rotate,
+    pub stderr_rotate: Rotate,
 }
 
 /// When a scheduled program runs, and how a run is bounded.
@@ -323,6 +393,8 @@ impl ProgramSpec {
             depends_on: Vec::new(),
             sockets: Vec::new(),
             schedule: None,
+            stdout_rotate: Rotate::default(),
+            stderr_rotate: Rotate::default(),
         }
     }
 
@@ -566,6 +638,12 @@ pub struct Launch {
 pub mod defaults {
     use std::time::Duration;
     pub const NUMPROCS: u32 = 1;
+    /// Rotated log files kept (supervisord's `*_logfile_backups`).
+    pub const BACKUPS: u32 = 10;
+    /// `notify: email: digest:`.
+    pub const DIGEST: Duration = Duration::from_secs(60);
+    /// `notify: exec: timeout:`.
+    pub const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
     pub const STARTRETRIES: u32 = 3;
     pub const STARTTIME: Duration = Duration::from_secs(1);
     pub const RESTART_DELAY: Duration = Duration::ZERO;

@@ -164,6 +164,8 @@ programs:
         depends_on: Vec::new(),
         sockets: Vec::new(),
         schedule: None,
+        stdout_rotate: crate::spec::Rotate::default(),
+        stderr_rotate: crate::spec::Rotate::default(),
     };
     assert_eq!(spec, &expected);
     assert_eq!(spec.launch(1, &[]).stdout, Sink::File(PathBuf::from("/var/log/api-1.out")));

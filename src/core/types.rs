@@ -68,6 +68,119 @@ impl fmt::Display for ExitStatus {
     }
 }
 
+/// One transition of one instance: what every consumer (the event log, `ctl events`,
+/// notifications, metrics) is fed. None of them parses the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// Increasing from 1 in a daemon's life: `ctl events` orders and follows by it.
+    pub seq: u64,
+    /// When it happened (the wall clock of the wake-up).
+    pub time: SystemTime,
+    /// `web:0`.
+    pub instance: String,
+    pub program: String,
+    pub from: StateName,
+    pub to: StateName,
+    /// What happened, for `notify: on:`.
+    pub kind: EventKind,
+    /// The human account, as the event log shows it after `web:0: `.
+    pub reason: String,
+    /// info for the ordinary, warn for unexpected-but-handled, error for what needs someone.
+    pub level: log::Level,
+    /// The process concerned: the new one when started, the old one when it exited.
+    pub pid: Option<Pid>,
+    /// The exit that caused it, if one did.
+    pub exit: Option<ExitStatus>,
+    /// The health check's last result, for health-related transitions.
+    pub health: Option<String>,
+}
+
+/// What a transition means, as `notify: on:` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A process was spawned (STARTING).
+    Starting,
+    /// Ready: RUNNING.
+    Running,
+    /// Exited with an expected code and not restarted.
+    Exited,
+    /// Exited with an unexpected code or signal (restarted or not).
+    UnexpectedExit,
+    /// Waiting to retry after failed starts or a crash loop.
+    Backoff,
+    /// Gave up.
+    Fatal,
+    /// Its health check or watchdog failed while RUNNING.
+    Unhealthy,
+    Stopping,
+    Stopped,
+    Paused,
+    Waiting,
+    Scheduled,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 12] = [
+        EventKind::Starting,
+        EventKind::Running,
+        EventKind::Exited,
+        EventKind::UnexpectedExit,
+        EventKind::Backoff,
+        EventKind::Fatal,
+        EventKind::Unhealthy,
+        EventKind::Stopping,
+        EventKind::Stopped,
+        EventKind::Paused,
+        EventKind::Waiting,
+        EventKind::Scheduled,
+    ];
+
+    /// The name configs and `SV_EVENT` use: `unexpected_exit`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Starting => "starting",
+            EventKind::Running => "running",
+            EventKind::Exited => "exited",
+            EventKind::UnexpectedExit => "unexpected_exit",
+            EventKind::Backoff => "backoff",
+            EventKind::Fatal => "fatal",
+            EventKind::Unhealthy => "unhealthy",
+            EventKind::Stopping => "stopping",
+            EventKind::Stopped => "stopped",
+            EventKind::Paused => "paused",
+            EventKind::Waiting => "waiting",
+            EventKind::Scheduled => "scheduled",
+        }
+    }
+
+    /// Parses a kind as configs write it.
+    ///
+    /// # Errors
+    ///
+    /// The unknown name and the known ones.
+    pub fn parse(text: &str) -> Result<EventKind, String> {
+        EventKind::ALL.into_iter().find(|kind| kind.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+            format!("unknown event {text:?} (expected one of: {})", names.join(", "))
+        })
+    }
+
+    /// The default `on:` of `notify:` entries.
+    pub const DEFAULT_ON: [EventKind; 3] = [EventKind::Fatal, EventKind::UnexpectedExit, EventKind::Unhealthy];
+}
+
+impl Transition {
+    /// Whether a `notify:` entry with `on` reports it: its kind is listed, or it entered a
+    /// listed state (a crash loop's unexpected exit into BACKOFF is both).
+    #[must_use]
+    pub fn matches(&self, on: &[EventKind]) -> bool {
+        on.contains(&self.kind)
+            || (self.to == StateName::Backoff && on.contains(&EventKind::Backoff))
+            || (self.to == StateName::Fatal && on.contains(&EventKind::Fatal))
+    }
+}
+
 /// Everything the outside world tells the core.
 #[derive(Debug)]
 pub enum Input {
