@@ -26,6 +26,11 @@ pub enum ControlRequest {
         target: String,
         name: String,
     },
+    /// Recent transitions of the targets (all when empty), then (with `follow`) new ones.
+    Events {
+        targets: Vec<String>,
+        follow: bool,
+    },
     /// Recent output of one instance, then (with `follow`) a live stream.
     Tail {
         target: String,
@@ -101,6 +106,71 @@ pub struct WireReply {
     /// `status`: service files that failed to load (`file:line:column: key: message`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// `events`: transitions, oldest first. A following client gets more such replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<WireEvent>>,
+}
+
+/// One transition on the wire (`ctl events --json` prints these, one per line).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireEvent {
+    pub seq: u64,
+    /// UTC, milliseconds: `2026-12-07T08:30:00.123Z`.
+    pub time: String,
+    pub instance: String,
+    pub program: String,
+    pub from: String,
+    pub to: String,
+    /// `unexpected_exit`, `fatal`, ... (as `notify: on:` names them).
+    pub kind: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+}
+
+impl WireEvent {
+    #[must_use]
+    pub fn from_transition(event: &crate::core::Transition) -> WireEvent {
+        let (exit_code, exit_signal) = match event.exit {
+            Some(ExitStatus::Exited(code)) => (Some(code), None),
+            Some(ExitStatus::Signaled { signal, .. }) => (None, Some(Signal(signal).name())),
+            None => (None, None),
+        };
+        WireEvent {
+            seq: event.seq,
+            time: utc_millis(event.time),
+            instance: event.instance.clone(),
+            program: event.program.clone(),
+            from: event.from.as_str().to_string(),
+            to: event.to.as_str().to_string(),
+            kind: event.kind.as_str().to_string(),
+            reason: event.reason.clone(),
+            pid: event.pid,
+            exit_code,
+            exit_signal,
+            health: event.health.clone(),
+        }
+    }
+}
+
+/// `2026-12-07T08:30:00.123Z`.
+fn utc_millis(time: std::time::SystemTime) -> String {
+    let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let seconds = crate::schedule::format_utc(i64::try_from(since.as_secs()).unwrap_or(i64::MAX));
+    format!("{}.{:03}Z", seconds.trim_end_matches('Z'), since.subsec_millis())
+}
+
+/// A reply line carrying transitions.
+#[must_use]
+pub fn encode_events<'a>(events: impl IntoIterator<Item = &'a crate::core::Transition>) -> Vec<u8> {
+    let events = events.into_iter().map(WireEvent::from_transition).collect();
+    encode_line(&WireReply { ok: true, events: Some(events), ..WireReply::default() })
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -201,11 +271,12 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
             };
             return Ok(ControlRequest::Tail { target, stream, lines: lines.unwrap_or(10), follow });
         }
+        "events" => return Ok(ControlRequest::Events { targets, follow }),
         "reload" => return Ok(ControlRequest::Reload),
         "shutdown" => return Ok(ControlRequest::Shutdown),
         other => {
             return Err(format!(
-                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, snooze, unsnooze, wait, pid, port, tail, reload or shutdown)"
+                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, snooze, unsnooze, wait, pid, port, tail, events, reload or shutdown)"
             ))
         }
     };

@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::control::{WireReply, WireRequest, WireStatus};
+use crate::control::{WireEvent, WireReply, WireRequest, WireStatus};
 use crate::core::human_duration;
 
 pub const EXIT_OK: u8 = 0;
@@ -39,6 +39,8 @@ commands:
                                   exit 1 on timeout
   tail [-f] [-n N] TARGET [stdout|stderr]
                                   recent output of one instance; -f follows until Ctrl-C
+  events [-f] [--json] [TARGET...]
+                                  recent transitions (the last 1000); -f follows new ones
   reload                          re-read the config and apply the difference
   shutdown                        stop everything and exit the daemon
 
@@ -56,7 +58,7 @@ pub struct Command {
 /// The commands `ctl` knows, for help and completion.
 pub const COMMANDS: &[&str] = &[
     "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "snooze", "unsnooze", "port", "pid",
-    "wait", "tail", "reload", "shutdown",
+    "wait", "tail", "events", "reload", "shutdown",
 ];
 
 /// Parses `COMMAND [ARGS]`.
@@ -78,7 +80,8 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
         let mut value = |flag: &str| rest.next().cloned().ok_or_else(|| format!("{name}: {flag} needs a value"));
         match (name.as_str(), arg.as_str()) {
             ("start" | "stop" | "restart", "--no-wait") => no_wait = true,
-            ("status", "--json") => json = true,
+            ("status" | "events", "--json") => json = true,
+            ("events", "-f" | "--follow") => request.follow = true,
             ("wait", "--state") => request.state = Some(value("--state")?),
             ("wait" | "zap", "--timeout") => {
                 let text = value("--timeout")?;
@@ -233,7 +236,7 @@ fn exchange(socket: &Path, request: &WireRequest, mut on_reply: impl FnMut(&Wire
     // A refusing daemon answers and closes before reading: read its answer even if the
     // write failed.
     let write_error = stream.write_all(&line).err();
-    let streaming = request.op == "tail" && request.follow;
+    let streaming = matches!(request.op.as_str(), "tail" | "events") && request.follow;
     let mut reader = BufReader::new(stream);
     let mut answered = false;
     loop {
@@ -277,7 +280,38 @@ fn render_pids(reply: &WireReply) {
     }
 }
 
+/// `ctl events`: one line per transition, or one JSON object per line with `--json`.
+fn render_events(events: &[WireEvent], json: bool) {
+    let mut out = std::io::stdout().lock();
+    for event in events {
+        let line = if json {
+            serde_json::to_string(event).unwrap_or_default()
+        } else {
+            let exit = match (&event.exit_code, &event.exit_signal) {
+                (Some(code), _) => format!(" (exit status {code})"),
+                (None, Some(signal)) => format!(" (signal SIG{signal})"),
+                (None, None) => String::new(),
+            };
+            format!(
+                "{} {} {} -> {} {}{exit}: {}",
+                event.time,
+                event.instance,
+                event.from,
+                event.to,
+                event.kind,
+                event.reason.replace('\n', "; ")
+            )
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
 fn render(reply: &WireReply, json: bool) {
+    if let Some(events) = &reply.events {
+        render_events(events, json);
+        return;
+    }
     // Service files that failed to load: on stderr, so `--json` output stays one array.
     for problem in &reply.problems {
         eprintln!("sv-lite ctl: service file problem: {problem}");

@@ -163,6 +163,14 @@ the daemon's in-memory ring, whatever the program's output is configured to do.
 With -f, keeps printing new output until Ctrl-C.",
     },
     Entry {
+        name: "events",
+        args: "[-f] [--json] [TARGET...]",
+        summary: "recent transitions; -f follows new ones",
+        details: "Prints the daemon's last 1000 transitions (of TARGETs, or all), one per line:
+time, instance, from -> to, what happened, and why. --json prints one object per line.
+With -f, keeps printing new ones until Ctrl-C; a reader that falls behind is dropped.",
+    },
+    Entry {
         name: "reload",
         args: "",
         summary: "re-read the config and apply the difference",

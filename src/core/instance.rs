@@ -314,6 +314,18 @@ pub(crate) struct Instance {
     pub held_paused: bool,
     /// Scheduled programs: next fire time, the run's timeout, the last run.
     pub timetable: Timetable,
+    /// What the change being applied involved, for its `Transition` record (taken by the
+    /// supervisor after each change).
+    pub note: ChangeNote,
+}
+
+/// What a change involved beyond its states: the exit that caused it, and whether it was an
+/// unhealthy verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChangeNote {
+    /// The exit and whether it was expected (an exit we asked for with a stop counts as expected).
+    pub exit: Option<(ExitStatus, bool)>,
+    pub unhealthy: bool,
 }
 
 impl Instance {
@@ -345,6 +357,7 @@ impl Instance {
             held_stopped: false,
             held_paused: false,
             timetable: Timetable::default(),
+            note: ChangeNote::default(),
         }
     }
 
@@ -967,6 +980,7 @@ impl Instance {
             }
             (State::Stopping { .. }, Event::Exited(status)) => {
                 self.last_exit = Some(status);
+                self.note.exit = Some((status, true));
                 self.log(ctx, log::Level::Info, format!("stopped ({status})"));
                 self.kill_leftovers(ctx);
                 self.enter(now, State::Stopped);
@@ -1357,6 +1371,12 @@ impl Instance {
     /// A failed start (exit before `starttime`, or no pid file): back off and retry, or give
     /// up. `why` says what happened; `code` is the exit code a critical failure exits with.
     fn start_failed(&mut self, ctx: &mut Ctx<'_>, why: String, code: u8, status: Option<ExitStatus>) -> Outcome {
+        if let Some(status) = status {
+            // Scheduled runs judge their exit by `exitcodes` (end_run); other failed starts are unexpected.
+            let expected = self.spec.schedule.is_some()
+                && matches!(status, ExitStatus::Exited(code) if self.spec.exitcodes.contains(&code));
+            self.note.exit = Some((status, expected));
+        }
         if self.spec.schedule.is_some() && !ctx.shutting_down {
             // A scheduled run is not kept up: a short one is a run, not a failed start.
             return self.end_run(ctx, why, status);
@@ -1415,6 +1435,9 @@ impl Instance {
             Some(ExitStatus::Exited(code)) => self.spec.exitcodes.contains(&code),
             Some(ExitStatus::Signaled { .. }) | None => false,
         };
+        if let Some(status) = status {
+            self.note.exit = Some((status, expected));
+        }
         let code = status.map_or(1, ExitStatus::shell_code);
         let restart = !ctx.shutting_down
             && match self.spec.autorestart {
@@ -1565,6 +1588,9 @@ impl Instance {
             Some(ExitStatus::Exited(code)) => self.spec.exitcodes.contains(&code),
             Some(ExitStatus::Signaled { .. }) | None => false,
         };
+        if let Some(status) = status {
+            self.note.exit = Some((status, expected));
+        }
         let took = self.timetable.end_run(ctx.now, ctx.wall, result.clone());
         let level = if expected { log::Level::Info } else { log::Level::Warn };
         let kind = match status {
@@ -1841,6 +1867,7 @@ impl Instance {
         self.recover_why = why.clone();
         self.log(ctx, log::Level::Warn, format!("{why}; stopping it to restart"));
         self.after_stop = AfterStop::Unhealthy { since };
+        self.note.unhealthy = true;
         self.begin_stop(ctx, pid);
     }
 
@@ -2017,6 +2044,7 @@ impl Instance {
                 self.recover_why = format!("unhealthy: {why}");
                 self.log(ctx, log::Level::Warn, format!("unhealthy: {why}; stopping it to restart"));
                 self.after_stop = AfterStop::Unhealthy { since };
+                self.note.unhealthy = true;
                 self.begin_stop(ctx, pid);
             }
             // A verdict for a phase the instance has left meanwhile.

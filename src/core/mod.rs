@@ -65,6 +65,8 @@ pub struct Supervisor {
     dependents: HashMap<String, Vec<String>>,
     /// Service files that failed to load, from the latest config (`status` shows them).
     problems: Vec<String>,
+    /// The last `Transition::seq` handed out.
+    transition_seq: u64,
 }
 
 /// Which part of an instance a process belongs to.
@@ -149,6 +151,7 @@ impl Supervisor {
             restart_after: HashSet::new(),
             dependents: HashMap::new(),
             problems: config.problems.clone(),
+            transition_seq: 0,
         };
         let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
         supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
@@ -493,6 +496,8 @@ impl Supervisor {
             return;
         };
         let pid_before = instance.state.pid();
+        let name_before = instance.state.name();
+        let actions_before = self.actions.len();
         let check_before = instance.probe.check_pid();
         let deadline_before = instance.state.deadline();
         let probe_before = instance.probe.deadline();
@@ -527,6 +532,27 @@ impl Supervisor {
             if Some(at) != timetable_before || at <= now {
                 self.timers.arm(at, TimerKey::Schedule(id));
             }
+        }
+        let note = std::mem::take(&mut instance.note);
+        let name_after = instance.state.name();
+        let pid_now = instance.state.pid();
+        let mut record = None;
+        if name_before != name_after || pid_before != pid_now {
+            let health = instance.probe.health.as_ref().and_then(|health| health.last.clone());
+            record = Some(Transition {
+                seq: 0,
+                time: wall,
+                instance: instance.name.clone(),
+                program: instance.spec.name.clone(),
+                from: name_before,
+                to: name_after,
+                kind: event_kind(name_after, note),
+                reason: String::new(),
+                level: log::Level::Info,
+                pid: pid_now.or(pid_before),
+                exit: note.exit.map(|(status, _)| status),
+                health: if note.unhealthy { health } else { None },
+            });
         }
         if matches!(instance.state, State::Waiting { .. }) {
             self.waiting.insert(id);
@@ -565,6 +591,9 @@ impl Supervisor {
             for port in ports_after {
                 self.ports_held.insert(port, None);
             }
+        }
+        if let Some(record) = record {
+            self.transition(record, actions_before);
         }
         match outcome {
             Outcome::Nothing => {}
@@ -645,6 +674,32 @@ impl Supervisor {
         if timed_out {
             self.apply(now, id, Event::RunTimeout);
         }
+    }
+
+    /// Turns the log lines an instance wrote during one change into the reason of that change's
+    /// `Transition` record, which replaces them: the event log line is rendered from the record.
+    fn transition(&mut self, mut record: Transition, from_action: usize) {
+        let prefix = format!("{}: ", record.instance);
+        let mut reasons = Vec::new();
+        let mut level = log::Level::Info;
+        let mut index = from_action;
+        while index < self.actions.len() {
+            match &self.actions[index] {
+                Action::Log { level: line_level, message } if message.starts_with(&prefix) => {
+                    level = level.min(*line_level);
+                    reasons.push(message[prefix.len()..].to_string());
+                    self.actions.remove(index);
+                }
+                _ => index += 1,
+            }
+        }
+        // One line per message, as the event log has always shown them.
+        record.reason =
+            if reasons.is_empty() { format!("{} -> {}", record.from, record.to) } else { reasons.join("\n") };
+        record.level = level;
+        self.transition_seq += 1;
+        record.seq = self.transition_seq;
+        self.actions.push_back(Action::Transition(record));
     }
 
     /// An sd_notify message for instance `id`. Goes through `apply`'s bookkeeping like any
@@ -1345,6 +1400,28 @@ fn reload_summary(added: &[String], changed: &[String], resized: &[String], remo
         "no changes".to_string()
     } else {
         parts.join("; ")
+    }
+}
+
+/// What a transition into `to` means, given what the change involved.
+fn event_kind(to: StateName, note: instance::ChangeNote) -> EventKind {
+    if note.unhealthy {
+        return EventKind::Unhealthy;
+    }
+    if let Some((_, false)) = note.exit {
+        return EventKind::UnexpectedExit;
+    }
+    match to {
+        StateName::Starting => EventKind::Starting,
+        StateName::Running => EventKind::Running,
+        StateName::Exited => EventKind::Exited,
+        StateName::Backoff => EventKind::Backoff,
+        StateName::Fatal => EventKind::Fatal,
+        StateName::Stopping => EventKind::Stopping,
+        StateName::Stopped | StateName::Unknown => EventKind::Stopped,
+        StateName::Paused => EventKind::Paused,
+        StateName::Waiting => EventKind::Waiting,
+        StateName::Scheduled => EventKind::Scheduled,
     }
 }
 

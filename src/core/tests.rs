@@ -37,6 +37,8 @@ struct Harness {
     probes: HashMap<String, (InstanceId, u64)>,
     /// Instances that asked for ports, oldest first.
     allocations: Vec<InstanceId>,
+    /// Every transition record, in order.
+    transitions: Vec<Transition>,
 }
 
 impl Harness {
@@ -59,6 +61,7 @@ impl Harness {
             flags: Vec::new(),
             probes: HashMap::new(),
             allocations: Vec::new(),
+            transitions: Vec::new(),
         }
     }
 
@@ -81,6 +84,12 @@ impl Harness {
                 }
                 Action::Reply { conn, reply } => out.push(format!("reply {conn} {}", render_reply(&reply))),
                 Action::Log { message, .. } => self.log.push(message),
+                Action::Transition(event) => {
+                    self.transitions.push(event.clone());
+                    for line in event.reason.lines() {
+                        self.log.push(format!("{}: {line}", event.instance));
+                    }
+                }
                 Action::Exit(code) => out.push(format!("exit {code}")),
                 Action::RunProbe { id, seq, check, snooze } => {
                     let name = self.spawn_ids.iter().find(|(_, spawned)| **spawned == id).map(|(name, _)| name.clone());
@@ -1066,3 +1075,4 @@ mod order;
 mod readiness;
 mod regressions;
 mod schedule;
+mod transitions;

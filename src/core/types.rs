@@ -83,7 +83,7 @@ pub struct Transition {
     pub to: StateName,
     /// What happened, for `notify: on:`.
     pub kind: EventKind,
-    /// The human account, as the event log shows it after `web:0: `.
+    /// The human account: one or more lines, each shown in the event log after `web:0: `.
     pub reason: String,
     /// info for the ordinary, warn for unexpected-but-handled, error for what needs someone.
     pub level: log::Level,
@@ -383,6 +383,9 @@ pub enum Action {
         path: std::path::PathBuf,
         on: bool,
     },
+    /// An instance changed state: write it to the event log, keep it for `ctl events`, and
+    /// (the core has already decided) nothing else.
+    Transition(Transition),
     /// Persist (or clear) a flag for an instance, e.g. `web:0`.
     SetFlag {
         instance: String,

@@ -294,6 +294,14 @@ impl ControlServer {
         self.followers.push(Follower { conn, key });
     }
 
+    /// Marks `conn` as a following client that the driver feeds itself (`ctl events -f`): never
+    /// idle, and dropped when it falls `MAX_FOLLOW_BACKLOG` behind.
+    pub fn mark_following(&mut self, conn: ConnId) {
+        if let Some(connection) = self.connection_mut(conn) {
+            connection.following = true;
+        }
+    }
+
     /// Whether anyone follows `key`.
     #[must_use]
     pub fn is_followed(&self, key: FollowKey) -> bool {

@@ -24,6 +24,7 @@ use signal_hook_mio::v1_0::Signals;
 
 pub mod control;
 pub mod eventlog;
+pub mod events;
 pub mod listeners;
 pub mod notify;
 pub mod output;
@@ -41,6 +42,7 @@ use mio::unix::SourceFd;
 use self::control::{ControlServer, Serviced};
 pub use self::eventlog::utc_timestamp;
 use self::eventlog::EventLog;
+use self::events::EventRing;
 use self::listeners::Listeners;
 use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
@@ -154,6 +156,8 @@ struct Driver {
     includes: Includes,
     /// Watches the `include:` directories (inotify, or a rescan every few seconds).
     watch: DirWatch,
+    /// The last transitions and the `ctl events -f` clients.
+    events: EventRing,
     /// Problems already in the event log (each is logged once, when it appears).
     problems_logged: HashSet<String>,
     /// The start-up config's problems, logged when the loop starts (the event log is open then).
@@ -288,6 +292,7 @@ impl Driver {
             main_config,
             includes,
             watch,
+            events: EventRing::default(),
             problems_logged: HashSet::new(),
             startup_problems: options.config.problems.clone(),
             flag_changes: Vec::new(),
@@ -429,6 +434,18 @@ impl Driver {
                 self.send(conn, &protocol::encode_reply(&reply), true);
             }
             Action::Log { level, message } => self.event_log.write(level, &message),
+            Action::Transition(event) => {
+                for line in event.reason.lines() {
+                    self.event_log.write(event.level, &format!("{}: {line}", event.instance));
+                }
+                let followers = self.events.push(event);
+                if !followers.is_empty() {
+                    let line = self.events.last().map(|event| protocol::encode_events([event])).unwrap_or_default();
+                    for conn in followers {
+                        self.send(conn, &line, false);
+                    }
+                }
+            }
             Action::Exit(code) => self.exit_code = Some(code),
         }
     }
@@ -993,6 +1010,15 @@ impl Driver {
                 self.tail(conn, &target, stream, lines, follow);
                 return;
             }
+            ControlRequest::Events { targets, follow } => {
+                let line = protocol::encode_events(self.events.recent(&targets));
+                if follow {
+                    self.control.mark_following(conn);
+                    self.events.follow(conn, targets);
+                }
+                self.send(conn, &line, true);
+                return;
+            }
             ControlRequest::Core(request) => Input::Request { conn, request },
             ControlRequest::Shutdown => Input::Shutdown { conn: Some(conn) },
             ControlRequest::Reload => {
@@ -1012,6 +1038,7 @@ impl Driver {
     /// Tells the core about connections the server closed, so that it drops their waiters.
     fn conns_closed(&mut self, closed: Vec<ConnId>) {
         for conn in closed {
+            self.events.closed(conn);
             self.supervisor.handle_input(self.now, Input::ConnClosed { conn });
         }
     }
