@@ -29,6 +29,9 @@ pub enum Stream {
     Null,
     /// The daemon's own descriptor.
     Inherit,
+    /// A copy of this descriptor of the daemon's, which stays the daemon's (borrowed, so the
+    /// options stay `Copy`): e.g. a memfd holding a mail for sendmail's stdin.
+    Fd(RawFd),
 }
 
 /// How to start one child, beyond what its [`Launch`] says.
@@ -383,6 +386,11 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
         let stream_name = ["stdin", "stdout", "stderr"][fd as usize];
         let source = match stream {
             Stream::Inherit => continue,
+            Stream::Fd(source) => {
+                let copy = dup_cloexec(source).map_err(step_error(format!("{stream_name} (from fd {source})")))?;
+                child_ends.push((fd, copy));
+                continue;
+            }
             Stream::Pipe => None,
             Stream::Null => match open_dev_null(!is_input) {
                 Ok(null) => Some(NullSource::DevNull(null)),
@@ -742,9 +750,9 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChi
     if let Some(dir) = &launch.workingdir {
         command.current_dir(dir);
     }
-    command.stdin(stdio(options.stdin));
-    command.stdout(stdio(options.stdout));
-    command.stderr(stdio(options.stderr));
+    command.stdin(stdio(options.stdin).map_err(step_error("stdin"))?);
+    command.stdout(stdio(options.stdout).map_err(step_error("stdout"))?);
+    command.stderr(stdio(options.stderr).map_err(step_error("stderr"))?);
     command.process_group(0);
     let umask = launch.umask;
     let foreground_tty = options.foreground_tty;
@@ -841,12 +849,37 @@ pub fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
     Ok(())
 }
 
-fn stdio(stream: Stream) -> Stdio {
-    match stream {
+fn stdio(stream: Stream) -> io::Result<Stdio> {
+    Ok(match stream {
         Stream::Pipe => Stdio::piped(),
         Stream::Null => Stdio::null(),
         Stream::Inherit => Stdio::inherit(),
+        Stream::Fd(source) => Stdio::from(dup_cloexec(source)?),
+    })
+}
+
+/// A close-on-exec copy of `fd`, owned by the caller.
+fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes integers and returns a new descriptor or -1.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: fcntl just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+/// An anonymous file in memory (`memfd_create`, close-on-exec): no file system is needed, and
+/// writing it never blocks. `name` only shows in `/proc/PID/fd`.
+pub fn memfd(name: &str) -> io::Result<OwnedFd> {
+    let name = c_string(name.as_bytes())?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call; the flags are integers.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: memfd_create just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Reaps every child that has exited, ours or adopted, until none is left (`waitpid(-1)` to 0 or

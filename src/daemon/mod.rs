@@ -26,6 +26,7 @@ pub mod control;
 pub mod eventlog;
 pub mod events;
 pub mod listeners;
+pub mod mail;
 pub mod notify;
 pub mod output;
 pub mod ports;

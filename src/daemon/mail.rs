@@ -1,0 +1,897 @@
+//! Mail delivery for `notify: email`: one delivery attempt at a time per message, carried out
+//! without blocking the loop, by SMTP on mio sockets in the daemon's `Poll` or by a sendmail
+//! child.
+//!
+//! [`compose`] writes the RFC 5322 message. [`SmtpDialog`] is the SMTP client as a pure machine
+//! (reply lines in, command bytes out), tested against scripted replies. [`Mailer`] drives
+//! dialogs over non-blocking `TcpStream`s like `probes.rs`: connecting (write interest;
+//! completion by `take_error` and `peer_addr`), then write interest while output is pending and
+//! read interest otherwise, each event driven to `WouldBlock`. [`sendmail`] starts `PATH -t -i`
+//! with the message in a memfd as its stdin; its exit status is the outcome.
+//!
+//! No policy here: retries, digests and timeouts are the core's. A delivery reports success or
+//! failure with a reason; a delivery that takes too long is the core's to [`Mailer::cancel`].
+//! Plain TCP only (no TLS), and the server is an IP address (no DNS).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{self, Read, Seek, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::core::Pid;
+use crate::schedule::calendar;
+use crate::spec::{Launch, Sink};
+use crate::sys;
+
+/// Longest reply line accepted (RFC 5321 allows 512 octets; servers are lax).
+pub const MAX_REPLY_LINE: usize = 4096;
+/// Most bytes of one (multi-line) reply accepted.
+pub const MAX_REPLY: usize = 16 * 1024;
+/// Longest line of a message, without its CRLF (RFC 5322 section 2.1.1).
+const MAX_LINE: usize = 998;
+/// Most bytes of a server's reply quoted in an error.
+const MAX_QUOTED: usize = 512;
+/// Size of the read buffer shared by all deliveries.
+const READ_BUFFER_BYTES: usize = 4096;
+
+/// The message: headers and a `text/plain` UTF-8 body, CRLF line endings, body lines longer than
+/// 998 bytes hard-wrapped. `message_id` is written in angle brackets (added when missing).
+/// Header values lose any CR, LF or other control character (the config loader refuses them;
+/// this is the second line of defence against header injection). A non-ASCII subject becomes
+/// RFC 2047 encoded words.
+#[must_use]
+pub fn compose(from: &str, to: &[String], subject: &str, body: &str, date: SystemTime, message_id: &str) -> String {
+    let mut message = String::with_capacity(body.len() + 512);
+    let _ = write!(message, "Date: {}\r\n", rfc5322_date(date));
+    let _ = write!(message, "From: {}\r\n", header_value(from));
+    message.push_str("To: ");
+    let mut line_len = "To: ".len();
+    for (index, address) in to.iter().enumerate() {
+        let address = header_value(address);
+        if index > 0 {
+            // Fold before a line would pass 78 characters (RFC 5322's recommendation).
+            if line_len + 2 + address.len() > 78 {
+                message.push_str(",\r\n ");
+                line_len = 1;
+            } else {
+                message.push_str(", ");
+                line_len += 2;
+            }
+        }
+        message.push_str(&address);
+        line_len += address.len();
+    }
+    message.push_str("\r\n");
+    let subject = header_value(subject);
+    if subject.is_ascii() {
+        let _ = write!(message, "Subject: {subject}\r\n");
+    } else {
+        let _ = write!(message, "Subject: {}\r\n", encoded_words(&subject));
+    }
+    let message_id = header_value(message_id);
+    let message_id = message_id.trim_start_matches('<').trim_end_matches('>');
+    let _ = write!(message, "Message-ID: <{message_id}>\r\n");
+    message.push_str(
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+    );
+    for line in lines(body) {
+        let mut rest = line;
+        while rest.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.push_str(&rest[..cut]);
+            message.push_str("\r\n");
+            rest = &rest[cut..];
+        }
+        message.push_str(rest);
+        message.push_str("\r\n");
+    }
+    message
+}
+
+/// `Mon, 07 Dec 2026 08:30:00 +0000` (RFC 5322 section 3.3, in UTC). Times before 1970 are
+/// written as 1970-01-01.
+#[must_use]
+pub fn rfc5322_date(time: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX / 2);
+    let of_day = seconds % 86_400;
+    let (year, month, day) = calendar::civil_from_days(days);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
+        DAYS[calendar::weekday(days) as usize % 7],
+        MONTHS[(month as usize + 11) % 12],
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
+/// A header value with control characters (CR and LF above all) replaced by spaces.
+fn header_value(value: &str) -> String {
+    value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// `=?UTF-8?B?...?=` encoded words of at most 75 characters (RFC 2047), cut at character
+/// boundaries and folded onto continuation lines.
+fn encoded_words(text: &str) -> String {
+    // 39 bytes make 52 base64 characters, 64 with the `=?UTF-8?B?` and `?=` around them: the
+    // first line, after `Subject: `, stays within 78.
+    const CHUNK: usize = 39;
+    let mut words = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(CHUNK);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        words.push(format!("=?UTF-8?B?{}?=", base64(rest[..cut].as_bytes())));
+        rest = &rest[cut..];
+    }
+    words.join("\r\n ")
+}
+
+/// The lines of `text`, split at LF with a CR before it dropped; a final newline ends the last
+/// line rather than starting an empty one.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.strip_suffix('\n').unwrap_or(text).split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line))
+}
+
+/// Standard base64 with padding (RFC 4648), for AUTH PLAIN and encoded words.
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let bytes = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let group = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+        for index in 0..4 {
+            if index <= chunk.len() {
+                out.push(char::from(ALPHABET[(group >> (18 - 6 * index) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The SMTP client as a pure machine: fed the server's bytes, it appends the next command to an
+/// output buffer, until the mail is accepted or refused.
+///
+/// greeting 220 → `EHLO` 250 → (`AUTH PLAIN` 235) → `MAIL FROM` 250 → `RCPT TO` 250/251 for
+/// each recipient → `DATA` 354 → the dot-stuffed message and `.` 250 → `QUIT` (written, not
+/// waited for: the mail is delivered once the server said 250 to it).
+#[derive(Debug)]
+pub struct SmtpDialog {
+    step: Step,
+    helo: String,
+    from: String,
+    to: Vec<String>,
+    auth: Option<(String, String)>,
+    message: String,
+    /// Bytes of the reply line being read.
+    line: Vec<u8>,
+    /// The lines of the reply being read: its code, and the text of each line.
+    reply: Option<(u16, Vec<String>)>,
+    /// Bytes of the reply being read, all lines.
+    reply_bytes: usize,
+}
+
+/// The command whose reply the dialog waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Greeting,
+    Ehlo,
+    Auth,
+    MailFrom,
+    /// The reply to the `RCPT TO` of this recipient.
+    Rcpt(usize),
+    Data,
+    Message,
+    Done,
+}
+
+impl SmtpDialog {
+    /// A dialog for one message. `helo`, `from` and every recipient must be free of CR, LF and
+    /// angle brackets (they go on command lines); the user and password may be anything but
+    /// NUL.
+    pub fn new(
+        helo: &str,
+        from: &str,
+        to: &[String],
+        auth: Option<(String, String)>,
+        message: String,
+    ) -> Result<SmtpDialog, String> {
+        let bad = |value: &str| value.chars().any(|c| c.is_control() || c == '<' || c == '>' || c == ' ');
+        if helo.is_empty() || bad(helo) {
+            return Err(format!("bad HELO name {helo:?}"));
+        }
+        for address in std::iter::once(from).chain(to.iter().map(String::as_str)) {
+            if bad(address) {
+                return Err(format!("bad address {address:?}"));
+            }
+        }
+        if to.is_empty() {
+            return Err("no recipient".to_string());
+        }
+        if auth.as_ref().is_some_and(|(user, password)| user.contains('\0') || password.contains('\0')) {
+            return Err("the user or password holds a NUL byte".to_string());
+        }
+        Ok(SmtpDialog {
+            step: Step::Greeting,
+            helo: helo.to_string(),
+            from: from.to_string(),
+            to: to.to_vec(),
+            auth,
+            message,
+            line: Vec::new(),
+            reply: None,
+            reply_bytes: 0,
+        })
+    }
+
+    /// What the dialog waits for, for errors: `RCPT TO:<ops@example.com>`.
+    #[must_use]
+    pub fn step_name(&self) -> String {
+        match self.step {
+            Step::Greeting => "greeting".to_string(),
+            Step::Ehlo => format!("EHLO {}", self.helo),
+            Step::Auth => "AUTH PLAIN".to_string(),
+            Step::MailFrom => format!("MAIL FROM:<{}>", self.from),
+            Step::Rcpt(index) => format!("RCPT TO:<{}>", self.to.get(index).map_or("", String::as_str)),
+            Step::Data => "DATA".to_string(),
+            Step::Message => "end of data".to_string(),
+            Step::Done => "QUIT".to_string(),
+        }
+    }
+
+    /// Takes the server's next bytes; appends any command to send to `out`. Returns the outcome
+    /// once the dialog is over: `Ok` when the server accepted the message (`QUIT` is then in
+    /// `out`), or why it failed.
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Option<Result<(), String>> {
+        let mut rest = data;
+        while let Some(&byte) = rest.first() {
+            rest = &rest[1..];
+            if self.step == Step::Done {
+                // Whatever follows the accepted message (an answer to QUIT) does not matter.
+                return None;
+            }
+            if byte != b'\n' {
+                if self.line.len() >= MAX_REPLY_LINE {
+                    return Some(Err(format!("{}: reply line longer than {MAX_REPLY_LINE} bytes", self.step_name())));
+                }
+                self.line.push(byte);
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            if let Some(outcome) = self.reply_line(&line, out) {
+                return Some(outcome);
+            }
+        }
+        None
+    }
+
+    /// One whole reply line (without its LF).
+    fn reply_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> Option<Result<(), String>> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.reply_bytes += line.len() + 2;
+        if self.reply_bytes > MAX_REPLY {
+            return Some(Err(format!("{}: reply longer than {MAX_REPLY} bytes", self.step_name())));
+        }
+        let text = String::from_utf8_lossy(line);
+        let code = match line {
+            [a, b, c, rest @ ..]
+                if a.is_ascii_digit()
+                    && b.is_ascii_digit()
+                    && c.is_ascii_digit()
+                    && matches!(rest.first(), None | Some(b' ' | b'-')) =>
+            {
+                u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+            }
+            _ => return Some(Err(format!("{}: malformed reply {:?}", self.step_name(), quoted(&text)))),
+        };
+        let more = line.get(3) == Some(&b'-');
+        let line_text = text.get(4..).unwrap_or("").to_string();
+        match &mut self.reply {
+            Some((first, _)) if *first != code => {
+                let first = *first;
+                return Some(Err(format!("{}: malformed reply: code {code} inside a {first} reply", self.step_name())));
+            }
+            Some((_, lines)) => lines.push(line_text),
+            None => self.reply = Some((code, vec![line_text])),
+        }
+        if more {
+            return None;
+        }
+        self.reply_bytes = 0;
+        let (code, lines) = self.reply.take()?;
+        self.answer(code, &lines, out)
+    }
+
+    /// A whole reply: the next command, or the end.
+    fn answer(&mut self, code: u16, texts: &[String], out: &mut Vec<u8>) -> Option<Result<(), String>> {
+        let expected: &[u16] = match self.step {
+            Step::Greeting => &[220],
+            Step::Ehlo | Step::MailFrom | Step::Message => &[250],
+            Step::Auth => &[235],
+            Step::Rcpt(_) => &[250, 251],
+            Step::Data => &[354],
+            Step::Done => return None,
+        };
+        if !expected.contains(&code) {
+            let text = texts.iter().map(String::as_str).filter(|text| !text.is_empty()).collect::<Vec<_>>().join(" ");
+            let reply = if text.is_empty() { code.to_string() } else { format!("{code} {}", quoted(&text)) };
+            return Some(Err(format!("{}: {reply}", self.step_name())));
+        }
+        let command = |out: &mut Vec<u8>, text: &str| {
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        };
+        self.step = match self.step {
+            Step::Greeting => {
+                command(out, &format!("EHLO {}", self.helo));
+                Step::Ehlo
+            }
+            Step::Ehlo if self.auth.is_some() => {
+                let (user, password) = self.auth.as_ref()?;
+                let credentials = format!("\0{user}\0{password}");
+                command(out, &format!("AUTH PLAIN {}", base64(credentials.as_bytes())));
+                Step::Auth
+            }
+            Step::Ehlo | Step::Auth => {
+                command(out, &format!("MAIL FROM:<{}>", self.from));
+                Step::MailFrom
+            }
+            Step::MailFrom | Step::Rcpt(_) => {
+                let next = if let Step::Rcpt(index) = self.step { index + 1 } else { 0 };
+                match self.to.get(next) {
+                    Some(address) => {
+                        command(out, &format!("RCPT TO:<{address}>"));
+                        Step::Rcpt(next)
+                    }
+                    None => {
+                        command(out, "DATA");
+                        Step::Data
+                    }
+                }
+            }
+            Step::Data => {
+                for line in lines(&self.message) {
+                    if line.starts_with('.') {
+                        out.push(b'.');
+                    }
+                    command(out, line);
+                }
+                command(out, ".");
+                Step::Message
+            }
+            Step::Message => {
+                command(out, "QUIT");
+                self.step = Step::Done;
+                return Some(Ok(()));
+            }
+            Step::Done => Step::Done,
+        };
+        None
+    }
+}
+
+/// At most [`MAX_QUOTED`] bytes of a server's text, for an error.
+fn quoted(text: &str) -> &str {
+    let mut end = text.len().min(MAX_QUOTED);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// One delivery in flight.
+#[derive(Debug)]
+struct Delivery {
+    id: u64,
+    addr: SocketAddr,
+    stream: TcpStream,
+    connected: bool,
+    dialog: SmtpDialog,
+    /// Bytes to send, of which `written` are sent.
+    out: Vec<u8>,
+    written: usize,
+    /// The interest the socket is registered with.
+    interest: Interest,
+}
+
+/// SMTP deliveries in flight, by token and by the core's id.
+#[derive(Debug)]
+pub struct Mailer {
+    by_token: HashMap<Token, Delivery>,
+    by_id: HashMap<u64, Token>,
+    /// Read buffer shared by all deliveries (one thread, one read at a time).
+    buffer: Vec<u8>,
+}
+
+impl Default for Mailer {
+    fn default() -> Mailer {
+        Mailer::new()
+    }
+}
+
+impl Mailer {
+    #[must_use]
+    pub fn new() -> Mailer {
+        Mailer { by_token: HashMap::new(), by_id: HashMap::new(), buffer: vec![0; READ_BUFFER_BYTES] }
+    }
+
+    /// Starts delivering `message` to `addr`: a non-blocking connect, registered with
+    /// `registry` under `token` (the driver allocates it). An `Err` means it failed at once and
+    /// nothing is registered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        id: u64,
+        addr: SocketAddr,
+        auth: Option<(String, String)>,
+        helo: &str,
+        from: &str,
+        to: &[String],
+        message: String,
+    ) -> Result<(), String> {
+        if self.by_id.contains_key(&id) || self.by_token.contains_key(&token) {
+            crate::never!("mail {id} or its token {token:?} is already in flight");
+            return Err(format!("smtp {addr}: a delivery with this id or token is already in flight"));
+        }
+        let dialog = SmtpDialog::new(helo, from, to, auth, message).map_err(|e| format!("smtp {addr}: {e}"))?;
+        let mut stream = TcpStream::connect(addr).map_err(|e| format!("smtp {addr}: connect: {e}"))?;
+        registry
+            .register(&mut stream, token, Interest::WRITABLE)
+            .map_err(|e| format!("smtp {addr}: register the socket: {e}"))?;
+        let delivery = Delivery {
+            id,
+            addr,
+            stream,
+            connected: false,
+            dialog,
+            out: Vec::new(),
+            written: 0,
+            interest: Interest::WRITABLE,
+        };
+        self.by_id.insert(id, token);
+        self.by_token.insert(token, delivery);
+        Ok(())
+    }
+
+    /// Whether `token` is one of ours.
+    #[must_use]
+    pub fn owns(&self, token: Token) -> bool {
+        self.by_token.contains_key(&token)
+    }
+
+    /// Handles a readiness event for `token`: drives the delivery to `WouldBlock`. Returns its
+    /// id and outcome when it is over (its socket then deregistered and closed). An event for a
+    /// token that is not (or no longer) ours does nothing.
+    pub fn handle(&mut self, registry: &Registry, token: Token) -> Option<(u64, Result<(), String>)> {
+        let mut delivery = self.by_token.remove(&token)?;
+        match delivery.drive(registry, token, &mut self.buffer) {
+            None => {
+                self.by_token.insert(token, delivery);
+                None
+            }
+            Some(outcome) => {
+                self.by_id.remove(&delivery.id);
+                let id = delivery.id;
+                let addr = delivery.addr;
+                close(registry, delivery);
+                Some((id, outcome.map_err(|e| format!("smtp {addr}: {e}"))))
+            }
+        }
+    }
+
+    /// Abandons a delivery (the core's timeout fired): deregisters and closes it. Returns
+    /// whether it was in flight.
+    pub fn cancel(&mut self, registry: &Registry, id: u64) -> bool {
+        let Some(token) = self.by_id.remove(&id) else {
+            return false;
+        };
+        match self.by_token.remove(&token) {
+            Some(delivery) => close(registry, delivery),
+            None => crate::never!("mail {id} has a token {token:?} but no socket"),
+        }
+        true
+    }
+
+    /// Deliveries in flight.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+}
+
+impl Delivery {
+    /// Moves the delivery on as far as it goes without blocking. `Some` is its outcome.
+    fn drive(&mut self, registry: &Registry, token: Token, buffer: &mut [u8]) -> Option<Result<(), String>> {
+        if !self.connected {
+            match connected(&self.stream) {
+                Ok(false) => return None,
+                Ok(true) => self.connected = true,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        loop {
+            if let Err(e) = self.write_out() {
+                return Some(Err(format!("{}: write: {e}", self.dialog.step_name())));
+            }
+            if self.written < self.out.len() {
+                return self.want(registry, token, Interest::WRITABLE).err().map(Err);
+            }
+            if let Err(e) = self.want(registry, token, Interest::READABLE) {
+                return Some(Err(e));
+            }
+            let n = match self.stream.read(buffer) {
+                Ok(0) => {
+                    return Some(Err(format!("{}: the server closed the connection", self.dialog.step_name())));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(Err(format!("{}: read: {e}", self.dialog.step_name()))),
+            };
+            match self.dialog.feed(&buffer[..n], &mut self.out) {
+                None => {}
+                Some(Ok(())) => {
+                    // Delivered. QUIT is polite, not needed: one try, then close.
+                    let _ = self.write_out();
+                    return Some(Ok(()));
+                }
+                Some(Err(e)) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Writes pending output until done or `WouldBlock`.
+    fn write_out(&mut self) -> io::Result<()> {
+        while self.written < self.out.len() {
+            match self.stream.write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes")),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Registers the socket for `interest` if it is not already.
+    fn want(&mut self, registry: &Registry, token: Token, interest: Interest) -> Result<(), String> {
+        if self.interest != interest {
+            registry
+                .reregister(&mut self.stream, token, interest)
+                .map_err(|e| format!("reregister the socket: {e}"))?;
+            self.interest = interest;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the non-blocking connect has completed, as in `probes.rs`: a pending socket error
+/// means it failed; otherwise `peer_addr` answers once connected.
+fn connected(stream: &TcpStream) -> Result<bool, String> {
+    match stream.take_error() {
+        Ok(None) => {}
+        Ok(Some(e)) | Err(e) => return Err(format!("connect: {e}")),
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected || e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(false),
+        Err(e) => Err(format!("connect: {e}")),
+    }
+}
+
+/// Deregisters and closes a delivery's socket.
+fn close(registry: &Registry, mut delivery: Delivery) {
+    if let Err(e) = registry.deregister(&mut delivery.stream) {
+        // Closing the socket takes it out of the poll set all the same.
+        log::debug!("mail {}: deregister: {e}", delivery.id);
+    }
+}
+
+/// Starts `PATH -t -i` (recipients from the headers; a lone `.` line is not the end) with
+/// `message` as its stdin, and returns its pid. The message goes into a memfd first, which is
+/// memory, so writing it never blocks and the loop needs no pipe writer; the child reads the
+/// memfd from its start. Its own process group, stdout to /dev/null, stderr the daemon's (for
+/// sendmail's diagnostics). The exit status, reaped by the daemon, is the outcome: 0 means
+/// delivered.
+pub fn sendmail(path: &Path, message: &str) -> Result<Pid, String> {
+    let step = |what: &'static str| {
+        let path = path.display().to_string();
+        move |e: io::Error| format!("sendmail {path}: {what}: {e}")
+    };
+    let mut file = std::fs::File::from(sys::memfd("sv-lite-mail").map_err(step("memfd_create"))?);
+    file.write_all(message.as_bytes()).map_err(step("write the message to a memfd"))?;
+    file.rewind().map_err(step("rewind the memfd"))?;
+    let launch = Launch {
+        argv: vec![path.display().to_string(), "-t".to_string(), "-i".to_string()],
+        env: Vec::new(),
+        workingdir: None,
+        umask: None,
+        stdout: Sink::Discard,
+        stderr: Sink::Forward,
+        pid_file: None,
+    };
+    let options = sys::SpawnOptions {
+        stdin: sys::Stream::Fd(file.as_raw_fd()),
+        stdout: sys::Stream::Null,
+        stderr: sys::Stream::Inherit,
+        foreground_tty: false,
+        extra_fds: &[],
+        listen_pid: false,
+        watchdog_pid: false,
+    };
+    let child = sys::spawn(&launch, options).map_err(|e| format!("sendmail: {e}"))?;
+    Ok(child.pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn to(addresses: &[&str]) -> Vec<String> {
+        addresses.iter().map(|a| a.to_string()).collect()
+    }
+
+    /// 2026-12-07 08:30:00 UTC, a Monday.
+    fn monday() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_796_632_200)
+    }
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        let cases =
+            [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base64(b"\0user\0secret"), "AHVzZXIAc2VjcmV0");
+    }
+
+    #[test]
+    fn dates_are_rfc_5322_in_utc() {
+        assert_eq!(rfc5322_date(monday()), "Mon, 07 Dec 2026 08:30:00 +0000");
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(UNIX_EPOCH + Duration::from_secs(951_868_799)), "Tue, 29 Feb 2000 23:59:59 +0000");
+    }
+
+    #[test]
+    fn compose_writes_exact_headers_and_a_crlf_body() {
+        let message = compose(
+            "sv-lite@host",
+            &to(&["ops@example.com", "dev@example.com"]),
+            "host: web:0 exited unexpectedly",
+            "line one\nline two\r\n.dot\n",
+            monday(),
+            "1.2@host",
+        );
+        assert_eq!(
+            message,
+            "Date: Mon, 07 Dec 2026 08:30:00 +0000\r\n\
+             From: sv-lite@host\r\n\
+             To: ops@example.com, dev@example.com\r\n\
+             Subject: host: web:0 exited unexpectedly\r\n\
+             Message-ID: <1.2@host>\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: 8bit\r\n\
+             \r\n\
+             line one\r\nline two\r\n.dot\r\n"
+        );
+    }
+
+    #[test]
+    fn compose_strips_line_breaks_from_header_values() {
+        let message = compose("a@b\r\nBcc: evil@x", &to(&["c@d\nX: y"]), "s\r\nBcc: evil@x", "", monday(), "<id\n@h>");
+        let head = message.split("\r\n\r\n").next().unwrap();
+        assert!(head.lines().all(|line| !line.starts_with("Bcc") && !line.starts_with("X:")), "{head}");
+        assert!(head.contains("From: a@b  Bcc: evil@x\r\n"), "{head}");
+        assert!(head.contains("Message-ID: <id @h>\r\n"), "{head}");
+        assert!(!head.replace("\r\n", "").contains(['\r', '\n']));
+    }
+
+    #[test]
+    fn compose_encodes_a_non_ascii_subject_and_folds_long_recipient_lists() {
+        let subject = "web:0 ist abgestürzt ".repeat(4);
+        let recipients: Vec<String> = (0..6).map(|n| format!("operator{n}@example.com")).collect();
+        let message = compose("a@b", &recipients, &subject, "x", monday(), "i@h");
+        let head = message.split("\r\n\r\n").next().unwrap();
+        let subject_line = head.split("\r\nSubject: ").nth(1).unwrap().split("\r\nMessage-ID").next().unwrap();
+        let mut decoded = Vec::new();
+        for word in subject_line.split("\r\n ") {
+            assert!(word.len() <= 75, "{word}");
+            let inner = word.strip_prefix("=?UTF-8?B?").unwrap().strip_suffix("?=").unwrap();
+            decoded.extend(decode_base64(inner));
+        }
+        assert_eq!(String::from_utf8(decoded).unwrap(), subject);
+        assert!(head.lines().all(|line| line.len() <= 78), "{head}");
+        assert!(head.contains("To: operator0@example.com, operator1@example.com, operator2@example.com,\r\n "));
+    }
+
+    fn decode_base64(text: &str) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let values: Vec<u32> = text
+            .bytes()
+            .filter(|&b| b != b'=')
+            .map(|b| ALPHABET.iter().position(|&a| a == b).unwrap() as u32)
+            .collect();
+        let mut out = Vec::new();
+        for chunk in values.chunks(4) {
+            let group = chunk.iter().enumerate().fold(0, |acc, (i, v)| acc | v << (18 - 6 * i));
+            out.extend(group.to_be_bytes()[1..chunk.len()].iter());
+        }
+        out
+    }
+
+    #[test]
+    fn compose_hard_wraps_long_lines_at_998_bytes_on_character_boundaries() {
+        let long = "é".repeat(600); // 1200 bytes
+        let message = compose("a@b", &to(&["c@d"]), "s", &format!("{long}\nend"), monday(), "i@h");
+        let body = message.split("\r\n\r\n").nth(1).unwrap();
+        let body_lines: Vec<&str> = body.split("\r\n").collect();
+        assert_eq!(body_lines.len(), 4, "{body_lines:?}"); // two pieces, "end", and "" after the last CRLF
+        assert_eq!(body_lines[0].len(), 998);
+        assert_eq!(body_lines[1].len(), 202);
+        assert_eq!(format!("{}{}", body_lines[0], body_lines[1]), long);
+        assert_eq!(body_lines[2], "end");
+    }
+
+    /// Runs a dialog against scripted server replies: each reply is fed, and what the dialog
+    /// sends in answer is recorded. Returns the transcript ("S: " and "C: " lines) and the
+    /// outcome.
+    fn converse(dialog: &mut SmtpDialog, replies: &[&str]) -> (String, Option<Result<(), String>>) {
+        let mut transcript = String::new();
+        for reply in replies {
+            transcript.push_str(&format!("S: {reply}"));
+            let mut out = Vec::new();
+            let outcome = dialog.feed(reply.as_bytes(), &mut out);
+            transcript.push_str(
+                &String::from_utf8(out)
+                    .unwrap()
+                    .replace("\r\n", "\n")
+                    .lines()
+                    .map(|l| format!("C: {l}\n"))
+                    .collect::<String>(),
+            );
+            if outcome.is_some() {
+                return (transcript, outcome);
+            }
+        }
+        (transcript, None)
+    }
+
+    fn dialog(auth: Option<(&str, &str)>, message: &str) -> SmtpDialog {
+        let auth = auth.map(|(user, password)| (user.to_string(), password.to_string()));
+        SmtpDialog::new("host", "sv@host", &to(&["ops@example.com", "dev@example.com"]), auth, message.to_string())
+            .unwrap()
+    }
+
+    const ACCEPTING: &[&str] = &[
+        "220 mx ESMTP\r\n",
+        "250-mx\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n",
+        "250 2.1.0 ok\r\n",
+        "250 2.1.5 ok\r\n",
+        "251 2.1.5 forwarded\r\n",
+        "354 go ahead\r\n",
+        "250 2.0.0 queued\r\n",
+    ];
+
+    #[test]
+    fn a_dialog_sends_the_dot_stuffed_message_and_quits_after_250() {
+        let mut smtp = dialog(None, "Subject: x\r\n\r\n.leading dot\r\n..two\r\nplain\r\n.\r\n");
+        let (transcript, outcome) = converse(&mut smtp, ACCEPTING);
+        assert_eq!(outcome, Some(Ok(())));
+        assert_eq!(
+            transcript,
+            "S: 220 mx ESMTP\r\nC: EHLO host\n\
+             S: 250-mx\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\nC: MAIL FROM:<sv@host>\n\
+             S: 250 2.1.0 ok\r\nC: RCPT TO:<ops@example.com>\n\
+             S: 250 2.1.5 ok\r\nC: RCPT TO:<dev@example.com>\n\
+             S: 251 2.1.5 forwarded\r\nC: DATA\n\
+             S: 354 go ahead\r\nC: Subject: x\nC: \nC: ..leading dot\nC: ...two\nC: plain\nC: ..\nC: .\n\
+             S: 250 2.0.0 queued\r\nC: QUIT\n"
+        );
+    }
+
+    #[test]
+    fn a_dialog_with_credentials_authenticates_with_auth_plain() {
+        let mut smtp = dialog(Some(("user", "secret")), "x\r\n");
+        let (transcript, outcome) = converse(&mut smtp, &["220 mx\r\n", "250 mx\r\n", "235 2.7.0 ok\r\n"]);
+        assert_eq!(outcome, None);
+        assert!(
+            transcript.ends_with("C: AUTH PLAIN AHVzZXIAc2VjcmV0\nS: 235 2.7.0 ok\r\nC: MAIL FROM:<sv@host>\n"),
+            "{transcript}"
+        );
+        let mut refused = dialog(Some(("user", "wrong")), "x\r\n");
+        let (_, outcome) = converse(&mut refused, &["220 mx\r\n", "250 mx\r\n", "535 5.7.8 bad credentials\r\n"]);
+        assert_eq!(outcome, Some(Err("AUTH PLAIN: 535 5.7.8 bad credentials".to_string())));
+    }
+
+    #[test]
+    fn a_refused_recipient_ends_the_dialog_naming_the_command_and_the_reply() {
+        let mut smtp = dialog(None, "x\r\n");
+        let (_, outcome) =
+            converse(&mut smtp, &["220 mx\r\n", "250 mx\r\n", "250 ok\r\n", "550 5.1.1 no such user\r\n"]);
+        assert_eq!(outcome, Some(Err("RCPT TO:<ops@example.com>: 550 5.1.1 no such user".to_string())));
+    }
+
+    #[test]
+    fn a_421_greeting_ends_the_dialog() {
+        let mut smtp = dialog(None, "x\r\n");
+        let (transcript, outcome) = converse(&mut smtp, &["421-mx busy\r\n421 try later\r\n"]);
+        assert_eq!(outcome, Some(Err("greeting: 421 mx busy try later".to_string())));
+        assert!(!transcript.contains("C:"), "{transcript}");
+    }
+
+    #[test]
+    fn replies_may_arrive_byte_by_byte_with_bare_line_feeds() {
+        let mut smtp = dialog(None, "x\r\n");
+        let mut out = Vec::new();
+        for byte in "220 mx\n250-mx\n250 ok\n".bytes() {
+            assert_eq!(smtp.feed(&[byte], &mut out), None);
+        }
+        assert_eq!(String::from_utf8(out).unwrap(), "EHLO host\r\nMAIL FROM:<sv@host>\r\n");
+    }
+
+    #[test]
+    fn garbage_and_mixed_codes_are_malformed_replies() {
+        let mut smtp = dialog(None, "x\r\n");
+        let (_, outcome) = converse(&mut smtp, &["HTTP/1.1 400 Bad Request\r\n"]);
+        assert_eq!(outcome, Some(Err("greeting: malformed reply \"HTTP/1.1 400 Bad Request\"".to_string())));
+        let mut smtp = dialog(None, "x\r\n");
+        let (_, outcome) = converse(&mut smtp, &["2200 mx\r\n"]);
+        assert_eq!(outcome, Some(Err("greeting: malformed reply \"2200 mx\"".to_string())));
+        let mut smtp = dialog(None, "x\r\n");
+        let (_, outcome) = converse(&mut smtp, &["220 mx\r\n", "250-mx\r\n550 no\r\n"]);
+        assert_eq!(outcome, Some(Err("EHLO host: malformed reply: code 550 inside a 250 reply".to_string())));
+    }
+
+    #[test]
+    fn oversize_replies_are_refused() {
+        let mut smtp = dialog(None, "x\r\n");
+        let long_line = format!("220 {}", "x".repeat(MAX_REPLY_LINE));
+        let (_, outcome) = converse(&mut smtp, &[&long_line]);
+        assert_eq!(outcome, Some(Err(format!("greeting: reply line longer than {MAX_REPLY_LINE} bytes"))));
+        let mut smtp = dialog(None, "x\r\n");
+        let many_lines = format!("220 mx\r\n{}", format!("250-{}\r\n", "y".repeat(1000)).repeat(20));
+        let (_, outcome) = converse(&mut smtp, &[&many_lines]);
+        assert_eq!(outcome, Some(Err(format!("EHLO host: reply longer than {MAX_REPLY} bytes"))));
+    }
+
+    #[test]
+    fn command_lines_refuse_line_breaks_and_brackets() {
+        let message = String::new;
+        assert!(SmtpDialog::new("host", "a@b\r\nRCPT TO:<x@y>", &to(&["c@d"]), None, message()).is_err());
+        assert!(SmtpDialog::new("host", "a@b", &to(&["c@d>"]), None, message()).is_err());
+        assert!(SmtpDialog::new("ho st", "a@b", &to(&["c@d"]), None, message()).is_err());
+        assert!(SmtpDialog::new("host", "a@b", &[], None, message()).is_err());
+        // The null reverse-path is allowed.
+        assert!(SmtpDialog::new("host", "", &to(&["c@d"]), None, message()).is_ok());
+    }
+}
