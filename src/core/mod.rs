@@ -8,6 +8,7 @@
 //! process or signal, and has no `unsafe`. `tests/core_is_pure.rs` checks this.
 
 mod instance;
+mod notifier;
 mod order;
 mod probe;
 mod timers;
@@ -19,6 +20,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER, SNOOZE_FILE};
+pub use notifier::{Mail, HOOK_QUEUE, MAIL_EVENTS, MAX_HOOKS};
 pub use types::*;
 
 use instance::{Ctx, Event, Instance, Outcome, Phase, State, StopStep};
@@ -67,6 +69,10 @@ pub struct Supervisor {
     problems: Vec<String>,
     /// The last `Transition::seq` handed out.
     transition_seq: u64,
+    /// Where transitions are reported (`notify:`), and when.
+    notifier: notifier::Notifier,
+    /// The notifier deadline last armed, so a timer is armed once per change of it.
+    notifier_armed: Option<Instant>,
 }
 
 /// Which part of an instance a process belongs to.
@@ -152,6 +158,8 @@ impl Supervisor {
             dependents: HashMap::new(),
             problems: config.problems.clone(),
             transition_seq: 0,
+            notifier: notifier::Notifier::new(&config.notify),
+            notifier_armed: None,
         };
         let names: Vec<&str> = config.programs.iter().map(|program| program.name.as_str()).collect();
         supervisor.log(log::Level::Info, format!("supervising {} programs: {}", names.len(), names.join(", ")));
@@ -188,6 +196,7 @@ impl Supervisor {
                         self.apply(now, id, Event::Health { seq, result: ProbeResult::Exited(status) });
                     }
                 }
+                None if self.notifier.exited(now, pid, status, &mut self.actions) => {}
                 None if self.dying_checks.remove(&pid) => {
                     self.log(log::Level::Debug, format!("reaped pid {pid} ({status}), a health check given up"));
                 }
@@ -231,6 +240,9 @@ impl Supervisor {
                     self.apply(now, id, Event::Ready);
                 }
             }
+            Input::MailResult { sink, id, result } => self.notifier.mail_done(now, sink, id, result, &mut self.actions),
+            Input::MailSpawned { sink, id, pid } => self.notifier.mail_spawned(sink, id, pid),
+            Input::HookSpawned { sink, result } => self.notifier.hook_spawned(now, sink, result, &mut self.actions),
             Input::ProbeSpawned { id, seq, pid } => self.apply(now, id, Event::CheckSpawned { seq, pid }),
             Input::PortsAllocated { id, ports } => self.apply(now, id, Event::PortsAllocated(ports)),
             Input::OutputStalled { id, stalled } => {
@@ -271,6 +283,11 @@ impl Supervisor {
                     }
                 }
                 TimerKey::Schedule(id) => self.schedule_due(now, id),
+                TimerKey::Notifier => {
+                    // Popped: whatever the notifier's deadline is now gets armed again.
+                    self.notifier_armed = None;
+                    self.notifier.handle_timeout(now, &mut self.actions);
+                }
             }
         }
         self.after_mutation(now);
@@ -593,7 +610,7 @@ impl Supervisor {
             }
         }
         if let Some(record) = record {
-            self.transition(record, actions_before);
+            self.transition(now, record, actions_before);
         }
         match outcome {
             Outcome::Nothing => {}
@@ -678,7 +695,7 @@ impl Supervisor {
 
     /// Turns the log lines an instance wrote during one change into the reason of that change's
     /// `Transition` record, which replaces them: the event log line is rendered from the record.
-    fn transition(&mut self, mut record: Transition, from_action: usize) {
+    fn transition(&mut self, now: Instant, mut record: Transition, from_action: usize) {
         let prefix = format!("{}: ", record.instance);
         let mut reasons = Vec::new();
         let mut level = log::Level::Info;
@@ -699,6 +716,7 @@ impl Supervisor {
         record.level = level;
         self.transition_seq += 1;
         record.seq = self.transition_seq;
+        self.notifier.observe(now, &record, &mut self.actions);
         self.actions.push_back(Action::Transition(record));
     }
 
@@ -1067,6 +1085,7 @@ impl Supervisor {
             return;
         }
         self.problems.clone_from(&config.problems);
+        self.notifier.configure(&config.notify);
         let mut added = Vec::new();
         let mut changed = Vec::new();
         let mut resized = Vec::new();
@@ -1230,6 +1249,7 @@ impl Supervisor {
                 TimerKey::Schedule(id) => {
                     self.instances.get(&id).and_then(|instance| instance.timetable.deadline()) == Some(deadline)
                 }
+                TimerKey::Notifier => self.notifier.deadline() == Some(deadline),
                 TimerKey::Waiter(conn) => {
                     self.waiters.iter().any(|waiter| waiter.conn == conn && waiter.deadline == Some(deadline))
                 }
@@ -1243,6 +1263,13 @@ impl Supervisor {
 
     /// Answers waiters whose goal is reached, and exits once a shutdown is complete.
     fn after_mutation(&mut self, now: Instant) {
+        let notifier_at = self.notifier.deadline();
+        if notifier_at != self.notifier_armed {
+            if let Some(at) = notifier_at {
+                self.timers.arm(at, TimerKey::Notifier);
+            }
+            self.notifier_armed = notifier_at;
+        }
         self.release_stops(now);
         self.restart_dependents_when_down(now);
         self.release_waiting(now);

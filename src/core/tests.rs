@@ -84,6 +84,9 @@ impl Harness {
                 }
                 Action::Reply { conn, reply } => out.push(format!("reply {conn} {}", render_reply(&reply))),
                 Action::Log { message, .. } => self.log.push(message),
+                Action::Mail { sink, id, .. } => out.push(format!("mail {sink} #{id}")),
+                Action::CancelMail { id } => out.push(format!("cancel mail #{id}")),
+                Action::RunHook { sink, event, .. } => out.push(format!("hook {sink} {}", event.instance)),
                 Action::Transition(event) => {
                     self.transitions.push(event.clone());
                     for line in event.reason.lines() {
@@ -1071,6 +1074,7 @@ fn a_program_paused_before_readiness_is_starting_not_up() {
 }
 
 mod health;
+mod notify;
 mod order;
 mod readiness;
 mod regressions;

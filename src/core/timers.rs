@@ -25,6 +25,8 @@ pub enum TimerKey {
     Probe(InstanceId),
     /// A scheduled instance's timetable: the next fire time, or the run's timeout.
     Schedule(InstanceId),
+    /// The notifier: a digest window's end, a mail retry or timeout, a hook's timeout.
+    Notifier,
 }
 
 #[derive(Debug, Default)]

@@ -184,6 +184,12 @@ impl Transition {
 /// Everything the outside world tells the core.
 #[derive(Debug)]
 pub enum Input {
+    /// How an SMTP delivery asked for by [`Action::Mail`] ended.
+    MailResult { sink: usize, id: u64, result: Result<(), String> },
+    /// The sendmail child of delivery `id` runs as `pid` (its exit is the result).
+    MailSpawned { sink: usize, id: u64, pid: Pid },
+    /// The hook asked for by [`Action::RunHook`] runs as `pid`, or could not be started.
+    HookSpawned { sink: usize, result: Result<Pid, String> },
     /// The driver started the process asked for by [`Action::Spawn`].
     Spawned { id: InstanceId, pid: Pid },
     /// The driver could not start it; `error` says which step failed and why. `transient`
@@ -386,6 +392,24 @@ pub enum Action {
     /// An instance changed state: write it to the event log, keep it for `ctl events`, and
     /// (the core has already decided) nothing else.
     Transition(Transition),
+    /// Compose and deliver one notification mail (`notify: email:`); answer with
+    /// `Input::MailResult` (SMTP) or `Input::MailSpawned` (sendmail, whose exit is the result).
+    Mail {
+        sink: usize,
+        id: u64,
+        mail: super::notifier::Mail,
+    },
+    /// Give up on delivery `id` (its time is up): close its connection, or kill its sendmail.
+    CancelMail {
+        id: u64,
+    },
+    /// Run a `notify: exec:` hook for `event`; answer with `Input::HookSpawned`. Its exit comes
+    /// back through `Input::Exited` like any other.
+    RunHook {
+        sink: usize,
+        argv: Vec<String>,
+        event: Transition,
+    },
     /// Persist (or clear) a flag for an instance, e.g. `web:0`.
     SetFlag {
         instance: String,

@@ -28,6 +28,7 @@ pub mod events;
 pub mod listeners;
 pub mod mail;
 pub mod notify;
+pub mod notify_out;
 pub mod output;
 pub mod ports;
 pub mod probes;
@@ -45,6 +46,7 @@ pub use self::eventlog::utc_timestamp;
 use self::eventlog::EventLog;
 use self::events::EventRing;
 use self::listeners::Listeners;
+use self::mail::Mailer;
 use self::notify::{NotifyField, NotifySocket};
 use self::output::{ChildOutput, OutputRing, OutputSink, StreamKind};
 use self::probes::{ProbeKey, ProbeRequest, Probes};
@@ -56,7 +58,7 @@ use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
     Action, ConnId, ExitStatus, Input, InstanceId, Now, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
 };
-use crate::spec::{Config, Launch, Sink};
+use crate::spec::{Config, Launch, MailVia, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::{pidfile, state_dir};
 
@@ -159,6 +161,11 @@ struct Driver {
     watch: DirWatch,
     /// The last transitions and the `ctl events -f` clients.
     events: EventRing,
+    /// SMTP deliveries in flight, and which `notify:` entry each is for.
+    mailer: Mailer,
+    mail_sinks: HashMap<u64, usize>,
+    /// This machine's name, for mail (`%(host)s`, the subject, HELO) and hooks.
+    host: String,
     /// Problems already in the event log (each is logged once, when it appears).
     problems_logged: HashSet<String>,
     /// The start-up config's problems, logged when the loop starts (the event log is open then).
@@ -294,6 +301,9 @@ impl Driver {
             includes,
             watch,
             events: EventRing::default(),
+            mailer: Mailer::new(),
+            mail_sinks: HashMap::new(),
+            host: notify_out::host_name(),
             problems_logged: HashSet::new(),
             startup_problems: options.config.problems.clone(),
             flag_changes: Vec::new(),
@@ -435,6 +445,18 @@ impl Driver {
                 self.send(conn, &protocol::encode_reply(&reply), true);
             }
             Action::Log { level, message } => self.event_log.write(level, &message),
+            Action::Mail { sink, id, mail } => self.send_mail(sink, id, &mail),
+            Action::CancelMail { id } => {
+                self.mail_sinks.remove(&id);
+                self.mailer.cancel(self.poll.registry(), id);
+            }
+            Action::RunHook { sink, argv, event } => {
+                let result = notify_out::run_hook(&argv, &event, &self.host);
+                if let Err(error) = &result {
+                    log::debug!("notify hook {}: {error}", argv.first().map_or("", String::as_str));
+                }
+                self.feed(Input::HookSpawned { sink, result });
+            }
             Action::Transition(event) => {
                 for line in event.reason.lines() {
                     self.event_log.write(event.level, &format!("{}: {line}", event.instance));
@@ -860,6 +882,14 @@ impl Driver {
     }
 
     fn handle_source(&mut self, token: Token) {
+        if self.mailer.owns(token) {
+            if let Some((id, result)) = self.mailer.handle(self.poll.registry(), token) {
+                if let Some(sink) = self.mail_sinks.remove(&id) {
+                    self.feed(Input::MailResult { sink, id, result });
+                }
+            }
+            return;
+        }
         if self.probes.owns(token) {
             if let Some((key, outcome)) = self.probes.handle(self.poll.registry(), token) {
                 let input = Input::ProbeResult { id: key.instance, seq: key.seq, result: outcome };
@@ -1034,6 +1064,48 @@ impl Driver {
     fn send(&mut self, conn: ConnId, bytes: &[u8], answers: bool) {
         let closed = self.control.send(self.poll.registry(), conn, bytes, answers);
         self.conns_closed(closed);
+    }
+
+    /// Composes one notification mail (with the instances' recent output) and starts its
+    /// delivery; a delivery that fails at once is reported at once.
+    fn send_mail(&mut self, sink: usize, id: u64, mail: &crate::core::Mail) {
+        let mut tails: Vec<(String, String, Vec<u8>)> = Vec::new();
+        for name in &mail.instances {
+            let Ok(instance) = self.supervisor.lookup(name) else { continue };
+            for (stream, label) in [(StreamKind::Stderr, "stderr"), (StreamKind::Stdout, "stdout")] {
+                if let Some(ring) = self.rings.get(&(instance, stream)) {
+                    tails.push((name.clone(), label.to_string(), ring.last_lines(notify_out::TAIL_LINES)));
+                }
+            }
+        }
+        let message = notify_out::compose_mail(mail, &self.host, &tails, id);
+        let from = mail.spec.from.replace("%(host)s", &self.host);
+        let result = match &mail.spec.via {
+            MailVia::Smtp { addr, auth } => {
+                let token = self.next_token();
+                self.mailer
+                    .start(
+                        self.poll.registry(),
+                        token,
+                        id,
+                        *addr,
+                        auth.clone(),
+                        &self.host,
+                        &from,
+                        &mail.spec.to,
+                        message,
+                    )
+                    .map(|()| {
+                        self.mail_sinks.insert(id, sink);
+                    })
+            }
+            MailVia::Sendmail { path } => mail::sendmail(path, &message).map(|pid| {
+                self.feed(Input::MailSpawned { sink, id, pid });
+            }),
+        };
+        if let Err(error) = result {
+            self.feed(Input::MailResult { sink, id, result: Err(error) });
+        }
     }
 
     /// Tells the core about connections the server closed, so that it drops their waiters.
