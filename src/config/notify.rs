@@ -298,7 +298,9 @@ impl Checker<'_> {
                 Value::String(name) => names.push((item_path, name.clone())),
                 Value::Number(number) => names.push((item_path, number.to_string())),
                 other => {
-                    let message = format!("expected a {what} name or a list of them, found {}", describe(other));
+                    let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                    let message =
+                        format!("expected {article} {what} name or a list of them, found {}", describe(other));
                     self.error(&item_path, Target::Value, message);
                 }
             }
