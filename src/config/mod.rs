@@ -19,6 +19,7 @@ mod aurora;
 pub mod include;
 mod jsonc;
 mod locate;
+mod notify;
 mod readiness;
 mod scalars;
 mod scheduled;
@@ -156,8 +157,20 @@ pub fn from_yaml_str_in_dir(text: &str, origin: &str, directory: &Path) -> Resul
     Ok(config)
 }
 
-const TOP_KEYS: &[&str] =
-    &["socket", "logfile", "socket_group", "state_dir", "include", "programs", "services", "nodes", "node_pools"];
+const TOP_KEYS: &[&str] = &[
+    "socket",
+    "logfile",
+    "logfile_maxbytes",
+    "logfile_backups",
+    "socket_group",
+    "state_dir",
+    "include",
+    "notify",
+    "programs",
+    "services",
+    "nodes",
+    "node_pools",
+];
 
 const PROGRAM_KEYS: &[&str] = &[
     "cmd",
@@ -173,7 +186,11 @@ const PROGRAM_KEYS: &[&str] = &[
     "monitor_interval",
     "stopsignal",
     "stdout",
+    "stdout_maxbytes",
+    "stdout_backups",
     "stderr",
+    "stderr_maxbytes",
+    "stderr_backups",
     "env",
     "workingdir",
     "umask",
@@ -391,6 +408,7 @@ impl<'t> Checker<'t> {
                 _ => {}
             }
         }
+        self.logfile_rotation(map, &mut config);
         let nodes = self.nodes(find("nodes"), find("node_pools"));
         // First path that defined each program name, to report duplicates.
         let mut defined: BTreeMap<String, Vec<Segment>> = BTreeMap::new();
@@ -439,6 +457,10 @@ impl<'t> Checker<'t> {
             }
         }
         let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+        if let Some(value) = find("notify") {
+            let programs = notify::KnownPrograms { names: &known, others_may_exist: !config.include.is_empty() };
+            config.notify = self.notify(&child(&[], "notify"), value, &programs);
+        }
         // Service files may define what a program here depends on: `include::Includes::merge`
         // checks those names once it has every program.
         self.check_dependencies(&known, config.include.is_empty());
@@ -527,6 +549,7 @@ impl<'t> Checker<'t> {
         if !has_cmd {
             self.error(path, Target::Key, "missing required key `cmd` (the command to run)");
         }
+        self.rotation(path, map, &mut spec);
         let mut ports = self.aurora(path, map, &mut spec);
         for socket in self.sockets(path, map, &mut spec, &ports) {
             if !ports.contains(&socket) {

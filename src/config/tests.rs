@@ -1765,5 +1765,6 @@ fn readiness_example_loads() {
 
 // The keys of issue 12, service files and their merge.
 mod includes;
+mod notify;
 mod scheduled;
 mod service_files;
