@@ -35,10 +35,13 @@ fn crashing() -> ProgramSpec {
     })
 }
 
+/// Per instance and kind, how many events a mail counts.
+type Counts = Vec<(String, String, u32)>;
+
 struct Notified {
     h: Harness,
     /// (sink, id, counts) of each Mail action.
-    mails: Vec<(usize, u64, Vec<(String, String, u32)>)>,
+    mails: Vec<(usize, u64, Counts)>,
     hooks: Vec<(usize, String)>,
     other: Vec<String>,
 }
