@@ -29,6 +29,7 @@ pub mod notify;
 pub mod output;
 pub mod ports;
 pub mod probes;
+pub mod rotate;
 pub mod sockets;
 pub mod stdio;
 pub mod wallclock;
