@@ -54,7 +54,7 @@ use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
     Action, ConnId, ExitStatus, Input, InstanceId, Now, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
 };
-use crate::spec::{Config, Launch, Sink};
+use crate::spec::{Config, Launch, Rotate, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::{pidfile, state_dir};
 
@@ -567,10 +567,13 @@ impl Driver {
             None => None,
         };
         let launch = launch.as_ref();
-        let stdout_sink =
-            open_sink(&launch.stdout, StreamKind::Stdout, name, prefix).map_err(|error| (error, false))?;
-        let stderr_sink =
-            open_sink(&launch.stderr, StreamKind::Stderr, name, prefix).map_err(|error| (error, false))?;
+        // FIXME(issue 13): `extras.stdout_rotate` and `extras.stderr_rotate` once the core's
+        // `SpawnExtras` carries the spec's; until then files never rotate.
+        let (stdout_rotate, stderr_rotate) = (Rotate { maxbytes: 0, backups: 0 }, Rotate { maxbytes: 0, backups: 0 });
+        let stdout_sink = open_sink(&launch.stdout, StreamKind::Stdout, name, prefix, stdout_rotate)
+            .map_err(|error| (error, false))?;
+        let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix, stderr_rotate)
+            .map_err(|error| (error, false))?;
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
         let options = SpawnOptions {
             stdin: Stream::Null,
@@ -1087,7 +1090,7 @@ fn create_snooze_file(path: &Path) -> io::Result<()> {
     }
 }
 
-fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Result<OutputSink, String> {
+fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool, rotate: Rotate) -> Result<OutputSink, String> {
     match sink {
         Sink::Discard => Ok(OutputSink::Discard),
         Sink::Forward => Ok(OutputSink::forward(stream, name, prefix)),
@@ -1099,9 +1102,8 @@ fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Resul
         Sink::File(path) if matches!(path.to_str(), Some("/dev/stderr" | "/proc/self/fd/2")) => {
             Ok(OutputSink::forward(stream, name, prefix).retarget(StreamKind::Stderr))
         }
-        Sink::File(path) => {
-            OutputSink::file(path).map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display()))
-        }
+        Sink::File(path) => OutputSink::file(path, rotate)
+            .map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display())),
     }
 }
 
