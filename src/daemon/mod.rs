@@ -225,7 +225,7 @@ impl Driver {
         if let Err(error) = &notify {
             log::warn!("{error}; programs with `readiness: notify` cannot start");
         }
-        let event_log = EventLog::open(options.config.logfile.clone())?;
+        let event_log = EventLog::open(options.config.logfile.clone(), options.config.logfile_rotate)?;
         let state_dir =
             options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
         let flags = match state_dir::load(&state_dir) {
