@@ -184,6 +184,15 @@ fn unframed_chunks_are_rotated_at_line_ends() {
 }
 
 #[test]
+fn an_unfinished_line_is_held_so_that_it_does_not_straddle_a_rotation() {
+    let scratch = Scratch::new("straddle");
+    let mut log = RotatingFile::open(&scratch.join("log"), rotate(10, 1)).unwrap();
+    log.write_stream(b"aaaa\nbb").unwrap();
+    log.write_stream(b"bbbb\n").unwrap();
+    assert_eq!(scratch.files(), files(&[("log", "bbbbbb\n"), ("log.1", "aaaa\n")]));
+}
+
+#[test]
 fn a_held_line_is_written_when_the_file_is_dropped() {
     let scratch = Scratch::new("drop");
     let mut log = RotatingFile::open(&scratch.join("log"), rotate(100, 1)).unwrap();
@@ -204,10 +213,10 @@ fn a_held_line_longer_than_maxbytes_is_written_in_pieces() {
     assert_eq!(scratch.files(), files(&[("log", "\n"), ("log.1", "4567"), ("log.2", "0123")]));
 }
 
-/// `n` as a numbered line of about 100 bytes.
+/// `n` as a numbered line of 52 to 1972 bytes.
 fn numbered_line(n: u64, out: &mut Vec<u8>) {
     use std::io::Write as _;
-    let padding = (n % 97) as usize;
+    let padding = (n % 97) as usize * 20;
     writeln!(out, "{n:010} {:-<width$}|", "", width = 40 + padding).unwrap();
 }
 
@@ -263,7 +272,9 @@ fn two_hundred_megabytes_through_a_ten_megabyte_limit_with_three_backups() {
     let scratch = Scratch::new("200mb");
     let path = scratch.join("out.log");
     let mut log = RotatingFile::open(&path, rotate(MAXBYTES, 3)).unwrap();
-    // Chunks of varied sizes that cut lines anywhere, as pipe reads would (up to 64 KiB).
+    // Chunks of varied sizes that cut lines anywhere, as pipe reads would. Lines and chunks are
+    // of a size, so the chunk before a rotation often ends mid-line (without holding that line
+    // back, some line would straddle two files).
     let mut pending = Vec::new();
     let mut written = 0;
     let mut n = 0;
@@ -274,7 +285,7 @@ fn two_hundred_megabytes_through_a_ten_megabyte_limit_with_three_backups() {
             numbered_line(n, &mut pending);
         }
         chunk_index += 1;
-        let size = 1 + (chunk_index * 7919) % 65_536;
+        let size = 1 + (chunk_index * 7919) % 8192;
         log.write_stream(&pending[..size]).unwrap();
         pending.drain(..size);
         written += size;
