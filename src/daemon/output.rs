@@ -41,8 +41,8 @@ pub enum OutputSink {
     /// The daemon's own stdout or stderr, with an optional `name | ` prefix on each line.
     Forward { target: StreamKind, prefix: Option<Vec<u8>> },
     /// Appended to a file, rotated by size when asked (it keeps its path, to reopen it on
-    /// SIGUSR1).
-    File(RotatingFile),
+    /// SIGUSR1). Boxed: it is the largest sink by far.
+    File(Box<RotatingFile>),
     /// Kept only in the tail ring.
     Discard,
 }
@@ -65,7 +65,7 @@ impl OutputSink {
 
     /// Opens `path` for appending, creating it if needed, rotated as `rotate` says.
     pub fn file(path: &Path, rotate: Rotate) -> io::Result<OutputSink> {
-        RotatingFile::open(path, rotate).map(OutputSink::File)
+        RotatingFile::open(path, rotate).map(|file| OutputSink::File(Box::new(file)))
     }
 }
 
