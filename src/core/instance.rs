@@ -1665,6 +1665,8 @@ impl Instance {
                     _ => None,
                 },
                 watchdog: self.spec.watchdog.filter(|_| self.readiness() == Readiness::Notify),
+                stdout_rotate: self.spec.stdout_rotate,
+                stderr_rotate: self.spec.stderr_rotate,
             },
         });
     }

@@ -281,6 +281,9 @@ pub struct SpawnExtras {
     pub ready_fd: Option<i32>,
     /// Set `WATCHDOG_USEC` (and `WATCHDOG_PID`) to this.
     pub watchdog: Option<Duration>,
+    /// Size rotation of the `stdout`/`stderr` files, if they are files.
+    pub stdout_rotate: crate::spec::Rotate,
+    pub stderr_rotate: crate::spec::Rotate,
 }
 
 /// What a probe found.

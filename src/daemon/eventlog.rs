@@ -1,30 +1,36 @@
 //! The event log: what the daemon reports (the core's `Action::Log`, signals, reloads, flag and
 //! snooze-file failures) goes through `log` always, and at info and above is appended, with a
-//! UTC timestamp, to the `logfile` of the config when one is set. SIGUSR1 reopens the file, for
-//! log rotation.
+//! UTC timestamp, to the `logfile` of the config when one is set. The file rotates itself by
+//! size (`logfile_maxbytes`, `logfile_backups`; one event is one line, so rotation is
+//! line-aligned), and SIGUSR1 reopens it, for an external logrotate.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::rotate::RotatingFile;
 use crate::schedule::calendar::civil_from_days;
+use crate::spec::Rotate;
 
 /// The `logfile`, when the config names one.
 #[derive(Debug)]
 pub struct EventLog {
-    path: Option<PathBuf>,
-    file: Option<File>,
+    file: Option<RotatingFile>,
+    /// A write failed and none has succeeded since (reported once).
+    write_failing: bool,
 }
 
 impl EventLog {
-    /// Opens `path` for appending (creating it); `None` logs through `log` alone.
-    pub fn open(path: Option<PathBuf>) -> Result<EventLog, String> {
+    /// Opens `path` for appending (creating it), rotated as `rotate` says; `None` logs through
+    /// `log` alone.
+    pub fn open(path: Option<PathBuf>, rotate: Rotate) -> Result<EventLog, String> {
         let file = match &path {
-            Some(path) => Some(open_file(path)?),
+            Some(path) => Some(
+                RotatingFile::open(path, rotate)
+                    .map_err(|error| format!("event log {}: cannot open: {error}", path.display()))?,
+            ),
             None => None,
         };
-        Ok(EventLog { path, file })
+        Ok(EventLog { file, write_failing: false })
     }
 
     /// Writes one event: through `log` always, and to the file at info and above.
@@ -33,8 +39,16 @@ impl EventLog {
         if level <= log::Level::Info {
             if let Some(file) = &mut self.file {
                 let line = format!("{} {:<5} {message}\n", utc_timestamp(SystemTime::now()), level);
-                if let Err(error) = file.write_all(line.as_bytes()) {
-                    log::warn!("event log: write failed: {error}");
+                match file.write(line.as_bytes()) {
+                    Ok(()) => self.write_failing = false,
+                    Err(error) if !self.write_failing => {
+                        self.write_failing = true;
+                        log::warn!(
+                            "event log {}: write failed: {error}; dropping events until a write succeeds",
+                            file.path().display()
+                        );
+                    }
+                    Err(_) => {}
                 }
             }
         }
@@ -42,21 +56,12 @@ impl EventLog {
 
     /// Opens the file again (after it was rotated); on failure the old one is kept.
     pub fn reopen(&mut self) {
-        if let Some(path) = &self.path {
-            match open_file(path) {
-                Ok(file) => self.file = Some(file),
-                Err(error) => log::warn!("{error}; keeping the old event log file"),
+        if let Some(file) = &mut self.file {
+            if let Err(error) = file.reopen() {
+                log::warn!("event log {}: cannot open: {error}; keeping the old event log file", file.path().display());
             }
         }
     }
-}
-
-fn open_file(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|error| format!("event log {}: cannot open: {error}", path.display()))
 }
 
 /// `2026-11-23T14:31:00.123Z`.
@@ -85,5 +90,39 @@ mod tests {
         assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_millis(1_795_444_260_123)), "2026-11-23T14:31:00.123Z");
         assert_eq!(utc_timestamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000Z");
+    }
+
+    // See: issue 13, "the event log rotates the same way".
+    #[test]
+    fn the_event_log_rotates_by_size_with_whole_lines() {
+        let scratch = crate::daemon::rotate::tests::Scratch::new("eventlog");
+        let path = scratch.join("sv-lite.log");
+        let mut log = EventLog::open(Some(path.clone()), Rotate { maxbytes: 4096, backups: 3 }).unwrap();
+        for n in 1..=2000 {
+            log.write(log::Level::Info, &format!("event {n:06} web:0 RUNNING -> BACKOFF"));
+            // Below info: through `log` only, never in the file.
+            log.write(log::Level::Debug, "debug noise");
+        }
+        drop(log);
+        let mut names: Vec<String> = std::fs::read_dir(&scratch.0)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["sv-lite.log", "sv-lite.log.1", "sv-lite.log.2", "sv-lite.log.3"]);
+        let mut expected = None;
+        for name in ["sv-lite.log.3", "sv-lite.log.2", "sv-lite.log.1", "sv-lite.log"] {
+            let text = std::fs::read_to_string(scratch.join(name)).unwrap();
+            assert!(text.len() <= 4096 && text.ends_with('\n'), "{name}: {} bytes", text.len());
+            for line in text.lines() {
+                // `2026-11-23T14:31:00.123Z INFO  event 000123 web:0 RUNNING -> BACKOFF`
+                let (_, event) = line.split_once(" INFO  event ").unwrap_or_else(|| panic!("{name}: torn {line:?}"));
+                assert!(event.ends_with(" web:0 RUNNING -> BACKOFF"), "{name}: torn {line:?}");
+                let n: u32 = event[..6].parse().unwrap();
+                assert_eq!(n, expected.unwrap_or(n), "{name}: an event missing or duplicated");
+                expected = Some(n + 1);
+            }
+        }
+        assert_eq!(expected, Some(2001));
     }
 }

@@ -32,6 +32,7 @@ pub mod notify_out;
 pub mod output;
 pub mod ports;
 pub mod probes;
+pub mod rotate;
 pub mod sockets;
 pub mod stdio;
 pub mod wallclock;
@@ -58,7 +59,7 @@ use crate::control::{self as protocol, ControlRequest, TailStream};
 use crate::core::{
     Action, ConnId, ExitStatus, Input, InstanceId, Now, Pid, ProbeCheck, ProbeResult, SpawnExtras, Supervisor,
 };
-use crate::spec::{Config, Launch, MailVia, Sink};
+use crate::spec::{Config, Launch, MailVia, Rotate, Sink};
 use crate::sys::{self, SpawnOptions, Stream};
 use crate::{pidfile, state_dir};
 
@@ -236,7 +237,7 @@ impl Driver {
         if let Err(error) = &notify {
             log::warn!("{error}; programs with `readiness: notify` cannot start");
         }
-        let event_log = EventLog::open(options.config.logfile.clone())?;
+        let event_log = EventLog::open(options.config.logfile.clone(), options.config.logfile_rotate)?;
         let state_dir =
             options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
         let flags = match state_dir::load(&state_dir) {
@@ -606,10 +607,11 @@ impl Driver {
             None => None,
         };
         let launch = launch.as_ref();
-        let stdout_sink =
-            open_sink(&launch.stdout, StreamKind::Stdout, name, prefix).map_err(|error| (error, false))?;
-        let stderr_sink =
-            open_sink(&launch.stderr, StreamKind::Stderr, name, prefix).map_err(|error| (error, false))?;
+        let (stdout_rotate, stderr_rotate) = (extras.stdout_rotate, extras.stderr_rotate);
+        let stdout_sink = open_sink(&launch.stdout, StreamKind::Stdout, name, prefix, stdout_rotate)
+            .map_err(|error| (error, false))?;
+        let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix, stderr_rotate)
+            .map_err(|error| (error, false))?;
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
         let options = SpawnOptions {
             stdin: Stream::Null,
@@ -1186,7 +1188,7 @@ fn create_snooze_file(path: &Path) -> io::Result<()> {
     }
 }
 
-fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Result<OutputSink, String> {
+fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool, rotate: Rotate) -> Result<OutputSink, String> {
     match sink {
         Sink::Discard => Ok(OutputSink::Discard),
         Sink::Forward => Ok(OutputSink::forward(stream, name, prefix)),
@@ -1198,9 +1200,8 @@ fn open_sink(sink: &Sink, stream: StreamKind, name: &str, prefix: bool) -> Resul
         Sink::File(path) if matches!(path.to_str(), Some("/dev/stderr" | "/proc/self/fd/2")) => {
             Ok(OutputSink::forward(stream, name, prefix).retarget(StreamKind::Stderr))
         }
-        Sink::File(path) => {
-            OutputSink::file(path).map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display()))
-        }
+        Sink::File(path) => OutputSink::file(path, rotate)
+            .map_err(|error| format!("{} file {}: {error}", stream.as_str(), path.display())),
     }
 }
 

@@ -2,14 +2,18 @@
 //!
 //! Forwarded lines go to the daemon's stdout/stderr queues ([`super::stdio`]) whole, a batch of
 //! complete lines at a time, so lines of different children never interleave or tear. File sinks get the
-//! bytes as they come, unframed. The framing ([`LineFramer`]) is pure and unit-tested.
+//! bytes as they come, unframed, through a [`RotatingFile`]: with rotation on
+//! (`stdout_maxbytes`), an unfinished last line is held until its newline so that lines stay
+//! whole across rotations (the rules are in [`super::rotate`]). The framing ([`LineFramer`]) is
+//! pure and unit-tested.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
+use super::rotate::RotatingFile;
 use super::stdio;
+use crate::spec::Rotate;
 
 /// Longest line forwarded as one; longer ones are split at this length.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -36,8 +40,9 @@ impl StreamKind {
 pub enum OutputSink {
     /// The daemon's own stdout or stderr, with an optional `name | ` prefix on each line.
     Forward { target: StreamKind, prefix: Option<Vec<u8>> },
-    /// Appended to the file at `path` (kept, to reopen it on SIGUSR1).
-    File { file: File, path: PathBuf },
+    /// Appended to a file, rotated by size when asked (it keeps its path, to reopen it on
+    /// SIGUSR1). Boxed: it is the largest sink by far.
+    File(Box<RotatingFile>),
     /// Kept only in the tail ring.
     Discard,
 }
@@ -58,10 +63,9 @@ impl OutputSink {
         }
     }
 
-    /// Opens `path` for appending, creating it if needed.
-    pub fn file(path: &Path) -> io::Result<OutputSink> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(OutputSink::File { file, path: path.to_path_buf() })
+    /// Opens `path` for appending, creating it if needed, rotated as `rotate` says.
+    pub fn file(path: &Path, rotate: Rotate) -> io::Result<OutputSink> {
+        RotatingFile::open(path, rotate).map(|file| OutputSink::File(Box::new(file)))
     }
 }
 
@@ -169,19 +173,21 @@ pub struct ChildOutput {
     pub stream: StreamKind,
     pub sink: OutputSink,
     framer: LineFramer,
+    /// A write to the file sink failed and none has succeeded since (reported once).
+    write_failing: bool,
 }
 
 impl ChildOutput {
     #[must_use]
     pub fn new(name: String, stream: StreamKind, sink: OutputSink) -> ChildOutput {
-        ChildOutput { name, stream, sink, framer: LineFramer::default() }
+        ChildOutput { name, stream, sink, framer: LineFramer::default(), write_failing: false }
     }
 
     /// Delivers bytes just read. `scratch` is a reused buffer.
     pub fn deliver(&mut self, chunk: &[u8], scratch: &mut Vec<u8>) {
         let result = match &mut self.sink {
             OutputSink::Discard => Ok(()),
-            OutputSink::File { file, .. } => file.write_all(chunk),
+            OutputSink::File(file) => file.write_stream(chunk),
             OutputSink::Forward { target, prefix } => {
                 scratch.clear();
                 self.framer.push(chunk, prefix.as_deref().unwrap_or_default(), scratch);
@@ -191,8 +197,26 @@ impl ChildOutput {
                 Ok(())
             }
         };
-        if let Err(error) = result {
-            log::warn!("{}: cannot write {} output: {error}; dropping it", self.name, self.stream.as_str());
+        self.report(result);
+    }
+
+    /// Logs a failed write once (a full disk would otherwise log every read), and a recovery.
+    fn report(&mut self, result: io::Result<()>) {
+        match result {
+            Ok(()) if self.write_failing => {
+                self.write_failing = false;
+                log::info!("{}: writing {} output again", self.name, self.stream.as_str());
+            }
+            Ok(()) => {}
+            Err(error) if !self.write_failing => {
+                self.write_failing = true;
+                log::warn!(
+                    "{}: cannot write {} output: {error}; dropping it until a write succeeds",
+                    self.name,
+                    self.stream.as_str()
+                );
+            }
+            Err(_) => {}
         }
     }
 
@@ -201,26 +225,33 @@ impl ChildOutput {
     pub fn forwarded_to(&self) -> Option<StreamKind> {
         match &self.sink {
             OutputSink::Forward { target, .. } => Some(*target),
-            OutputSink::File { .. } | OutputSink::Discard => None,
+            OutputSink::File(_) | OutputSink::Discard => None,
         }
     }
 
     /// Reopens a file sink at its path (after logrotate renamed it); other sinks are unchanged.
     pub fn reopen(&mut self) -> io::Result<()> {
-        if let OutputSink::File { path, .. } = &self.sink {
-            self.sink = OutputSink::file(&path.clone())?;
+        match &mut self.sink {
+            OutputSink::File(file) => file.reopen(),
+            OutputSink::Forward { .. } | OutputSink::Discard => Ok(()),
         }
-        Ok(())
     }
 
     /// The stream ended: flush an unfinished last line.
     pub fn finish(&mut self, scratch: &mut Vec<u8>) {
-        if let OutputSink::Forward { target, prefix } = &self.sink {
-            scratch.clear();
-            self.framer.finish(prefix.as_deref().unwrap_or_default(), scratch);
-            if !scratch.is_empty() {
-                stdio::forward(*target, scratch);
+        match &mut self.sink {
+            OutputSink::Forward { target, prefix } => {
+                scratch.clear();
+                self.framer.finish(prefix.as_deref().unwrap_or_default(), scratch);
+                if !scratch.is_empty() {
+                    stdio::forward(*target, scratch);
+                }
             }
+            OutputSink::File(file) => {
+                let result = file.finish();
+                self.report(result);
+            }
+            OutputSink::Discard => {}
         }
     }
 }
