@@ -58,3 +58,34 @@ programs:
     assert!(first_kept > 1, "{first_kept}");
     d.shutdown();
 }
+
+#[test]
+fn the_event_log_rotates_the_same_way() {
+    let d = Daemon::start(
+        r#"
+logfile: "{dir}/events.log"
+logfile_maxbytes: 4KB
+logfile_backups: 2
+programs:
+  flappy:
+    cmd: [sh, -c, "exit 1"]
+    starttime: 0
+    autorestart: always
+    stability_window: 0
+"#,
+    );
+    d.wait_for("the event log rotated twice", WAIT, || d.path("events.log.2").exists());
+    // A few more rotations, then the files as they are.
+    let before = fs::read_to_string(d.path("events.log.2")).unwrap_or_default();
+    d.wait_for("another rotation", WAIT, || fs::read_to_string(d.path("events.log.2")).unwrap_or_default() != before);
+    d.ctl(&["stop", "flappy"]);
+    assert!(!d.path("events.log.3").exists(), "only two backups are kept");
+    for name in ["events.log.2", "events.log.1"] {
+        let text = fs::read_to_string(d.path(name)).unwrap();
+        assert!(text.len() <= 4096, "{name}: {} bytes", text.len());
+        assert!(text.ends_with('\n'), "{name} ends mid-line");
+        for line in text.lines() {
+            assert!(line.starts_with("20") && line.contains("Z "), "{name}: a torn line {line:?}");
+        }
+    }
+}
