@@ -135,7 +135,7 @@ fn encoded_words(text: &str) -> String {
         while !rest.is_char_boundary(cut) {
             cut -= 1;
         }
-        words.push(format!("=?UTF-8?B?{}?=", base64(rest[..cut].as_bytes())));
+        words.push(format!("=?UTF-8?B?{}?=", base64(&rest.as_bytes()[..cut])));
         rest = &rest[cut..];
     }
     words.join("\r\n ")
