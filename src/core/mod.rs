@@ -1435,6 +1435,9 @@ fn event_kind(to: StateName, note: instance::ChangeNote) -> EventKind {
     if note.unhealthy {
         return EventKind::Unhealthy;
     }
+    if to == StateName::Fatal {
+        return EventKind::Fatal;
+    }
     if let Some((_, false)) = note.exit {
         return EventKind::UnexpectedExit;
     }

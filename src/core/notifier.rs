@@ -288,9 +288,7 @@ impl Notifier {
 
     fn gather(&mut self, now: Instant, index: usize, event: Transition, actions: &mut VecDeque<Action>) {
         let sink = &mut self.sinks[index];
-        // A start that failed for good is counted as FATAL, whatever exit led there.
-        let label = if event.to == super::types::StateName::Fatal { "fatal" } else { event.kind.as_str() };
-        *sink.counts.entry((event.instance.clone(), label.to_string())).or_insert(0) += 1;
+        *sink.counts.entry((event.instance.clone(), event.kind.as_str().to_string())).or_insert(0) += 1;
         if sink.gathered.len() < MAIL_EVENTS {
             sink.gathered.push(event);
         }

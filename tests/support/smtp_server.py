@@ -70,7 +70,9 @@ def factory(handler):
 async def main():
     handler = Handler()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: factory(handler), "127.0.0.1", 0)
+    # SMTP_PORT: listen on that port (a test that lets a delivery fail first picks it).
+    port = int(os.environ.get("SMTP_PORT", "0"))
+    server = await loop.create_server(lambda: factory(handler), "127.0.0.1", port)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 

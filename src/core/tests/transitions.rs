@@ -65,7 +65,7 @@ fn failed_starts_are_backoff_records_then_fatal_and_sequence_numbers_increase() 
             (StateName::Backoff, EventKind::UnexpectedExit),
             (StateName::Starting, EventKind::Starting),
             (StateName::Starting, EventKind::Starting),
-            (StateName::Fatal, EventKind::UnexpectedExit),
+            (StateName::Fatal, EventKind::Fatal),
         ]
     );
     // A crash into BACKOFF is reported to `on: [backoff]` too, FATAL to `on: [fatal]`.
