@@ -186,3 +186,24 @@ fn the_service_directory_demo_runs_as_written() {
     let _ = std::fs::remove_dir_all("/tmp/demo.d");
     let _ = std::fs::remove_file("/tmp/demo.yaml");
 }
+
+/// The ```yaml block that follows `heading` in the README.
+fn yaml_after(heading: &str) -> String {
+    let readme = std::fs::read_to_string(Path::new(REPO).join("README.md")).expect("README.md");
+    let at = readme.find(heading).unwrap_or_else(|| panic!("README has {heading:?}"));
+    readme[at..].split("```yaml\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a yaml block").to_string()
+}
+
+#[test]
+fn the_readmes_config_examples_pass_check() {
+    for (heading, marker) in
+        [("## Config\n", "socket_group"), ("**Log files that rotate themselves.**", "stdout_maxbytes")]
+    {
+        let yaml = yaml_after(heading);
+        assert!(yaml.contains(marker), "the block after {heading:?}:\n{yaml}");
+        let dir = TestDir::new();
+        let path = dir.write("readme.yaml", &yaml);
+        let output = common::sv_lite(&["check", path.to_str().expect("utf-8 path")]);
+        assert_eq!(output.code, Some(0), "README's example after {heading:?} fails `sv-lite check`:\n{output}");
+    }
+}
