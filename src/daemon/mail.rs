@@ -36,7 +36,7 @@ pub const MAX_REPLY: usize = 16 * 1024;
 const MAX_LINE: usize = 998;
 /// Most bytes of a server's reply quoted in an error.
 const MAX_QUOTED: usize = 512;
-/// Size of the read buffer shared by all deliveries.
+/// Size of the read buffer (on the stack, per event).
 const READ_BUFFER_BYTES: usize = 4096;
 
 /// The message: headers and a `text/plain` UTF-8 body, CRLF line endings, body lines longer than
@@ -538,10 +538,13 @@ fn close(registry: &Registry, mut delivery: Delivery) -> u64 {
 /// delivered.
 pub fn sendmail(path: &Path, message: &str) -> Result<Pid, String> {
     let program = path.to_string_lossy().into_owned();
-    let file = sys::memfd("sv-lite-mail")
-        .map(std::fs::File::from)
-        .and_then(|mut file| file.write_all(message.as_bytes()).and(file.rewind()).map(|()| file))
-        .map_err(|e| format!("sendmail {program}: the message in a memfd: {e}"))?;
+    let in_memory = || -> io::Result<std::fs::File> {
+        let mut file = std::fs::File::from(sys::memfd("sv-lite-mail")?);
+        file.write_all(message.as_bytes())?;
+        file.rewind()?;
+        Ok(file)
+    };
+    let file = in_memory().map_err(|e| format!("sendmail {program}: the message in a memfd: {e}"))?;
     let launch = Launch {
         argv: vec![program, "-t".to_string(), "-i".to_string()],
         env: Vec::new(),
