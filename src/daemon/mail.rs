@@ -13,7 +13,6 @@
 //! failure with a reason; a delivery that takes too long is the core's to [`Mailer::cancel`].
 //! Plain TCP only (no TLS), and the server is an IP address (no DNS).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Read, Seek, Write};
 use std::net::SocketAddr;
@@ -37,7 +36,7 @@ pub const MAX_REPLY: usize = 16 * 1024;
 const MAX_LINE: usize = 998;
 /// Most bytes of a server's reply quoted in an error.
 const MAX_QUOTED: usize = 512;
-/// Size of the read buffer shared by all deliveries.
+/// Size of the read buffer (on the stack, per event).
 const READ_BUFFER_BYTES: usize = 4096;
 
 /// The message: headers and a `text/plain` UTF-8 body, CRLF line endings, body lines longer than
@@ -119,7 +118,11 @@ pub fn rfc5322_date(time: SystemTime) -> String {
 
 /// A header value with control characters (CR and LF above all) replaced by spaces.
 fn header_value(value: &str) -> String {
-    value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    let mut clean = String::with_capacity(value.len());
+    for c in value.chars() {
+        clean.push(if c.is_control() { ' ' } else { c });
+    }
+    clean
 }
 
 /// `=?UTF-8?B?...?=` encoded words of at most 75 characters (RFC 2047), cut at character
@@ -168,101 +171,103 @@ fn base64(data: &[u8]) -> String {
 /// The SMTP client as a pure machine: fed the server's bytes, it appends the next command to an
 /// output buffer, until the mail is accepted or refused.
 ///
-/// greeting 220 → `EHLO` 250 → (`AUTH PLAIN` 235) → `MAIL FROM` 250 → `RCPT TO` 250/251 for
-/// each recipient → `DATA` 354 → the dot-stuffed message and `.` 250 → `QUIT` (written, not
-/// waited for: the mail is delivered once the server said 250 to it).
+/// greeting 220 → `EHLO` 250 → (`AUTH PLAIN` 235) → `MAIL FROM` 250 → `RCPT TO` 250 for each
+/// recipient → `DATA` 354 → the dot-stuffed message and `.` 250 → `QUIT` (written, not waited
+/// for: the mail is delivered once the server said 250 to it). A reply goes on by its first
+/// digit, as RFC 5321 section 4.2.1 says clients should (251 to `RCPT` is as good as 250).
 #[derive(Debug)]
 pub struct SmtpDialog {
-    step: Step,
-    helo: String,
-    from: String,
-    to: Vec<String>,
-    auth: Option<(String, String)>,
-    message: String,
+    /// Every exchange, built at the start.
+    steps: Vec<Step>,
+    /// The step whose reply is awaited; past the end once the mail is accepted.
+    at: usize,
     /// Bytes of the reply line being read.
     line: Vec<u8>,
-    /// The lines of the reply being read: its code, and the text of each line.
-    reply: Option<(u16, Vec<String>)>,
+    /// The reply being read: its code and its lines' text, joined by spaces.
+    reply: Option<(u16, String)>,
     /// Bytes of the reply being read, all lines.
     reply_bytes: usize,
 }
 
-/// The command whose reply the dialog waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    Greeting,
-    Ehlo,
-    Auth,
-    MailFrom,
-    /// The reply to the `RCPT TO` of this recipient.
-    Rcpt(usize),
-    Data,
-    Message,
-    Done,
+/// One exchange: what is sent, the first digit of the reply that lets the dialog go on, and
+/// the name errors give it.
+#[derive(Debug)]
+struct Step {
+    name: String,
+    send: Vec<u8>,
+    class: u16,
+}
+
+impl Step {
+    fn new(name: &str, send: &str, class: u16) -> Step {
+        let mut bytes = Vec::with_capacity(send.len() + 2);
+        bytes.extend_from_slice(send.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        Step { name: name.to_string(), send: bytes, class }
+    }
 }
 
 impl SmtpDialog {
-    /// A dialog for one message. `helo`, `from` and every recipient must be free of CR, LF and
-    /// angle brackets (they go on command lines); the user and password may be anything but
-    /// NUL.
+    /// A dialog for one message. `helo`, `from` and every recipient must be free of spaces,
+    /// control characters and angle brackets (they go on command lines); the user and password
+    /// may be anything but NUL.
     pub fn new(
         helo: &str,
         from: &str,
         to: &[String],
         auth: Option<(String, String)>,
-        message: String,
+        message: &str,
     ) -> Result<SmtpDialog, String> {
-        let bad = |value: &str| value.chars().any(|c| c.is_control() || c == '<' || c == '>' || c == ' ');
+        let bad = |value: &str| value.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f);
         if helo.is_empty() || bad(helo) {
             return Err(format!("bad HELO name {helo:?}"));
         }
-        for address in std::iter::once(from).chain(to.iter().map(String::as_str)) {
-            if bad(address) {
-                return Err(format!("bad address {address:?}"));
-            }
+        if let Some(address) = std::iter::once(from).chain(to.iter().map(String::as_str)).find(|a| bad(a)) {
+            return Err(format!("bad address {address:?}"));
         }
         if to.is_empty() {
             return Err("no recipient".to_string());
         }
-        if auth.as_ref().is_some_and(|(user, password)| user.contains('\0') || password.contains('\0')) {
-            return Err("the user or password holds a NUL byte".to_string());
+        let mut steps = vec![Step { name: "greeting".to_string(), send: Vec::new(), class: 2 }];
+        let ehlo = format!("EHLO {helo}");
+        steps.push(Step::new(&ehlo, &ehlo, 2));
+        if let Some((user, password)) = auth {
+            if user.contains('\0') || password.contains('\0') {
+                return Err("the user or password holds a NUL byte".to_string());
+            }
+            let credentials = base64(format!("\0{user}\0{password}").as_bytes());
+            steps.push(Step::new("AUTH PLAIN", &format!("AUTH PLAIN {credentials}"), 2));
         }
-        Ok(SmtpDialog {
-            step: Step::Greeting,
-            helo: helo.to_string(),
-            from: from.to_string(),
-            to: to.to_vec(),
-            auth,
-            message,
-            line: Vec::new(),
-            reply: None,
-            reply_bytes: 0,
-        })
+        for command in std::iter::once(format!("MAIL FROM:<{from}>")).chain(to.iter().map(|a| format!("RCPT TO:<{a}>")))
+        {
+            steps.push(Step::new(&command, &command, 2));
+        }
+        steps.push(Step::new("DATA", "DATA", 3));
+        let mut data = String::with_capacity(message.len() + 64);
+        for line in lines(message) {
+            if line.starts_with('.') {
+                data.push('.');
+            }
+            data.push_str(line);
+            data.push_str("\r\n");
+        }
+        data.push('.');
+        steps.push(Step::new("end of data", &data, 2));
+        Ok(SmtpDialog { steps, at: 0, line: Vec::new(), reply: None, reply_bytes: 0 })
     }
 
     /// What the dialog waits for, for errors: `RCPT TO:<ops@example.com>`.
     #[must_use]
-    pub fn step_name(&self) -> String {
-        match self.step {
-            Step::Greeting => "greeting".to_string(),
-            Step::Ehlo => format!("EHLO {}", self.helo),
-            Step::Auth => "AUTH PLAIN".to_string(),
-            Step::MailFrom => format!("MAIL FROM:<{}>", self.from),
-            Step::Rcpt(index) => format!("RCPT TO:<{}>", self.to.get(index).map_or("", String::as_str)),
-            Step::Data => "DATA".to_string(),
-            Step::Message => "end of data".to_string(),
-            Step::Done => "QUIT".to_string(),
-        }
+    pub fn step_name(&self) -> &str {
+        self.steps.get(self.at).map_or("QUIT", |step| &step.name)
     }
 
     /// Takes the server's next bytes; appends any command to send to `out`. Returns the outcome
     /// once the dialog is over: `Ok` when the server accepted the message (`QUIT` is then in
     /// `out`), or why it failed.
     pub fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Option<Result<(), String>> {
-        let mut rest = data;
-        while let Some(&byte) = rest.first() {
-            rest = &rest[1..];
-            if self.step == Step::Done {
+        for &byte in data {
+            if self.at >= self.steps.len() {
                 // Whatever follows the accepted message (an answer to QUIT) does not matter.
                 return None;
             }
@@ -290,98 +295,39 @@ impl SmtpDialog {
         }
         let text = String::from_utf8_lossy(line);
         let code = match line {
-            [a, b, c, rest @ ..]
-                if a.is_ascii_digit()
-                    && b.is_ascii_digit()
-                    && c.is_ascii_digit()
-                    && matches!(rest.first(), None | Some(b' ' | b'-')) =>
+            [a @ b'0'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', rest @ ..]
+                if matches!(rest.first(), None | Some(b' ' | b'-')) =>
             {
                 u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
             }
             _ => return Some(Err(format!("{}: malformed reply {:?}", self.step_name(), quoted(&text)))),
         };
-        let more = line.get(3) == Some(&b'-');
-        let line_text = text.get(4..).unwrap_or("").to_string();
-        match &mut self.reply {
-            Some((first, _)) if *first != code => {
-                let first = *first;
-                return Some(Err(format!("{}: malformed reply: code {code} inside a {first} reply", self.step_name())));
-            }
-            Some((_, lines)) => lines.push(line_text),
-            None => self.reply = Some((code, vec![line_text])),
+        let (first, reply) = self.reply.get_or_insert_with(|| (code, String::new()));
+        if *first != code {
+            let first = *first;
+            return Some(Err(format!("{}: malformed reply: code {code} inside a {first} reply", self.step_name())));
         }
-        if more {
+        if let Some(line_text) = text.get(4..).filter(|t| !t.is_empty()) {
+            reply.push(' ');
+            reply.push_str(line_text);
+        }
+        if line.get(3) == Some(&b'-') {
             return None;
         }
         self.reply_bytes = 0;
-        let (code, lines) = self.reply.take()?;
-        self.answer(code, &lines, out)
-    }
-
-    /// A whole reply: the next command, or the end.
-    fn answer(&mut self, code: u16, texts: &[String], out: &mut Vec<u8>) -> Option<Result<(), String>> {
-        let expected: &[u16] = match self.step {
-            Step::Greeting => &[220],
-            Step::Ehlo | Step::MailFrom | Step::Message => &[250],
-            Step::Auth => &[235],
-            Step::Rcpt(_) => &[250, 251],
-            Step::Data => &[354],
-            Step::Done => return None,
-        };
-        if !expected.contains(&code) {
-            let text = texts.iter().map(String::as_str).filter(|text| !text.is_empty()).collect::<Vec<_>>().join(" ");
-            let reply = if text.is_empty() { code.to_string() } else { format!("{code} {}", quoted(&text)) };
-            return Some(Err(format!("{}: {reply}", self.step_name())));
+        let (code, reply) = self.reply.take()?;
+        let step = self.steps.get(self.at)?;
+        if code / 100 != step.class {
+            return Some(Err(format!("{}: {code}{}", step.name, quoted(&reply))));
         }
-        let command = |out: &mut Vec<u8>, text: &str| {
-            out.extend_from_slice(text.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        };
-        self.step = match self.step {
-            Step::Greeting => {
-                command(out, &format!("EHLO {}", self.helo));
-                Step::Ehlo
-            }
-            Step::Ehlo if self.auth.is_some() => {
-                let (user, password) = self.auth.as_ref()?;
-                let credentials = format!("\0{user}\0{password}");
-                command(out, &format!("AUTH PLAIN {}", base64(credentials.as_bytes())));
-                Step::Auth
-            }
-            Step::Ehlo | Step::Auth => {
-                command(out, &format!("MAIL FROM:<{}>", self.from));
-                Step::MailFrom
-            }
-            Step::MailFrom | Step::Rcpt(_) => {
-                let next = if let Step::Rcpt(index) = self.step { index + 1 } else { 0 };
-                match self.to.get(next) {
-                    Some(address) => {
-                        command(out, &format!("RCPT TO:<{address}>"));
-                        Step::Rcpt(next)
-                    }
-                    None => {
-                        command(out, "DATA");
-                        Step::Data
-                    }
-                }
-            }
-            Step::Data => {
-                for line in lines(&self.message) {
-                    if line.starts_with('.') {
-                        out.push(b'.');
-                    }
-                    command(out, line);
-                }
-                command(out, ".");
-                Step::Message
-            }
-            Step::Message => {
-                command(out, "QUIT");
-                self.step = Step::Done;
+        self.at += 1;
+        match self.steps.get_mut(self.at) {
+            Some(next) => out.append(&mut next.send),
+            None => {
+                out.extend_from_slice(b"QUIT\r\n");
                 return Some(Ok(()));
             }
-            Step::Done => Step::Done,
-        };
+        }
         None
     }
 }
@@ -399,6 +345,7 @@ fn quoted(text: &str) -> &str {
 #[derive(Debug)]
 struct Delivery {
     id: u64,
+    token: Token,
     addr: SocketAddr,
     stream: TcpStream,
     connected: bool,
@@ -410,25 +357,16 @@ struct Delivery {
     interest: Interest,
 }
 
-/// SMTP deliveries in flight, by token and by the core's id.
-#[derive(Debug)]
+/// SMTP deliveries in flight (a few at most: a plain list).
+#[derive(Debug, Default)]
 pub struct Mailer {
-    by_token: HashMap<Token, Delivery>,
-    by_id: HashMap<u64, Token>,
-    /// Read buffer shared by all deliveries (one thread, one read at a time).
-    buffer: Vec<u8>,
-}
-
-impl Default for Mailer {
-    fn default() -> Mailer {
-        Mailer::new()
-    }
+    deliveries: Vec<Delivery>,
 }
 
 impl Mailer {
     #[must_use]
     pub fn new() -> Mailer {
-        Mailer { by_token: HashMap::new(), by_id: HashMap::new(), buffer: vec![0; READ_BUFFER_BYTES] }
+        Mailer::default()
     }
 
     /// Starts delivering `message` to `addr`: a non-blocking connect, registered with
@@ -447,17 +385,18 @@ impl Mailer {
         to: &[String],
         message: String,
     ) -> Result<(), String> {
-        if self.by_id.contains_key(&id) || self.by_token.contains_key(&token) {
+        let context = |e: String| format!("smtp {addr}: {e}");
+        if self.deliveries.iter().any(|delivery| delivery.id == id || delivery.token == token) {
             crate::never!("mail {id} or its token {token:?} is already in flight");
-            return Err(format!("smtp {addr}: a delivery with this id or token is already in flight"));
+            return Err(context("a delivery with this id or token is already in flight".to_string()));
         }
-        let dialog = SmtpDialog::new(helo, from, to, auth, message).map_err(|e| format!("smtp {addr}: {e}"))?;
-        let mut stream = TcpStream::connect(addr).map_err(|e| format!("smtp {addr}: connect: {e}"))?;
-        registry
-            .register(&mut stream, token, Interest::WRITABLE)
-            .map_err(|e| format!("smtp {addr}: register the socket: {e}"))?;
-        let delivery = Delivery {
+        let dialog = SmtpDialog::new(helo, from, to, auth, &message).map_err(context)?;
+        drop(message);
+        let mut stream = TcpStream::connect(addr).map_err(|e| context(format!("connect: {e}")))?;
+        registry.register(&mut stream, token, Interest::WRITABLE).map_err(|e| context(format!("register: {e}")))?;
+        self.deliveries.push(Delivery {
             id,
+            token,
             addr,
             stream,
             connected: false,
@@ -465,66 +404,53 @@ impl Mailer {
             out: Vec::new(),
             written: 0,
             interest: Interest::WRITABLE,
-        };
-        self.by_id.insert(id, token);
-        self.by_token.insert(token, delivery);
+        });
         Ok(())
     }
 
     /// Whether `token` is one of ours.
     #[must_use]
     pub fn owns(&self, token: Token) -> bool {
-        self.by_token.contains_key(&token)
+        self.deliveries.iter().any(|delivery| delivery.token == token)
     }
 
     /// Handles a readiness event for `token`: drives the delivery to `WouldBlock`. Returns its
     /// id and outcome when it is over (its socket then deregistered and closed). An event for a
     /// token that is not (or no longer) ours does nothing.
     pub fn handle(&mut self, registry: &Registry, token: Token) -> Option<(u64, Result<(), String>)> {
-        let mut delivery = self.by_token.remove(&token)?;
-        match delivery.drive(registry, token, &mut self.buffer) {
-            None => {
-                self.by_token.insert(token, delivery);
-                None
-            }
-            Some(outcome) => {
-                self.by_id.remove(&delivery.id);
-                let id = delivery.id;
-                let addr = delivery.addr;
-                close(registry, delivery);
-                Some((id, outcome.map_err(|e| format!("smtp {addr}: {e}"))))
-            }
-        }
+        let index = self.deliveries.iter().position(|delivery| delivery.token == token)?;
+        let outcome = self.deliveries[index].drive(registry)?;
+        let delivery = self.deliveries.swap_remove(index);
+        let addr = delivery.addr;
+        let id = close(registry, delivery);
+        Some((id, outcome.map_err(|e| format!("smtp {addr}: {e}"))))
     }
 
     /// Abandons a delivery (the core's timeout fired): deregisters and closes it. Returns
     /// whether it was in flight.
     pub fn cancel(&mut self, registry: &Registry, id: u64) -> bool {
-        let Some(token) = self.by_id.remove(&id) else {
+        let Some(index) = self.deliveries.iter().position(|delivery| delivery.id == id) else {
             return false;
         };
-        match self.by_token.remove(&token) {
-            Some(delivery) => close(registry, delivery),
-            None => crate::never!("mail {id} has a token {token:?} but no socket"),
-        }
+        close(registry, self.deliveries.swap_remove(index));
         true
     }
 
     /// Deliveries in flight.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.by_token.len()
+        self.deliveries.len()
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.by_token.is_empty()
+        self.deliveries.is_empty()
     }
 }
 
 impl Delivery {
     /// Moves the delivery on as far as it goes without blocking. `Some` is its outcome.
-    fn drive(&mut self, registry: &Registry, token: Token, buffer: &mut [u8]) -> Option<Result<(), String>> {
+    fn drive(&mut self, registry: &Registry) -> Option<Result<(), String>> {
         if !self.connected {
             match connected(&self.stream) {
                 Ok(false) => return None,
@@ -532,33 +458,34 @@ impl Delivery {
                 Err(e) => return Some(Err(e)),
             }
         }
+        let mut buffer = [0u8; READ_BUFFER_BYTES];
         loop {
             if let Err(e) = self.write_out() {
                 return Some(Err(format!("{}: write: {e}", self.dialog.step_name())));
             }
-            if self.written < self.out.len() {
-                return self.want(registry, token, Interest::WRITABLE).err().map(Err);
-            }
-            if let Err(e) = self.want(registry, token, Interest::READABLE) {
-                return Some(Err(e));
-            }
-            let n = match self.stream.read(buffer) {
-                Ok(0) => {
-                    return Some(Err(format!("{}: the server closed the connection", self.dialog.step_name())));
+            let interest = if self.written < self.out.len() { Interest::WRITABLE } else { Interest::READABLE };
+            if self.interest != interest {
+                if let Err(e) = registry.reregister(&mut self.stream, self.token, interest) {
+                    return Some(Err(format!("reregister: {e}")));
                 }
+                self.interest = interest;
+            }
+            if interest == Interest::WRITABLE {
+                return None;
+            }
+            let n = match self.stream.read(&mut buffer) {
+                Ok(0) => return Some(Err(format!("{}: the server closed the connection", self.dialog.step_name()))),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Some(Err(format!("{}: read: {e}", self.dialog.step_name()))),
             };
-            match self.dialog.feed(&buffer[..n], &mut self.out) {
-                None => {}
-                Some(Ok(())) => {
+            if let Some(outcome) = self.dialog.feed(&buffer[..n], &mut self.out) {
+                if outcome.is_ok() {
                     // Delivered. QUIT is polite, not needed: one try, then close.
                     let _ = self.write_out();
-                    return Some(Ok(()));
                 }
-                Some(Err(e)) => return Some(Err(e)),
+                return Some(outcome);
             }
         }
     }
@@ -567,7 +494,7 @@ impl Delivery {
     fn write_out(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
             match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the socket took no bytes")),
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -576,17 +503,6 @@ impl Delivery {
         }
         self.out.clear();
         self.written = 0;
-        Ok(())
-    }
-
-    /// Registers the socket for `interest` if it is not already.
-    fn want(&mut self, registry: &Registry, token: Token, interest: Interest) -> Result<(), String> {
-        if self.interest != interest {
-            registry
-                .reregister(&mut self.stream, token, interest)
-                .map_err(|e| format!("reregister the socket: {e}"))?;
-            self.interest = interest;
-        }
         Ok(())
     }
 }
@@ -605,12 +521,13 @@ fn connected(stream: &TcpStream) -> Result<bool, String> {
     }
 }
 
-/// Deregisters and closes a delivery's socket.
-fn close(registry: &Registry, mut delivery: Delivery) {
+/// Deregisters and closes a delivery's socket; returns its id.
+fn close(registry: &Registry, mut delivery: Delivery) -> u64 {
     if let Err(e) = registry.deregister(&mut delivery.stream) {
         // Closing the socket takes it out of the poll set all the same.
         log::debug!("mail {}: deregister: {e}", delivery.id);
     }
+    delivery.id
 }
 
 /// Starts `PATH -t -i` (recipients from the headers; a lone `.` line is not the end) with
@@ -620,15 +537,16 @@ fn close(registry: &Registry, mut delivery: Delivery) {
 /// sendmail's diagnostics). The exit status, reaped by the daemon, is the outcome: 0 means
 /// delivered.
 pub fn sendmail(path: &Path, message: &str) -> Result<Pid, String> {
-    let step = |what: &'static str| {
-        let path = path.display().to_string();
-        move |e: io::Error| format!("sendmail {path}: {what}: {e}")
+    let program = path.to_string_lossy().into_owned();
+    let in_memory = || -> io::Result<std::fs::File> {
+        let mut file = std::fs::File::from(sys::memfd("sv-lite-mail")?);
+        file.write_all(message.as_bytes())?;
+        file.rewind()?;
+        Ok(file)
     };
-    let mut file = std::fs::File::from(sys::memfd("sv-lite-mail").map_err(step("memfd_create"))?);
-    file.write_all(message.as_bytes()).map_err(step("write the message to a memfd"))?;
-    file.rewind().map_err(step("rewind the memfd"))?;
+    let file = in_memory().map_err(|e| format!("sendmail {program}: the message in a memfd: {e}"))?;
     let launch = Launch {
-        argv: vec![path.display().to_string(), "-t".to_string(), "-i".to_string()],
+        argv: vec![program, "-t".to_string(), "-i".to_string()],
         env: Vec::new(),
         workingdir: None,
         umask: None,
@@ -646,6 +564,7 @@ pub fn sendmail(path: &Path, message: &str) -> Result<Pid, String> {
         watchdog_pid: false,
     };
     let child = sys::spawn(&launch, options).map_err(|e| format!("sendmail: {e}"))?;
+    // The child has its own copy of the memfd; ours closes here.
     Ok(child.pid)
 }
 
@@ -788,8 +707,7 @@ mod tests {
 
     fn dialog(auth: Option<(&str, &str)>, message: &str) -> SmtpDialog {
         let auth = auth.map(|(user, password)| (user.to_string(), password.to_string()));
-        SmtpDialog::new("host", "sv@host", &to(&["ops@example.com", "dev@example.com"]), auth, message.to_string())
-            .unwrap()
+        SmtpDialog::new("host", "sv@host", &to(&["ops@example.com", "dev@example.com"]), auth, message).unwrap()
     }
 
     const ACCEPTING: &[&str] = &[
@@ -886,7 +804,7 @@ mod tests {
 
     #[test]
     fn command_lines_refuse_line_breaks_and_brackets() {
-        let message = String::new;
+        let message = || "";
         assert!(SmtpDialog::new("host", "a@b\r\nRCPT TO:<x@y>", &to(&["c@d"]), None, message()).is_err());
         assert!(SmtpDialog::new("host", "a@b", &to(&["c@d>"]), None, message()).is_err());
         assert!(SmtpDialog::new("ho st", "a@b", &to(&["c@d"]), None, message()).is_err());
