@@ -207,3 +207,15 @@ fn the_readmes_config_examples_pass_check() {
         assert_eq!(output.code, Some(0), "README's example after {heading:?} fails `sv-lite check`:\n{output}");
     }
 }
+
+/// The limit every feature must fit in: 2.5 MiB for the stripped static binary.
+const SIZE_LIMIT: u64 = 5 * 1024 * 1024 / 2;
+
+#[test]
+fn the_shipped_static_binary_fits_in_two_and_a_half_mib() {
+    // `make test` names the static build; a plain `cargo test` has only the debug build,
+    // whose size means nothing.
+    let Some(path) = std::env::var_os("SV_LITE_STATIC_BIN") else { return };
+    let size = std::fs::metadata(&path).map(|metadata| metadata.len()).expect("the static binary");
+    assert!(size <= SIZE_LIMIT, "{} is {size} bytes, over {SIZE_LIMIT}", Path::new(&path).display());
+}
