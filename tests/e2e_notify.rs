@@ -209,3 +209,27 @@ fn a_hook_gets_the_event_in_its_environment_and_on_stdin_and_is_killed_past_its_
     // A hook is not an instance.
     assert_eq!(d.names(), ["crashy:0"]);
 }
+
+#[test]
+fn hooks_beyond_four_running_and_256_waiting_are_counted_as_dropped() {
+    let d = Daemon::start(
+        "notify:
+  - exec:
+      cmd: [sleep, '300']
+      on: [unexpected_exit]
+      timeout: 300s
+programs:
+  flappy:
+    cmd: [sh, -c, 'exit 1']
+    starttime: 0
+    autorestart: always
+    stability_window: 0
+",
+    );
+    d.wait_for("dropped hook events", Duration::from_secs(60), || d.events().contains("dropped so far)"));
+    d.ctl_ok(&["stop", "flappy"]);
+    let line = d.event_lines(&["notify hook sleep: 4 hooks running and 256 waiting"]);
+    assert!(!line.is_empty(), "{}", tail(&d.events(), 5));
+    // Four hooks run: the daemon's own children, not instances.
+    assert_eq!(d.names(), ["flappy:0"]);
+}

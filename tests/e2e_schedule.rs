@@ -54,8 +54,10 @@ fn minute_schedules_fire_on_the_minute_and_a_run_past_its_timeout_is_stopped() {
     assert!(field(&d.row("daily:0").unwrap_or_default(), "next_run").ends_with("T04:15:00Z"));
 
     // The next minute boundary: `tick` runs and ends, `slow` runs past its timeout.
-    d.wait_for("tick to run", NEXT_MINUTE, || d.path("ticks").exists());
-    let seconds: u32 = read(d.path("ticks")).trim().parse().unwrap_or(99);
+    // The shell creates the file before `date` writes to it: wait for a whole line.
+    d.wait_for("tick to run", NEXT_MINUTE, || read(d.path("ticks")).ends_with('\n'));
+    let ticks = read(d.path("ticks"));
+    let seconds: u32 = ticks.trim().parse().unwrap_or_else(|_| panic!("ticks: {ticks:?}"));
     assert!(seconds < 5, "a fire time is the start of its minute (ran at second {seconds})");
     d.wait_for("tick's run recorded", WAIT, || {
         d.row("tick:0").is_some_and(|row| row["state"] == "SCHEDULED" && row["last_run_result"] == "exit status 0")

@@ -554,7 +554,8 @@ impl Supervisor {
         let name_after = instance.state.name();
         let pid_now = instance.state.pid();
         let mut record = None;
-        if name_before != name_after || pid_before != pid_now {
+        // A new pid within a state (spawned, MAINPID) is not a transition: its log line stays one.
+        if name_before != name_after {
             let health = instance.probe.health.as_ref().and_then(|health| health.last.clone());
             record = Some(Transition {
                 seq: 0,
@@ -702,7 +703,10 @@ impl Supervisor {
         let mut index = from_action;
         while index < self.actions.len() {
             match &self.actions[index] {
-                Action::Log { level: line_level, message } if message.starts_with(&prefix) => {
+                // Debug lines stay debug lines: only info and above make the reason.
+                Action::Log { level: line_level, message }
+                    if message.starts_with(&prefix) && *line_level <= log::Level::Info =>
+                {
                     level = level.min(*line_level);
                     reasons.push(message[prefix.len()..].to_string());
                     self.actions.remove(index);
@@ -1263,13 +1267,6 @@ impl Supervisor {
 
     /// Answers waiters whose goal is reached, and exits once a shutdown is complete.
     fn after_mutation(&mut self, now: Instant) {
-        let notifier_at = self.notifier.deadline();
-        if notifier_at != self.notifier_armed {
-            if let Some(at) = notifier_at {
-                self.timers.arm(at, TimerKey::Notifier);
-            }
-            self.notifier_armed = notifier_at;
-        }
         self.release_stops(now);
         self.restart_dependents_when_down(now);
         self.release_waiting(now);
@@ -1298,6 +1295,14 @@ impl Supervisor {
                 self.log(log::Level::Info, format!("every instance is down; exiting with code {exit_code}"));
                 self.actions.push_back(Action::Exit(exit_code));
             }
+        }
+        // Last: every change above may have started a delivery or a hook.
+        let notifier_at = self.notifier.deadline();
+        if notifier_at != self.notifier_armed {
+            if let Some(at) = notifier_at {
+                self.timers.arm(at, TimerKey::Notifier);
+            }
+            self.notifier_armed = notifier_at;
         }
         self.prune_timers();
     }

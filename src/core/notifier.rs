@@ -54,12 +54,16 @@ pub(crate) struct Notifier {
     hooks_starting: usize,
     hook_queue: VecDeque<(usize, Transition)>,
     hooks_dropped: u64,
-    /// Mail deliveries through sendmail children, by pid: (sink, delivery id).
+    /// The id the next new sink gets. Actions and inputs name sinks by id, not by position,
+    /// so a reload that adds, removes or reorders `notify:` entries cannot misdirect them.
+    next_sink: usize,
+    /// Mail deliveries through sendmail children, by pid: (sink id, delivery id).
     mail_pids: HashMap<Pid, (usize, u64)>,
 }
 
 #[derive(Debug)]
 struct Sink {
+    id: usize,
     spec: NotifySpec,
     /// Email: gathered events for the next mail.
     gathered: Vec<Transition>,
@@ -99,7 +103,12 @@ impl Notifier {
         let mut old = std::mem::take(&mut self.sinks);
         for spec in specs {
             let kept = old.iter().position(|sink| sink.spec == *spec).map(|index| old.remove(index));
+            let id = self.next_sink;
+            if kept.is_none() {
+                self.next_sink += 1;
+            }
             self.sinks.push(kept.unwrap_or_else(|| Sink {
+                id,
                 spec: spec.clone(),
                 gathered: Vec::new(),
                 counts: BTreeMap::new(),
@@ -107,6 +116,14 @@ impl Notifier {
                 delivery: None,
             }));
         }
+        // Events waiting for a hook that is no longer configured are dropped.
+        let ids: Vec<usize> = self.sinks.iter().map(|sink| sink.id).collect();
+        self.hook_queue.retain(|(sink, _)| ids.contains(sink));
+    }
+
+    /// The position of sink `id`, if it is still configured.
+    fn index_of(&self, id: usize) -> Option<usize> {
+        self.sinks.iter().position(|sink| sink.id == id)
     }
 
     /// The earliest time something is due.
@@ -143,7 +160,8 @@ impl Notifier {
                 Some(delivery) if delivery.in_flight_until.is_some_and(|until| until <= now) => {
                     let id = delivery.id;
                     // A sendmail child is killed; an SMTP connection is closed.
-                    let child = self.mail_pids.iter().find(|(_, owner)| **owner == (index, id)).map(|(pid, _)| *pid);
+                    let sink_id = sink.id;
+                    let child = self.mail_pids.iter().find(|(_, owner)| **owner == (sink_id, id)).map(|(pid, _)| *pid);
                     match child {
                         Some(pid) => {
                             self.mail_pids.remove(&pid);
@@ -152,7 +170,7 @@ impl Notifier {
                         None => actions.push_back(Action::CancelMail { id }),
                     }
                     let error = format!("no answer within {}s", MAIL_TIMEOUT.as_secs());
-                    self.mail_done(now, index, id, Err(error), actions);
+                    self.mail_done(now, sink_id, id, Err(error), actions);
                 }
                 Some(delivery) if delivery.retry_at.is_some_and(|at| at <= now) => self.attempt(now, index, actions),
                 Some(_) => {}
@@ -183,7 +201,8 @@ impl Notifier {
         result: Result<(), String>,
         actions: &mut VecDeque<Action>,
     ) {
-        let Some(state) = self.sinks.get_mut(sink) else { return };
+        let Some(index) = self.index_of(sink) else { return };
+        let state = &mut self.sinks[index];
         let Some(delivery) = state.delivery.as_mut().filter(|delivery| delivery.id == id) else { return };
         let to = mail_to(&delivery.mail);
         match result {
@@ -236,7 +255,7 @@ impl Notifier {
         let name = self.hook_name(sink);
         match result {
             Ok(pid) => {
-                let timeout = match self.sinks.get(sink).map(|sink| &sink.spec.sink) {
+                let timeout = match self.index_of(sink).map(|index| &self.sinks[index].spec.sink) {
                     Some(NotifySink::Exec(exec)) => exec.timeout,
                     _ => crate::spec::defaults::HOOK_TIMEOUT,
                 };
@@ -279,8 +298,9 @@ impl Notifier {
         false
     }
 
+    /// The hook's program, for messages (`sink` is an id).
     fn hook_name(&self, sink: usize) -> String {
-        match self.sinks.get(sink).map(|sink| &sink.spec.sink) {
+        match self.index_of(sink).map(|index| &self.sinks[index].spec.sink) {
             Some(NotifySink::Exec(ExecSpec { argv, .. })) => argv.first().cloned().unwrap_or_default(),
             _ => String::new(),
         }
@@ -324,21 +344,23 @@ impl Notifier {
         delivery.attempts += 1;
         delivery.retry_at = None;
         delivery.in_flight_until = Some(now + MAIL_TIMEOUT);
-        actions.push_back(Action::Mail { sink: index, id: delivery.id, mail: delivery.mail.clone() });
+        let sink = self.sinks[index].id;
+        let Some(delivery) = self.sinks[index].delivery.as_ref() else { return };
+        actions.push_back(Action::Mail { sink, id: delivery.id, mail: delivery.mail.clone() });
     }
 
     fn hook(&mut self, index: usize, event: Transition, actions: &mut VecDeque<Action>) {
         if self.hooks.len() + self.hooks_starting < MAX_HOOKS {
             self.run_hook(index, event, actions);
         } else if self.hook_queue.len() < HOOK_QUEUE {
-            self.hook_queue.push_back((index, event));
+            self.hook_queue.push_back((self.sinks[index].id, event));
         } else {
             self.hooks_dropped += 1;
             actions.push_back(Action::Log {
                 level: log::Level::Warn,
                 message: format!(
                     "notify hook {}: {} hooks running and {HOOK_QUEUE} waiting; event {} of {} dropped ({} dropped so far)",
-                    self.hook_name(index),
+                    self.hook_name(self.sinks[index].id),
                     MAX_HOOKS,
                     event.seq,
                     event.instance,
@@ -349,17 +371,19 @@ impl Notifier {
     }
 
     fn next_hook(&mut self, actions: &mut VecDeque<Action>) {
-        if self.hooks.len() + self.hooks_starting < MAX_HOOKS {
-            if let Some((index, event)) = self.hook_queue.pop_front() {
+        while self.hooks.len() + self.hooks_starting < MAX_HOOKS {
+            let Some((sink, event)) = self.hook_queue.pop_front() else { return };
+            if let Some(index) = self.index_of(sink) {
                 self.run_hook(index, event, actions);
             }
         }
     }
 
     fn run_hook(&mut self, index: usize, event: Transition, actions: &mut VecDeque<Action>) {
-        let NotifySink::Exec(exec) = &self.sinks[index].spec.sink else { return };
+        let Some(sink) = self.sinks.get(index) else { return };
+        let NotifySink::Exec(exec) = &sink.spec.sink else { return };
         self.hooks_starting += 1;
-        actions.push_back(Action::RunHook { sink: index, argv: exec.argv.clone(), event });
+        actions.push_back(Action::RunHook { sink: sink.id, argv: exec.argv.clone(), event });
     }
 }
 

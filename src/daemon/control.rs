@@ -294,6 +294,12 @@ impl ControlServer {
         self.followers.push(Follower { conn, key });
     }
 
+    /// Whether connection `conn` is still open.
+    #[must_use]
+    pub fn owns_conn(&self, conn: ConnId) -> bool {
+        self.tokens.get(&conn).is_some_and(|token| self.connections.contains_key(token))
+    }
+
     /// Marks `conn` as a following client that the driver feeds itself (`ctl events -f`): never
     /// idle, and dropped when it falls `MAX_FOLLOW_BACKLOG` behind.
     pub fn mark_following(&mut self, conn: ConnId) {

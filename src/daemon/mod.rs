@@ -1045,11 +1045,13 @@ impl Driver {
             }
             ControlRequest::Events { targets, follow } => {
                 let line = protocol::encode_events(self.events.recent(&targets));
-                if follow {
+                // The backlog goes out as an answer (4 MiB allowed); only then is it a follower
+                // (256 KiB).
+                self.send(conn, &line, true);
+                if follow && self.control.owns_conn(conn) {
                     self.control.mark_following(conn);
                     self.events.follow(conn, targets);
                 }
-                self.send(conn, &line, true);
                 return;
             }
             ControlRequest::Core(request) => Input::Request { conn, request },

@@ -26,6 +26,12 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// `text` with control characters (a program's output may hold any byte) other than tab and
+/// newline replaced by `?`: no bare CR or NUL reaches SMTP DATA or a hook's environment.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() && c != '\t' && c != '\n' { '?' } else { c }).collect()
+}
+
 /// What a kind says in a subject.
 fn what(kind: &str) -> &str {
     match kind {
@@ -81,7 +87,7 @@ pub fn compose_mail(mail: &Mail, host: &str, tails: &[(String, String, Vec<u8>)]
         body.push_str(&format!("\nLast {TAIL_LINES} lines of {instance} {stream}:\n"));
         for line in String::from_utf8_lossy(bytes).lines() {
             body.push_str("  ");
-            body.push_str(line);
+            body.push_str(&clean(line));
             body.push('\n');
         }
     }
@@ -108,7 +114,7 @@ pub fn event_line(event: &Transition) -> String {
         wire.from,
         wire.to,
         wire.kind,
-        wire.reason.replace('\n', "; ")
+        clean(&wire.reason.replace('\n', "; "))
     )
 }
 
@@ -137,7 +143,7 @@ pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, 
         ("SV_PROGRAM".to_string(), wire.program.clone()),
         ("SV_FROM".to_string(), wire.from.clone()),
         ("SV_TO".to_string(), wire.to.clone()),
-        ("SV_REASON".to_string(), wire.reason.replace('\n', "; ")),
+        ("SV_REASON".to_string(), clean(&wire.reason.replace('\n', "; "))),
         ("SV_PID".to_string(), wire.pid.map(|pid| pid.to_string()).unwrap_or_default()),
         ("SV_EXIT".to_string(), exit),
         ("SV_TIME".to_string(), wire.time.clone()),

@@ -47,8 +47,13 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     /// Opens `path` for appending, creating it if needed.
-    pub fn open(path: &Path, rotate: Rotate) -> io::Result<RotatingFile> {
+    pub fn open(path: &Path, mut rotate: Rotate) -> io::Result<RotatingFile> {
         let (file, size) = open_append(path)?;
+        // Only regular files rotate: `/dev/null`, a FIFO or a terminal must never be renamed.
+        if rotate.maxbytes > 0 && !file.metadata().is_ok_and(|metadata| metadata.file_type().is_file()) {
+            log::warn!("{}: not a regular file; it is not rotated", path.display());
+            rotate.maxbytes = 0;
+        }
         Ok(RotatingFile {
             path: path.to_path_buf(),
             file,

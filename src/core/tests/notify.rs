@@ -1,12 +1,10 @@
 //! Notifications: email digests, delivery retries, exec hooks and their bounds.
 
-use std::net::SocketAddr;
-
 use super::*;
 use crate::spec::{EmailSpec, ExecSpec, MailVia, NotifySink, NotifySpec};
 
 fn email(on: &[EventKind], digest: Duration) -> NotifySpec {
-    let addr: SocketAddr = "127.0.0.1:25".parse().expect("address");
+    let addr = "127.0.0.1:25".parse().expect("address");
     NotifySpec {
         sink: NotifySink::Email(EmailSpec {
             to: vec!["ops@example.com".into()],
@@ -48,11 +46,10 @@ struct Notified {
 
 impl Notified {
     fn new(programs: Vec<ProgramSpec>, notify: Vec<NotifySpec>) -> Notified {
-        let now = Now { mono: Instant::now(), wall: std::time::UNIX_EPOCH + secs(1_796_632_140) };
-        let config = Config { programs, notify, ..Config::default() };
+        // The harness's fake clock, with a supervisor of this config on it.
         let mut h = Harness::new(Vec::new());
-        h.supervisor = Supervisor::new(&config, now, 7);
-        h.now = now;
+        let config = Config { programs, notify, ..Config::default() };
+        h.supervisor = Supervisor::new(&config, h.now, 7);
         Notified { h, mails: Vec::new(), hooks: Vec::new(), other: Vec::new() }
     }
 
@@ -182,4 +179,34 @@ fn on_and_programs_select_what_is_reported() {
     n.crash(100);
     assert!(n.mails.iter().all(|(sink, _, _)| *sink == 1), "web's crash is not db's fatal: {:?}", n.mails);
     assert_eq!(n.mails.len(), 1, "RUNNING reported by the second entry");
+}
+
+#[test]
+fn a_reload_that_removes_an_entry_while_hooks_queue_does_not_misdirect_or_crash() {
+    let specs = vec![email(&[EventKind::UnexpectedExit], secs(60)), hook(&[EventKind::UnexpectedExit], secs(30))];
+    let mut n = Notified::new(vec![crashing()], specs);
+    for pid in 100..107 {
+        n.crash(pid);
+    }
+    assert_eq!(n.hooks.len(), 4);
+    let hook_sink = n.hooks[0].0;
+    for pid in 0..4 {
+        n.h.input(Input::HookSpawned { sink: hook_sink, result: Ok(900 + pid) });
+    }
+    // The email entry goes: the hook entry moves to position 0, but keeps its id.
+    let config = Config {
+        programs: vec![crashing()],
+        notify: vec![hook(&[EventKind::UnexpectedExit], secs(30))],
+        ..Config::default()
+    };
+    n.h.input(Input::Reload { conn: None, result: Ok(config) });
+    n.pump();
+    n.h.exited(900, ExitStatus::Exited(0));
+    n.pump();
+    assert_eq!(n.hooks.len(), 5, "a queued event runs on the same hook");
+    assert_eq!(n.hooks[4].0, hook_sink);
+    // A late answer for the removed mail entry is ignored.
+    let (sink, id) = (n.mails[0].0, n.mails[0].1);
+    n.h.input(Input::MailResult { sink, id, result: Ok(()) });
+    n.pump();
 }
