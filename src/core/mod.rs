@@ -345,6 +345,28 @@ impl Supervisor {
         rows
     }
 
+    /// What keeps sv-lite from being ready (`GET /readyz`): each instance of an autostart
+    /// program that is not RUNNING, not a one-shot that completed (EXITED with an expected code)
+    /// and not a scheduled program between runs, as `web:0 STARTING`. An instance held down by
+    /// `ctl stop` does not count: someone stopped it on purpose. Empty: ready.
+    #[must_use]
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut waiting = Vec::new();
+        for program in self.programs.values().filter(|program| program.spec.autostart) {
+            for instance in program.instances.iter().filter_map(|id| self.instances.get(id)) {
+                let ready = match &instance.state {
+                    State::Running { .. } | State::Scheduled | State::Exited { expected: true, .. } => true,
+                    State::Stopped => instance.held_stopped,
+                    _ => false,
+                };
+                if !ready {
+                    waiting.push(format!("{} {}", instance.name, instance.state.name()));
+                }
+            }
+        }
+        waiting
+    }
+
     /// The one instance `target` names (`name:N`, or `name` of a single-instance program).
     pub fn lookup(&self, target: &str) -> Result<InstanceId, String> {
         let (ids, unknown) = self.resolve(&[target.to_string()]);

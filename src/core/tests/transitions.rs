@@ -88,3 +88,24 @@ fn an_expected_exit_is_exited_not_unexpected() {
     let records = h.records();
     assert_eq!(records.last().map(String::as_str), Some("once:0 RUNNING>EXITED exited 10 exit status 0"));
 }
+
+#[test]
+fn ready_means_every_autostart_instance_running_completed_or_scheduled() {
+    let once = program("once", |p| {
+        p.autorestart = AutoRestart::Never;
+        p.starttime = Duration::ZERO;
+    });
+    let manual = program("manual", |p| p.autostart = false);
+    let mut h = Harness::new(vec![program("web", |_| {}), once, manual]);
+    h.expect("spawn web:0\nspawn once:0");
+    assert_eq!(h.supervisor.not_ready(), ["once:0 STARTING", "web:0 STARTING"]);
+    h.spawned("once:0", 10);
+    h.spawned("web:0", 11);
+    h.exited(10, ExitStatus::Exited(0));
+    assert_eq!(h.supervisor.not_ready(), ["web:0 STARTING"]);
+    h.advance(secs(1));
+    assert!(h.supervisor.not_ready().is_empty(), "ready: web RUNNING, once completed, manual not autostart");
+    h.request(1, Request::Stop { targets: vec!["web".into()], wait: false, timeout: None });
+    h.exited(11, ExitStatus::Signaled { signal: 15, core_dumped: false });
+    assert!(h.supervisor.not_ready().is_empty(), "held down by ctl stop: on purpose");
+}
