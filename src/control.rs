@@ -83,7 +83,7 @@ pub struct WireRequest {
 }
 
 /// A reply on the wire. Exactly one of `status`, `results`, `error`, `message` is present.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct WireReply {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,7 +173,7 @@ pub fn encode_events<'a>(events: impl IntoIterator<Item = &'a crate::core::Trans
     encode_line(&WireReply { ok: true, events: Some(events), ..WireReply::default() })
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct WireStatus {
     pub name: String,
     pub state: String,
@@ -213,6 +213,15 @@ pub struct WireStatus {
     /// What the program said over sd_notify (`STATUS=` text, stopping, reloading, errno).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// CPU time of the instance's whole process tree, in seconds (read when asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// CPU use of the tree since the previous `status`, in percent of one CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the tree, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
     /// Scheduled programs: the next fire time (UTC, `2026-12-07T08:30:00Z`); absent while the
     /// schedule is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,6 +322,25 @@ pub fn encode_data(bytes: &[u8]) -> Vec<u8> {
     })
 }
 
+/// One reply line, newline included; `status` rows are passed through `fill` first (the
+/// daemon adds what only it can read, such as CPU and memory).
+#[must_use]
+pub fn encode_reply_with(reply: &Reply, fill: &mut dyn FnMut(&mut WireStatus)) -> Vec<u8> {
+    match reply {
+        Reply::Status { rows, problems } => {
+            let mut status: Vec<WireStatus> = rows.iter().map(wire_status).collect();
+            status.iter_mut().for_each(|row| fill(row));
+            encode_line(&WireReply {
+                ok: reply.is_ok(),
+                status: Some(status),
+                problems: problems.clone(),
+                ..WireReply::default()
+            })
+        }
+        other => encode_reply(other),
+    }
+}
+
 /// One reply line, newline included.
 #[must_use]
 pub fn encode_reply(reply: &Reply) -> Vec<u8> {
@@ -370,6 +398,9 @@ fn wire_status(row: &InstanceStatus) -> WireStatus {
         health_failures: row.health.as_ref().map(|health| health.failures),
         health_last: row.health.as_ref().and_then(|health| health.last.clone()),
         notify: row.notify.clone(),
+        cpu_seconds: None,
+        cpu_percent: None,
+        rss_bytes: None,
         next_run: row.schedule.as_ref().and_then(|schedule| schedule.next).map(utc),
         last_run_start: row.schedule.as_ref().and_then(|schedule| schedule.last.as_ref()).map(|last| utc(last.0)),
         last_run_ms: row

@@ -976,6 +976,23 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of CPU times in `/proc`; 100 if
+/// the kernel will not say.
+#[must_use]
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes a plain integer name and reads no memory of ours.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).ok().filter(|&ticks| ticks > 0).unwrap_or(100)
+}
+
+/// The page size (`sysconf(_SC_PAGESIZE)`), the unit of RSS in `/proc/PID/stat`; 4096 if unknown.
+#[must_use]
+pub fn page_size() -> u64 {
+    // SAFETY: as above.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&size| size > 0).unwrap_or(4096)
+}
+
 /// Our own pid.
 #[must_use]
 pub fn getpid() -> Pid {

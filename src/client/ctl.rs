@@ -360,15 +360,35 @@ fn use_colour() -> bool {
 #[must_use]
 pub fn status_table(rows: &[WireStatus], colour: bool) -> String {
     let name_width = rows.iter().map(|row| row.name.len()).max().unwrap_or(4).max(4);
-    let mut out = format!("{:<name_width$}  {:<9}  {:<9}  {:>7}  INFO\n", "NAME", "STATE", "SERVICE", "PID");
+    let mut out = format!(
+        "{:<name_width$}  {:<9}  {:<9}  {:>7}  {:>5}  {:>6}  INFO\n",
+        "NAME", "STATE", "SERVICE", "PID", "CPU%", "RSS"
+    );
     for row in rows {
         let info = row_info(row);
         let pid = row.pid.map(|pid| pid.to_string()).unwrap_or_else(|| "-".to_string());
         let state = if colour { paint(&row.state) } else { format!("{:<9}", row.state) };
         let service = row.service.as_deref().unwrap_or("-");
-        out.push_str(&format!("{:<name_width$}  {state}  {service:<9}  {pid:>7}  {info}\n", row.name));
+        let cpu = row.cpu_percent.map_or_else(|| "-".to_string(), |percent| format!("{percent:.1}"));
+        let rss = row.rss_bytes.map_or_else(|| "-".to_string(), human_bytes);
+        out.push_str(&format!(
+            "{:<name_width$}  {state}  {service:<9}  {pid:>7}  {cpu:>5}  {rss:>6}  {info}\n",
+            row.name
+        ));
     }
     out
+}
+
+/// `812K`, `12.3M`, `1.2G`.
+fn human_bytes(bytes: u64) -> String {
+    let kib = bytes as f64 / 1024.0;
+    if kib < 1024.0 {
+        format!("{kib:.0}K")
+    } else if kib < 1024.0 * 1024.0 {
+        format!("{:.1}M", kib / 1024.0)
+    } else {
+        format!("{:.1}G", kib / 1024.0 / 1024.0)
+    }
 }
 
 fn row_info(row: &WireStatus) -> String {

@@ -35,6 +35,7 @@ pub mod probes;
 pub mod rotate;
 pub mod sockets;
 pub mod stdio;
+pub mod usage;
 pub mod wallclock;
 pub mod watch;
 
@@ -162,6 +163,8 @@ struct Driver {
     watch: DirWatch,
     /// The last transitions and the `ctl events -f` clients.
     events: EventRing,
+    /// The previous CPU reading of each instance tree, for CPU% in `status`.
+    usage: usage::Sampler,
     /// SMTP deliveries in flight, and which `notify:` entry each is for.
     mailer: Mailer,
     mail_sinks: HashMap<u64, usize>,
@@ -302,6 +305,7 @@ impl Driver {
             includes,
             watch,
             events: EventRing::default(),
+            usage: usage::Sampler::default(),
             mailer: Mailer::new(),
             mail_sinks: HashMap::new(),
             host: notify_out::host_name(),
@@ -443,7 +447,8 @@ impl Driver {
             }
             Action::Reply { conn, reply } => {
                 self.write_flags();
-                self.send(conn, &protocol::encode_reply(&reply), true);
+                let line = self.encode_reply(&reply);
+                self.send(conn, &line, true);
             }
             Action::Log { level, message } => self.event_log.write(level, &message),
             Action::Mail { sink, id, mail } => self.send_mail(sink, id, &mail),
@@ -1068,6 +1073,21 @@ impl Driver {
     fn send(&mut self, conn: ConnId, bytes: &[u8], answers: bool) {
         let closed = self.control.send(self.poll.registry(), conn, bytes, answers);
         self.conns_closed(closed);
+    }
+
+    /// A reply line; `status` rows get the CPU and memory of each instance's process tree,
+    /// read from `/proc` now (only when asked: nothing is sampled in between).
+    fn encode_reply(&mut self, reply: &crate::core::Reply) -> Vec<u8> {
+        let crate::core::Reply::Status { rows, .. } = reply else { return protocol::encode_reply(reply) };
+        let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
+        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono) };
+        protocol::encode_reply_with(reply, &mut |row| {
+            if let Some(usage) = row.pid.and_then(|pid| usage.get(&pid)) {
+                row.cpu_seconds = Some((usage.cpu_seconds * 100.0).round() / 100.0);
+                row.cpu_percent = usage.cpu_percent.map(|percent| (percent * 10.0).round() / 10.0);
+                row.rss_bytes = Some(usage.rss_bytes);
+            }
+        })
     }
 
     /// Composes one notification mail (with the instances' recent output) and starts its

@@ -1,0 +1,129 @@
+//! CPU time and resident memory of each instance's whole process tree, read from `/proc` only
+//! when asked (a `status`, a scrape): an idle daemon never wakes for it.
+//!
+//! One pass over `/proc/*/stat` gives every process's parent, CPU time and RSS; each instance's
+//! tree is its main process and every descendant by parent links. CPU% is over the time since
+//! the previous reading of the same instance (the previous `status`), or since its start.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::core::Pid;
+use crate::sys;
+
+/// One process, from `/proc/PID/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Proc {
+    ppid: Pid,
+    /// utime + stime, in clock ticks.
+    ticks: u64,
+    /// Resident pages.
+    rss_pages: u64,
+}
+
+/// What a tree uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub cpu_seconds: f64,
+    /// Over the time since the previous reading (or, at the first, unknown).
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: u64,
+}
+
+/// The previous reading of each root, for CPU%.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    last: HashMap<Pid, (Instant, f64)>,
+}
+
+impl Sampler {
+    /// Reads `/proc` once and returns the usage of each root's tree, by root pid.
+    pub fn read(&mut self, roots: &[Pid], now: Instant) -> HashMap<Pid, Usage> {
+        let procs = snapshot();
+        let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
+        for (&pid, proc) in &procs {
+            children.entry(proc.ppid).or_default().push(pid);
+        }
+        let (ticks, page) = (sys::clock_ticks() as f64, sys::page_size());
+        let mut usage = HashMap::new();
+        for &root in roots {
+            let (mut total_ticks, mut pages) = (0u64, 0u64);
+            let mut stack = vec![root];
+            let mut seen = 0usize;
+            while let Some(pid) = stack.pop() {
+                seen += 1;
+                if seen > procs.len() + 1 {
+                    break; // A parent-link cycle cannot happen; do not loop if /proc lies.
+                }
+                if let Some(proc) = procs.get(&pid) {
+                    total_ticks += proc.ticks;
+                    pages += proc.rss_pages;
+                }
+                stack.extend(children.get(&pid).into_iter().flatten().copied());
+            }
+            let cpu_seconds = total_ticks as f64 / ticks;
+            let cpu_percent = self.last.get(&root).and_then(|&(at, before)| {
+                let elapsed = now.saturating_duration_since(at).as_secs_f64();
+                (elapsed > 0.0).then(|| ((cpu_seconds - before).max(0.0) / elapsed) * 100.0)
+            });
+            self.last.insert(root, (now, cpu_seconds));
+            usage.insert(root, Usage { cpu_seconds, cpu_percent, rss_bytes: pages * page });
+        }
+        self.last.retain(|pid, _| roots.contains(pid));
+        usage
+    }
+}
+
+/// Every process's parent, CPU ticks and RSS.
+fn snapshot() -> HashMap<Pid, Proc> {
+    let mut procs = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return procs };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<Pid>().ok()) else { continue };
+        if let Some(proc) = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|text| parse_stat(&text))
+        {
+            procs.insert(pid, proc);
+        }
+    }
+    procs
+}
+
+/// Fields after the `(comm)`, which may hold spaces and parentheses: state ppid ... utime(14)
+/// stime(15) ... rss(24), numbered as in proc(5).
+fn parse_stat(text: &str) -> Option<Proc> {
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // `rest` starts at field 3 (state).
+    let field = |n: usize| fields.get(n - 3).and_then(|value| value.parse::<u64>().ok());
+    Some(Proc { ppid: Pid::try_from(field(4)?).ok()?, ticks: field(14)? + field(15)?, rss_pages: field(24)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_command_names_parse() {
+        let line = "4242 (a (weird) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 12345 1000000 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        assert_eq!(parse_stat(line), Some(Proc { ppid: 17, ticks: 300, rss_pages: 321 }));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_tree_sums_its_descendants_and_cpu_percent_needs_a_previous_reading() {
+        // This test process as the root: its own tree is at least itself.
+        let me = sys::getpid();
+        let mut sampler = Sampler::default();
+        let first = sampler.read(&[me], Instant::now())[&me];
+        assert!(first.rss_bytes > 0);
+        assert_eq!(first.cpu_percent, None);
+        let mut spin = 0u64;
+        for i in 0..20_000_000u64 {
+            spin = spin.wrapping_add(i * i);
+        }
+        assert_ne!(spin, 1);
+        let second = sampler.read(&[me], Instant::now())[&me];
+        assert!(second.cpu_seconds >= first.cpu_seconds);
+        assert!(second.cpu_percent.is_some());
+    }
+}
