@@ -329,7 +329,7 @@ pub fn encode_reply_with(reply: &Reply, fill: &mut dyn FnMut(&mut WireStatus)) -
     match reply {
         Reply::Status { rows, problems } => {
             let mut status: Vec<WireStatus> = rows.iter().map(wire_status).collect();
-            status.iter_mut().for_each(|row| fill(row));
+            status.iter_mut().for_each(fill);
             encode_line(&WireReply {
                 ok: reply.is_ok(),
                 status: Some(status),

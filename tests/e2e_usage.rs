@@ -52,6 +52,7 @@ fn status_shows_the_cpu_and_memory_of_the_whole_tree() {
     assert!((shown_cpu - cpu).abs() <= cpu * 0.1 + 0.05, "cpu {shown_cpu} vs /proc {cpu}");
     assert!(shown_cpu > 0.1, "the burning child counts: {shown_cpu}");
     // A second status gives CPU% over the time between the two: the child burns one CPU.
+    d.wait_for("more CPU spent", WAIT, || tree_of(pid).0 > cpu + 0.3);
     let again = d.row("heavy:0").expect("a row");
     let percent = again["cpu_percent"].as_f64().expect("cpu_percent on the second status");
     assert!(percent > 20.0, "{percent}% for a busy loop");
