@@ -408,3 +408,24 @@ fn set_dirs_moves_the_watch_and_rescans_at_once() {
     let _ = fs::remove_dir_all(&first);
     let _ = fs::remove_dir_all(&second);
 }
+
+#[test]
+fn a_configmap_update_through_a_swapped_data_symlink_reports_the_linked_files() {
+    // The kubelet's layout: ..2026_1/web.yaml, ..data -> ..2026_1, web.yaml -> ..data/web.yaml.
+    let dir = test_dir("configmap");
+    fs::create_dir(dir.join("..2026_1")).expect("mkdir");
+    fs::write(dir.join("..2026_1/web.yaml"), "cmd: sleep 300\n").expect("write");
+    std::os::unix::fs::symlink("..2026_1", dir.join("..data")).expect("symlink");
+    std::os::unix::fs::symlink("..data/web.yaml", dir.join("web.yaml")).expect("symlink");
+    let (mut poll, mut watch) = watching(std::slice::from_ref(&dir));
+    // An update: a new directory, a new symlink, renamed over `..data`. web.yaml's own link
+    // does not change.
+    fs::create_dir(dir.join("..2026_2")).expect("mkdir");
+    fs::write(dir.join("..2026_2/web.yaml"), "cmd: sleep 301\n").expect("write");
+    std::os::unix::fs::symlink("..2026_2", dir.join("..data_tmp")).expect("symlink");
+    fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("rename");
+    let web = dir.join("web.yaml");
+    let batches = run_until(&mut poll, &mut watch, &[], |reported| reported.contains(&web));
+    assert!(batches.iter().any(|batch| batch.paths.contains(&web)));
+    let _ = fs::remove_dir_all(&dir);
+}

@@ -315,7 +315,17 @@ impl DirWatch {
         }
         let Some(name) = event.name.as_deref() else { return };
         let mut changed = Vec::new();
+        let mut swapped = false;
         for (dir, anchor) in self.dirs.iter().zip(&self.anchors) {
+            // A directory, or a symlink to one, moved or created in a watched directory: the
+            // files linked through it may all have changed (Kubernetes updates a ConfigMap
+            // volume by renaming its `..data` symlink; the file links themselves stay).
+            if anchor.direct == Some(event.wd)
+                && mask.intersects(AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE)
+                && dir.join(name).is_dir()
+            {
+                swapped = true;
+            }
             if anchor.direct == Some(event.wd) && !mask.contains(AddWatchFlags::IN_ISDIR) {
                 let path = dir.join(name);
                 if is_file_change(mask, &path) {
@@ -331,6 +341,9 @@ impl DirWatch {
         for path in changed {
             let pending = self.pending.entry(path).or_insert(Pending { first: now, due: now });
             pending.due = (now + DEBOUNCE).min(pending.first + MAX_DEBOUNCE);
+        }
+        if swapped {
+            self.schedule_rescan(now + DEBOUNCE);
         }
     }
 
