@@ -306,3 +306,282 @@ fn clock_ticks() -> f64 {
         .map_or(100.0, |pair| word(&pair[WORD..]) as f64)
         .max(1.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::{ExitStatus, HealthStatus};
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    fn transition(
+        instance: &str,
+        from: StateName,
+        to: StateName,
+        kind: EventKind,
+        exit: Option<ExitStatus>,
+    ) -> Transition {
+        Transition {
+            seq: 1,
+            time: at(1_700_000_000),
+            instance: instance.to_string(),
+            program: instance.split(':').next().unwrap_or_default().to_string(),
+            from,
+            to,
+            kind,
+            reason: String::new(),
+            level: log::Level::Info,
+            pid: None,
+            exit,
+            health: None,
+        }
+    }
+
+    fn row(name: &str, state: StateName, health: Option<HealthStatus>) -> InstanceStatus {
+        InstanceStatus {
+            name: name.to_string(),
+            state,
+            pid: None,
+            since: Duration::ZERO,
+            last_exit: None,
+            detail: None,
+            error: None,
+            service: None,
+            held: None,
+            output_stalled: false,
+            ports: Vec::new(),
+            health,
+            notify: None,
+            schedule: None,
+        }
+    }
+
+    /// web:0 started, crashed, restarted and is RUNNING and HEALTHY; worker:0 exited cleanly
+    /// once and is in BACKOFF; one reload failed, one succeeded.
+    fn fixture() -> (Vec<InstanceStatus>, Counters, ProcessStats) {
+        use StateName::*;
+        let mut counters = Counters::default();
+        for event in [
+            transition("web:0", Stopped, Starting, EventKind::Starting, None),
+            transition("web:0", Starting, Running, EventKind::Running, None),
+            transition("web:0", Running, Backoff, EventKind::UnexpectedExit, Some(ExitStatus::Exited(1))),
+            transition("web:0", Backoff, Starting, EventKind::Starting, None),
+            Transition { time: at(1_700_000_100), ..transition("web:0", Starting, Running, EventKind::Running, None) },
+            transition("worker:0", Stopped, Starting, EventKind::Starting, None),
+            transition("worker:0", Starting, Backoff, EventKind::Backoff, Some(ExitStatus::Exited(0))),
+        ] {
+            counters.observe(&event);
+        }
+        counters.reloaded(false, at(1_700_000_050));
+        counters.reloaded(true, at(1_700_000_060));
+        let health =
+            HealthStatus { state: HealthState::Healthy, failures: 0, last: Some("HTTP 200 in 3ms".to_string()) };
+        let rows = vec![row("web:0", Running, Some(health)), row("worker:0", Backoff, None)];
+        let process = ProcessStats {
+            cpu_seconds: Some(1.5),
+            resident_bytes: Some(4_194_304.0),
+            virtual_bytes: Some(8_388_608.0),
+            open_fds: Some(9.0),
+            max_fds: Some(1024.0),
+            start_time_seconds: Some(1_699_999_990.25),
+        };
+        (rows, counters, process)
+    }
+
+    #[test]
+    fn renders_the_fixture_exactly() {
+        let (rows, counters, process) = fixture();
+        let text = render(&rows, &counters, &process);
+        assert_eq!(text, EXPECTED);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let rows = [row("a\\b\"c\nd:0", StateName::Running, None)];
+        let text = render(&rows, &Counters::default(), &ProcessStats::default());
+        assert!(
+            text.contains("sv_lite_instance_up{program=\"a\\\\b\\\"c\\nd\",instance=\"a\\\\b\\\"c\\nd:0\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn counters_follow_transitions() {
+        use StateName::*;
+        let (_, mut counters, _) = fixture();
+        let web = *counters.instance("web:0").expect("web:0 was observed");
+        let expected = InstanceCounters {
+            started: true,
+            restarts: 1,
+            exits_expected: 0,
+            exits_unexpected: 1,
+            started_at: Some(at(1_700_000_100)),
+        };
+        assert_eq!(web, expected);
+        let worker = counters.instance("worker:0").expect("worker:0 was observed");
+        assert_eq!((worker.restarts, worker.exits_expected, worker.exits_unexpected), (0, 1, 0));
+
+        // A stop is an expected exit, FATAL and an unhealthy kill are not; each new start after
+        // the first is a restart.
+        for event in [
+            transition("web:0", Running, Stopping, EventKind::Stopping, None),
+            transition(
+                "web:0",
+                Stopping,
+                Stopped,
+                EventKind::Stopped,
+                Some(ExitStatus::Signaled { signal: 15, core_dumped: false }),
+            ),
+            transition("web:0", Stopped, Starting, EventKind::Starting, None),
+            transition("web:0", Starting, Fatal, EventKind::Fatal, Some(ExitStatus::Exited(2))),
+            transition("web:0", Fatal, Starting, EventKind::Starting, None),
+            transition("web:0", Starting, Running, EventKind::Running, None),
+            transition("web:0", Running, Backoff, EventKind::Unhealthy, Some(ExitStatus::Exited(143))),
+        ] {
+            counters.observe(&event);
+        }
+        let web = counters.instance("web:0").expect("web:0 was observed");
+        assert_eq!((web.restarts, web.exits_expected, web.exits_unexpected), (3, 1, 3));
+        assert_eq!((counters.reloads_total, counters.reload_failures_total), (2, 1));
+        assert_eq!(counters.last_reload_success, Some(at(1_700_000_060)));
+
+        counters.forget("web:0");
+        assert_eq!(counters.instance("web:0"), None);
+        let text = render(&[row("web:0", Starting, None)], &counters, &ProcessStats::default());
+        assert!(text.contains("sv_lite_instance_restarts_total{program=\"web\",instance=\"web:0\"} 0\n"), "{text}");
+    }
+
+    #[test]
+    fn health_check_latency_is_read_from_the_last_result() {
+        assert_eq!(latency_seconds("HTTP 200 in 3ms"), Some(0.003));
+        assert_eq!(latency_seconds("exit 1 in 1.5s"), Some(1.5));
+        assert_eq!(latency_seconds("HTTP 500 body \"no in 5s\", expected \"ok\", in 20ms"), Some(0.02));
+        assert_eq!(latency_seconds("timed out after 1s"), None);
+        assert_eq!(latency_seconds("connected in 1m5s"), None);
+    }
+
+    #[test]
+    fn process_stats_are_read_from_proc() {
+        let stats = read_process_stats();
+        let now = unix_seconds(SystemTime::now());
+        let start = stats.start_time_seconds.expect("start time from /proc/self/stat and /proc/stat");
+        assert!(start <= now + 1.0 && start > now - 86_400.0, "start {start}, now {now}");
+        assert!(stats.resident_bytes.expect("VmRSS") > 0.0);
+        assert!(stats.virtual_bytes.expect("VmSize") >= stats.resident_bytes.unwrap_or_default());
+        assert!(stats.open_fds.expect("/proc/self/fd") >= 3.0);
+        assert!(stats.cpu_seconds.expect("utime and stime") >= 0.0);
+        assert_eq!(clock_ticks(), 100.0, "AT_CLKTCK is 100 on every Linux we run on");
+    }
+
+    /// promtool (Debian's `prometheus` package, installed by .ci/run) accepts the fixture, with
+    /// a name that needs escaping, and with this process's real figures.
+    #[test]
+    fn promtool_accepts_the_rendering() {
+        let (mut rows, counters, _) = fixture();
+        rows.push(row("a\\b\"c\nd:0", StateName::Fatal, None));
+        for process in [fixture().2, read_process_stats()] {
+            let path = std::env::temp_dir().join(format!("sv-lite-metrics-{}.prom", std::process::id()));
+            std::fs::File::create(&path)
+                .and_then(|mut file| file.write_all(render(&rows, &counters, &process).as_bytes()))
+                .expect("write the rendering to a temp file");
+            let output = Command::new("promtool")
+                .args(["check", "metrics"])
+                .stdin(Stdio::from(std::fs::File::open(&path).expect("reopen the rendering")))
+                .output()
+                .unwrap_or_else(|err| panic!("promtool: {err}; install it with .ci/run (Debian package prometheus)"));
+            let _ = std::fs::remove_file(&path);
+            assert!(
+                output.status.success(),
+                "promtool check metrics: {}\n{}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
+    const EXPECTED: &str = r#"# HELP sv_lite_instance_state 1 for the state the instance is in, 0 for the others.
+# TYPE sv_lite_instance_state gauge
+sv_lite_instance_state{program="web",instance="web:0",state="STOPPED"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="WAITING"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="STARTING"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="RUNNING"} 1
+sv_lite_instance_state{program="web",instance="web:0",state="BACKOFF"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="STOPPING"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="EXITED"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="FATAL"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="PAUSED"} 0
+sv_lite_instance_state{program="web",instance="web:0",state="SCHEDULED"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="STOPPED"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="WAITING"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="STARTING"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="RUNNING"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="BACKOFF"} 1
+sv_lite_instance_state{program="worker",instance="worker:0",state="STOPPING"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="EXITED"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="FATAL"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="PAUSED"} 0
+sv_lite_instance_state{program="worker",instance="worker:0",state="SCHEDULED"} 0
+# HELP sv_lite_instance_exits_total Exits of the instance's process, by whether expected.
+# TYPE sv_lite_instance_exits_total counter
+sv_lite_instance_exits_total{program="web",instance="web:0",expected="true"} 0
+sv_lite_instance_exits_total{program="web",instance="web:0",expected="false"} 1
+sv_lite_instance_exits_total{program="worker",instance="worker:0",expected="true"} 1
+sv_lite_instance_exits_total{program="worker",instance="worker:0",expected="false"} 0
+# HELP sv_lite_instance_up 1 when the instance is RUNNING.
+# TYPE sv_lite_instance_up gauge
+sv_lite_instance_up{program="web",instance="web:0"} 1
+sv_lite_instance_up{program="worker",instance="worker:0"} 0
+# HELP sv_lite_instance_ready 1 when the instance is RUNNING or a scheduled program between runs.
+# TYPE sv_lite_instance_ready gauge
+sv_lite_instance_ready{program="web",instance="web:0"} 1
+sv_lite_instance_ready{program="worker",instance="worker:0"} 0
+# HELP sv_lite_instance_restarts_total Starts of the instance after its first.
+# TYPE sv_lite_instance_restarts_total counter
+sv_lite_instance_restarts_total{program="web",instance="web:0"} 1
+sv_lite_instance_restarts_total{program="worker",instance="worker:0"} 0
+# HELP sv_lite_instance_start_time_seconds Unix time the current run became RUNNING.
+# TYPE sv_lite_instance_start_time_seconds gauge
+sv_lite_instance_start_time_seconds{program="web",instance="web:0"} 1700000100
+# HELP sv_lite_instance_health_check_ok 1 when the instance's health check is HEALTHY.
+# TYPE sv_lite_instance_health_check_ok gauge
+sv_lite_instance_health_check_ok{program="web",instance="web:0"} 1
+# HELP sv_lite_instance_health_check_latency_seconds Latency of the last health check that answered.
+# TYPE sv_lite_instance_health_check_latency_seconds gauge
+sv_lite_instance_health_check_latency_seconds{program="web",instance="web:0"} 0.003
+# HELP sv_lite_config_reloads_total Config reloads attempted.
+# TYPE sv_lite_config_reloads_total counter
+sv_lite_config_reloads_total 2
+# HELP sv_lite_config_reload_failures_total Config reloads that failed.
+# TYPE sv_lite_config_reload_failures_total counter
+sv_lite_config_reload_failures_total 1
+# HELP sv_lite_config_last_reload_success_timestamp_seconds Unix time of the last successful config reload.
+# TYPE sv_lite_config_last_reload_success_timestamp_seconds gauge
+sv_lite_config_last_reload_success_timestamp_seconds 1700000060
+# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 1.5
+# HELP process_resident_memory_bytes Resident memory size in bytes.
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 4194304
+# HELP process_virtual_memory_bytes Virtual memory size in bytes.
+# TYPE process_virtual_memory_bytes gauge
+process_virtual_memory_bytes 8388608
+# HELP process_open_fds Number of open file descriptors.
+# TYPE process_open_fds gauge
+process_open_fds 9
+# HELP process_max_fds Maximum number of open file descriptors.
+# TYPE process_max_fds gauge
+process_max_fds 1024
+# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds 1699999990.25
+"#;
+}
