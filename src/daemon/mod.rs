@@ -27,6 +27,7 @@ pub mod eventlog;
 pub mod events;
 pub mod listeners;
 pub mod mail;
+pub mod metrics;
 pub mod notify;
 pub mod notify_out;
 pub mod output;
