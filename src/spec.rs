@@ -36,6 +36,15 @@ pub struct Config {
     pub logfile_rotate: Rotate,
     /// Where transitions are reported (`notify:`), in config order.
     pub notify: Vec<NotifySpec>,
+    /// Where the read-only HTTP endpoint listens (`http:`); off when `None`.
+    pub http: Option<HttpListen>,
+}
+
+/// The address of the HTTP endpoint (`http: 127.0.0.1:9110` or `http: "unix:/run/sv-lite.http"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpListen {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
 }
 
 /// Size rotation of a log file: when a write would take it past `maxbytes`, `.N` is dropped,

@@ -166,6 +166,7 @@ const TOP_KEYS: &[&str] = &[
     "state_dir",
     "include",
     "notify",
+    "http",
     "programs",
     "services",
     "nodes",
@@ -223,6 +224,27 @@ struct Checker<'t> {
     warnings: Vec<ConfigError>,
     /// Each program's `depends_on` names, in file order, checked once every program is known.
     dependencies: Vec<readiness::Declared>,
+}
+
+/// `http:`: an IP address and port, or `unix:/path`. Host names are refused (no DNS).
+fn http_listen(value: &Value) -> Result<spec::HttpListen, String> {
+    let tcp = value.as_str().map(str::trim).filter(|text| !text.starts_with("unix:"));
+    if let Some((host, port)) = tcp.and_then(|text| text.rsplit_once(':')) {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.parse::<std::net::IpAddr>().is_ok() && port.parse::<u16>().is_err() {
+            return Err(format!("invalid port {port:?} (expected 0 to 65535)"));
+        }
+        if host.chars().any(|c| c.is_ascii_alphabetic() && !c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{host:?} is a host name, and sv-lite does not resolve names (its loop never waits on DNS): \
+                 give an IP address, such as 127.0.0.1:9110"
+            ));
+        }
+    }
+    Ok(match readiness::socket_address(value)? {
+        spec::SocketSpec::Tcp(address) => spec::HttpListen::Tcp(address),
+        spec::SocketSpec::Unix(path) => spec::HttpListen::Unix(path),
+    })
 }
 
 fn child(path: &[Segment], key: &str) -> Vec<Segment> {
@@ -405,6 +427,7 @@ impl<'t> Checker<'t> {
                 "state_dir" => config.state_dir = self.string(&path, value, "a path").map(PathBuf::from),
                 "socket_group" => config.socket_group = self.string(&path, value, "a group name"),
                 "include" => config.include = self.include(&path, value),
+                "http" => config.http = self.value(&path, value, http_listen),
                 _ => {}
             }
         }

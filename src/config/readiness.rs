@@ -376,7 +376,7 @@ fn readiness_problem(
 }
 
 /// A socket address: `unix:/absolute/path`, or an IP address and port.
-fn socket_address(value: &Value) -> Result<SocketSpec, String> {
+pub(super) fn socket_address(value: &Value) -> Result<SocketSpec, String> {
     const EXPECTED: &str = "expected an IP address and port, or unix:/path";
     let text = match value {
         Value::String(text) => text.trim(),

@@ -1768,3 +1768,37 @@ mod includes;
 mod notify;
 mod scheduled;
 mod service_files;
+
+#[test]
+fn http_is_an_ip_address_and_port_or_a_unix_path() {
+    assert_eq!(load_ok("").http, None);
+    let http = load_ok("http: 127.0.0.1:9110\n").http;
+    assert_eq!(http, Some(spec::HttpListen::Tcp("127.0.0.1:9110".parse().unwrap())));
+    let http = load_ok("http: \"[::1]:0\"\n").http;
+    assert_eq!(http, Some(spec::HttpListen::Tcp("[::1]:0".parse().unwrap())));
+    let http = load_ok("http: \"unix:/run/sv-lite.http\"\n").http;
+    assert_eq!(http, Some(spec::HttpListen::Unix(PathBuf::from("/run/sv-lite.http"))));
+}
+
+#[test]
+fn bad_http_addresses_are_errors_at_their_value() {
+    let cases = [
+        (
+            "http: localhost:9110\n",
+            "\"localhost\" is a host name, and sv-lite does not resolve names (its loop never waits on DNS): \
+             give an IP address, such as 127.0.0.1:9110",
+        ),
+        ("http: 127.0.0.1:70000\n", "invalid port \"70000\" (expected 0 to 65535)"),
+        ("http: \"unix:run/x\"\n", "unix socket path \"run/x\" must be absolute, as in unix:/run/web.sock"),
+        (
+            "http: 9110\n",
+            "expected an IP address and port, or unix:/path, found an integer 9110; for port 9110 on every \
+             interface, write \"0.0.0.0:9110\" (or \"[::]:9110\" for IPv6 too)",
+        ),
+    ];
+    for (text, message) in cases {
+        let error = one_error(&format!("# sv-lite\n{text}"));
+        assert_eq!((error.path.as_str(), error.line, error.message.as_str()), ("http", Some(2), message), "{text}");
+        assert_eq!(error.column, Some(7), "{text}");
+    }
+}

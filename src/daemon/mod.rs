@@ -25,6 +25,7 @@ use signal_hook_mio::v1_0::Signals;
 pub mod control;
 pub mod eventlog;
 pub mod events;
+pub mod http;
 pub mod listeners;
 pub mod mail;
 pub mod metrics;
