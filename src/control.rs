@@ -375,6 +375,12 @@ fn encode_line<T: Serialize>(value: &T) -> Vec<u8> {
     line
 }
 
+/// Status rows as `status --json` prints them.
+#[must_use]
+pub fn wire_rows(rows: &[InstanceStatus]) -> Vec<WireStatus> {
+    rows.iter().map(wire_status).collect()
+}
+
 fn wire_status(row: &InstanceStatus) -> WireStatus {
     let (exit_code, exit_signal) = match row.last_exit {
         Some(ExitStatus::Exited(code)) => (Some(code), None),

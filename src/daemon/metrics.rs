@@ -115,7 +115,12 @@ impl Counters {
 /// Renders the exposition text: one family after another, each with `# HELP` and `# TYPE`,
 /// instances in the order of `rows` (rows that name no instance are skipped).
 #[must_use]
-pub fn render(rows: &[InstanceStatus], counters: &Counters, process: &ProcessStats) -> String {
+pub fn render(
+    rows: &[InstanceStatus],
+    counters: &Counters,
+    process: &ProcessStats,
+    usage: &std::collections::HashMap<crate::core::Pid, super::usage::Usage>,
+) -> String {
     const NONE: InstanceCounters =
         InstanceCounters { started: false, restarts: 0, exits_expected: 0, exits_unexpected: 0, started_at: None };
     let rows: Vec<(String, &InstanceStatus, &InstanceCounters)> = rows
@@ -189,6 +194,30 @@ pub fn render(rows: &[InstanceStatus], counters: &Counters, process: &ProcessSta
         for (labels, row, counted) in &rows {
             if let Some(value) = value(row, counted) {
                 sample(&mut out, name, labels, "", value);
+            }
+        }
+    }
+
+    // The whole process tree of each running instance (daemon::usage).
+    let trees: [(&str, &str, &str, fn(&super::usage::Usage) -> f64); 2] = [
+        (
+            "sv_lite_instance_cpu_seconds_total",
+            "counter",
+            "CPU time of the instance's process tree (its process and all descendants).",
+            |usage| usage.cpu_seconds,
+        ),
+        (
+            "sv_lite_instance_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the instance's process tree.",
+            |usage| usage.rss_bytes as f64,
+        ),
+    ];
+    for (name, kind, help, value) in trees {
+        header(&mut out, name, kind, help);
+        for (labels, row, _) in &rows {
+            if let Some(tree) = row.pid.and_then(|pid| usage.get(&pid)) {
+                sample(&mut out, name, labels, "", value(tree));
             }
         }
     }
@@ -382,7 +411,9 @@ mod tests {
         counters.reloaded(true, at(1_700_000_060));
         let health =
             HealthStatus { state: HealthState::Healthy, failures: 0, last: Some("HTTP 200 in 3ms".to_string()) };
-        let rows = vec![row("web:0", Running, Some(health)), row("worker:0", Backoff, None)];
+        let mut web = row("web:0", Running, Some(health));
+        web.pid = Some(4242);
+        let rows = vec![web, row("worker:0", Backoff, None)];
         let process = ProcessStats {
             cpu_seconds: Some(1.5),
             resident_bytes: Some(4_194_304.0),
@@ -397,14 +428,15 @@ mod tests {
     #[test]
     fn renders_the_fixture_exactly() {
         let (rows, counters, process) = fixture();
-        let text = render(&rows, &counters, &process);
+        let tree = super::super::usage::Usage { cpu_seconds: 2.5, cpu_percent: None, rss_bytes: 1_048_576 };
+        let text = render(&rows, &counters, &process, &std::collections::HashMap::from([(4242, tree)]));
         assert_eq!(text, EXPECTED);
     }
 
     #[test]
     fn label_values_are_escaped() {
         let rows = [row("a\\b\"c\nd:0", StateName::Running, None)];
-        let text = render(&rows, &Counters::default(), &ProcessStats::default());
+        let text = render(&rows, &Counters::default(), &ProcessStats::default(), &std::collections::HashMap::new());
         assert!(
             text.contains("sv_lite_instance_up{program=\"a\\\\b\\\"c\\nd\",instance=\"a\\\\b\\\"c\\nd:0\"} 1\n"),
             "{text}"
@@ -454,7 +486,12 @@ mod tests {
 
         counters.forget("web:0");
         assert_eq!(counters.instance("web:0"), None);
-        let text = render(&[row("web:0", Starting, None)], &counters, &ProcessStats::default());
+        let text = render(
+            &[row("web:0", Starting, None)],
+            &counters,
+            &ProcessStats::default(),
+            &std::collections::HashMap::new(),
+        );
         assert!(text.contains("sv_lite_instance_restarts_total{program=\"web\",instance=\"web:0\"} 0\n"), "{text}");
     }
 
@@ -489,7 +526,9 @@ mod tests {
         for process in [fixture().2, read_process_stats()] {
             let path = std::env::temp_dir().join(format!("sv-lite-metrics-{}.prom", std::process::id()));
             std::fs::File::create(&path)
-                .and_then(|mut file| file.write_all(render(&rows, &counters, &process).as_bytes()))
+                .and_then(|mut file| {
+                    file.write_all(render(&rows, &counters, &process, &std::collections::HashMap::new()).as_bytes())
+                })
                 .expect("write the rendering to a temp file");
             let output = Command::new("promtool")
                 .args(["check", "metrics"])
@@ -556,6 +595,12 @@ sv_lite_instance_health_check_ok{program="web",instance="web:0"} 1
 # HELP sv_lite_instance_health_check_latency_seconds Latency of the last health check that answered.
 # TYPE sv_lite_instance_health_check_latency_seconds gauge
 sv_lite_instance_health_check_latency_seconds{program="web",instance="web:0"} 0.003
+# HELP sv_lite_instance_cpu_seconds_total CPU time of the instance's process tree (its process and all descendants).
+# TYPE sv_lite_instance_cpu_seconds_total counter
+sv_lite_instance_cpu_seconds_total{program="web",instance="web:0"} 2.5
+# HELP sv_lite_instance_resident_memory_bytes Resident memory of the instance's process tree.
+# TYPE sv_lite_instance_resident_memory_bytes gauge
+sv_lite_instance_resident_memory_bytes{program="web",instance="web:0"} 1048576
 # HELP sv_lite_config_reloads_total Config reloads attempted.
 # TYPE sv_lite_config_reloads_total counter
 sv_lite_config_reloads_total 2

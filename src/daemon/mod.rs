@@ -49,6 +49,7 @@ use self::control::{ControlServer, Serviced};
 pub use self::eventlog::utc_timestamp;
 use self::eventlog::EventLog;
 use self::events::EventRing;
+use self::http::HttpServer;
 use self::listeners::Listeners;
 use self::mail::Mailer;
 use self::notify::{NotifyField, NotifySocket};
@@ -77,7 +78,9 @@ const NOTIFY: Token = Token(4);
 const WALLCLOCK: Token = Token(5);
 /// The service directories' inotify descriptor.
 const WATCH: Token = Token(6);
-const FIRST_DYNAMIC_TOKEN: usize = 7;
+/// The HTTP endpoint's listener (`http:`).
+const HTTP: Token = Token(7);
+const FIRST_DYNAMIC_TOKEN: usize = 8;
 /// How long buffered output may take to reach a slow reader at exit.
 const EXIT_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -167,6 +170,10 @@ struct Driver {
     events: EventRing,
     /// The previous CPU reading of each instance tree, for CPU% in `status`.
     usage: usage::Sampler,
+    /// The read-only HTTP endpoint (`http:`), and a registry handle for it.
+    http: Option<(HttpServer, mio::Registry)>,
+    /// Restarts, exits and reloads, counted from transitions, for `/metrics`.
+    counters: metrics::Counters,
     /// SMTP deliveries in flight, and which `notify:` entry each is for.
     mailer: Mailer,
     mail_sinks: HashMap<u64, usize>,
@@ -281,6 +288,16 @@ impl Driver {
         let wallclock = wallclock
             .map_err(|error| log::warn!("{error}; a step of the wall clock is noticed at the next wake-up only"))
             .ok();
+        // The HTTP endpoint is bound with the config: a bind error stops the start, as a bad
+        // control socket does.
+        let http = match &options.config.http {
+            Some(listen) => {
+                let server = HttpServer::bind(listen, poll.registry(), HTTP)?;
+                let registry = poll.registry().try_clone().map_err(|error| format!("http: {error}"))?;
+                Some((server, registry))
+            }
+            None => None,
+        };
         let now = read_clock();
         let supervisor = Supervisor::with_flags(&options.config, now, seed(), flags);
         log::info!("listening on {}", options.socket_path.display());
@@ -308,6 +325,8 @@ impl Driver {
             watch,
             events: EventRing::default(),
             usage: usage::Sampler::default(),
+            http,
+            counters: metrics::Counters::default(),
             mailer: Mailer::new(),
             mail_sinks: HashMap::new(),
             host: notify_out::host_name(),
@@ -329,11 +348,16 @@ impl Driver {
         self.log_new_problems(&problems);
         self.drain_actions();
         while self.exit_code.is_none() {
-            let deadline =
-                [self.supervisor.poll_timeout(), self.control.next_idle_deadline(), self.watch.next_deadline()]
-                    .into_iter()
-                    .flatten()
-                    .min();
+            let http_idle = self.http.as_ref().and_then(|(server, _)| server.next_deadline());
+            let deadline = [
+                self.supervisor.poll_timeout(),
+                self.control.next_idle_deadline(),
+                self.watch.next_deadline(),
+                http_idle,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let timeout = if self.spawn_queue.is_empty() {
                 deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
@@ -356,6 +380,7 @@ impl Driver {
                     NOTIFY => self.handle_notifications(),
                     WALLCLOCK => self.handle_wallclock(),
                     WATCH => self.watch.handle_readable(self.now.mono),
+                    HTTP => self.accept_http(),
                     token => self.handle_source(token),
                 }
                 if self.exit_code.is_some() {
@@ -365,6 +390,9 @@ impl Driver {
             self.service_files_due();
             self.supervisor.handle_timeout(self.now);
             self.drain_actions();
+            if let Some((server, registry)) = &mut self.http {
+                server.close_idle(registry, self.now.mono);
+            }
             let closed = self.control.close_idle(self.poll.registry(), self.now.mono);
             self.conns_closed(closed);
             self.flush_output();
@@ -466,6 +494,7 @@ impl Driver {
                 self.feed(Input::HookSpawned { sink, result });
             }
             Action::Transition(event) => {
+                self.counters.observe(&event);
                 for line in event.reason.lines() {
                     self.event_log.write(event.level, &format!("{}: {line}", event.instance));
                 }
@@ -756,6 +785,7 @@ impl Driver {
                 SIGHUP => {
                     self.event_log.write(log::Level::Info, "received SIGHUP: reloading config");
                     let result = self.load_config();
+                    self.counters.reloaded(result.is_ok(), self.now.wall);
                     self.feed(Input::Reload { conn: None, result });
                 }
                 SIGUSR1 => self.reopen_logs(),
@@ -891,6 +921,10 @@ impl Driver {
     }
 
     fn handle_source(&mut self, token: Token) {
+        if self.http.as_ref().is_some_and(|(server, _)| server.owns(token)) {
+            self.serve_http(token);
+            return;
+        }
         if self.mailer.owns(token) {
             if let Some((id, result)) = self.mailer.handle(self.poll.registry(), token) {
                 if let Some(sink) = self.mail_sinks.remove(&id) {
@@ -1065,7 +1099,9 @@ impl Driver {
             ControlRequest::Shutdown => Input::Shutdown { conn: Some(conn) },
             ControlRequest::Reload => {
                 self.event_log.write(log::Level::Info, "reload requested over the control socket");
-                Input::Reload { conn: Some(conn), result: self.load_config() }
+                let result = self.load_config();
+                self.counters.reloaded(result.is_ok(), self.now.wall);
+                Input::Reload { conn: Some(conn), result }
             }
         };
         self.feed(input);
@@ -1077,19 +1113,75 @@ impl Driver {
         self.conns_closed(closed);
     }
 
+    /// New HTTP connections.
+    fn accept_http(&mut self) {
+        let Some((mut server, registry)) = self.http.take() else { return };
+        server.accept(&registry, &mut || self.next_token());
+        self.http = Some((server, registry));
+    }
+
+    /// An HTTP connection is ready: its requests are answered from the core's state. Read-only.
+    fn serve_http(&mut self, token: Token) {
+        let Some((mut server, registry)) = self.http.take() else { return };
+        let now = self.now.mono;
+        server.handle(&registry, token, now, &mut |request| self.http_response(&request.path));
+        self.http = Some((server, registry));
+    }
+
+    fn http_response(&mut self, path: &str) -> http::Response {
+        let text = |status, body: String| http::Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into_bytes(),
+        };
+        match path {
+            "/healthz" => text(200, "ok\n".to_string()),
+            "/readyz" => {
+                let waiting = self.supervisor.not_ready();
+                if waiting.is_empty() {
+                    text(200, "ready\n".to_string())
+                } else {
+                    text(503, waiting.iter().map(|line| format!("{line}\n")).collect())
+                }
+            }
+            "/status" => {
+                let rows = self.supervisor.status(self.now, &[]);
+                let body = self.status_json(&rows);
+                http::Response { status: 200, content_type: "application/json", body }
+            }
+            "/metrics" => {
+                let rows = self.supervisor.status(self.now, &[]);
+                let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
+                let usage = self.usage.read(&roots, self.now.mono);
+                let body = metrics::render(&rows, &self.counters, &metrics::read_process_stats(), &usage);
+                http::Response {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: body.into_bytes(),
+                }
+            }
+            _ => text(404, "not found: /healthz, /readyz, /status and /metrics are\n".to_string()),
+        }
+    }
+
+    /// `status --json`'s array, with each tree's CPU and memory.
+    fn status_json(&mut self, rows: &[crate::core::InstanceStatus]) -> Vec<u8> {
+        let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
+        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono) };
+        let mut wire = protocol::wire_rows(rows);
+        for row in &mut wire {
+            fill_usage(row, &usage);
+        }
+        serde_json::to_vec_pretty(&wire).unwrap_or_default()
+    }
+
     /// A reply line; `status` rows get the CPU and memory of each instance's process tree,
     /// read from `/proc` now (only when asked: nothing is sampled in between).
     fn encode_reply(&mut self, reply: &crate::core::Reply) -> Vec<u8> {
         let crate::core::Reply::Status { rows, .. } = reply else { return protocol::encode_reply(reply) };
         let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
         let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono) };
-        protocol::encode_reply_with(reply, &mut |row| {
-            if let Some(usage) = row.pid.and_then(|pid| usage.get(&pid)) {
-                row.cpu_seconds = Some((usage.cpu_seconds * 100.0).round() / 100.0);
-                row.cpu_percent = usage.cpu_percent.map(|percent| (percent * 10.0).round() / 10.0);
-                row.rss_bytes = Some(usage.rss_bytes);
-            }
-        })
+        protocol::encode_reply_with(reply, &mut |row| fill_usage(row, &usage))
     }
 
     /// Composes one notification mail (with the instances' recent output) and starts its
@@ -1235,6 +1327,15 @@ fn take_token(counter: &mut usize) -> Token {
     let token = Token(*counter);
     *counter += 1;
     token
+}
+
+/// A status row's CPU and memory, from one reading of `/proc`.
+fn fill_usage(row: &mut protocol::WireStatus, usage: &HashMap<Pid, usage::Usage>) {
+    if let Some(usage) = row.pid.and_then(|pid| usage.get(&pid)) {
+        row.cpu_seconds = Some((usage.cpu_seconds * 100.0).round() / 100.0);
+        row.cpu_percent = usage.cpu_percent.map(|percent| (percent * 10.0).round() / 10.0);
+        row.rss_bytes = Some(usage.rss_bytes);
+    }
 }
 
 /// Both clocks, read together: once per wake-up of the loop.
