@@ -182,6 +182,9 @@ impl Transition {
 }
 
 /// Everything the outside world tells the core.
+// A reload carries a whole Config, once per SIGHUP; the other inputs are not stored, so boxing
+// it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// How an SMTP delivery asked for by [`Action::Mail`] ended.

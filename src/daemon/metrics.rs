@@ -199,7 +199,8 @@ pub fn render(
     }
 
     // The whole process tree of each running instance (daemon::usage).
-    let trees: [(&str, &str, &str, fn(&super::usage::Usage) -> f64); 2] = [
+    type TreeValue = fn(&super::usage::Usage) -> f64;
+    let trees: [(&str, &str, &str, TreeValue); 2] = [
         (
             "sv_lite_instance_cpu_seconds_total",
             "counter",
