@@ -36,8 +36,9 @@ pub struct Config {
     pub logfile_rotate: Rotate,
     /// Where transitions are reported (`notify:`), in config order.
     pub notify: Vec<NotifySpec>,
-    /// Where the read-only HTTP endpoint listens (`http:`); off when `None`.
-    pub http: Option<HttpListen>,
+    /// Where the read-only HTTP endpoint listens (`http:`); off when `None`. Boxed: `Config`
+    /// travels in `core::Input::Reload`, which clippy's `large_enum_variant` keeps small.
+    pub http: Option<Box<HttpListen>>,
 }
 
 /// The address of the HTTP endpoint (`http: 127.0.0.1:9110` or `http: "unix:/run/sv-lite.http"`).

@@ -427,7 +427,7 @@ impl<'t> Checker<'t> {
                 "state_dir" => config.state_dir = self.string(&path, value, "a path").map(PathBuf::from),
                 "socket_group" => config.socket_group = self.string(&path, value, "a group name"),
                 "include" => config.include = self.include(&path, value),
-                "http" => config.http = self.value(&path, value, http_listen),
+                "http" => config.http = self.value(&path, value, http_listen).map(Box::new),
                 _ => {}
             }
         }

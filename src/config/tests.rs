@@ -1773,11 +1773,11 @@ mod service_files;
 fn http_is_an_ip_address_and_port_or_a_unix_path() {
     assert_eq!(load_ok("").http, None);
     let http = load_ok("http: 127.0.0.1:9110\n").http;
-    assert_eq!(http, Some(spec::HttpListen::Tcp("127.0.0.1:9110".parse().unwrap())));
+    assert_eq!(http, Some(Box::new(spec::HttpListen::Tcp("127.0.0.1:9110".parse().unwrap()))));
     let http = load_ok("http: \"[::1]:0\"\n").http;
-    assert_eq!(http, Some(spec::HttpListen::Tcp("[::1]:0".parse().unwrap())));
+    assert_eq!(http, Some(Box::new(spec::HttpListen::Tcp("[::1]:0".parse().unwrap()))));
     let http = load_ok("http: \"unix:/run/sv-lite.http\"\n").http;
-    assert_eq!(http, Some(spec::HttpListen::Unix(PathBuf::from("/run/sv-lite.http"))));
+    assert_eq!(http, Some(Box::new(spec::HttpListen::Unix(PathBuf::from("/run/sv-lite.http")))));
 }
 
 #[test]

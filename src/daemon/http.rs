@@ -452,3 +452,66 @@ fn reason(status: u16) -> &'static str {
         _ => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn complete(input: &[u8]) -> (usize, Request, bool, bool) {
+        match parse(input) {
+            Parsed::Complete { length, request, keep_alive, body } => (length, request, keep_alive, body),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn get(path: &str) -> Request {
+        Request { method: "GET".to_string(), path: path.to_string() }
+    }
+
+    #[test]
+    fn a_request_is_its_method_and_path_without_the_query() {
+        let input = b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\nGET /next";
+        assert_eq!(complete(input), (38, get("/metrics"), true, false));
+        assert_eq!(parse(b"GET /metrics HTTP/1.1\r\nHost: a\r\n"), Parsed::Partial);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_the_connection_header() {
+        assert!(!complete(b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n").2);
+        assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").2);
+        assert!(complete(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").2);
+        assert!(!complete(b"GET / HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n").2);
+    }
+
+    #[test]
+    fn bodies_garbage_and_too_many_headers_are_refused() {
+        assert!(complete(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").3);
+        assert!(complete(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").3);
+        assert!(!complete(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").3);
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), Parsed::Error(400));
+        assert_eq!(parse(b"\x16\x03\x01 hello\r\n\r\n"), Parsed::Error(400));
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for _ in 0..=MAX_HEADERS {
+            many.extend_from_slice(b"X: y\r\n");
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&many), Parsed::Error(431));
+    }
+
+    #[test]
+    fn responses_are_exact_and_head_keeps_the_length() {
+        let response = Response { status: 200, content_type: PLAIN, body: b"ok\n".to_vec() };
+        let mut output = Vec::new();
+        encode_response(&mut output, &response, true, true);
+        encode_response(&mut output, &response, false, false);
+        encode(&mut output, 405, PLAIN, b"", true, true);
+        let expected = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\
+                        Connection: keep-alive\r\n\r\nok\n\
+                        HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\
+                        Connection: close\r\n\r\n\
+                        HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                        Content-Length: 0\r\nAllow: GET, HEAD\r\nConnection: keep-alive\r\n\r\n";
+        assert_eq!(String::from_utf8(output).unwrap(), expected);
+    }
+}
