@@ -1259,6 +1259,9 @@ impl Driver {
     /// socket.
     fn finish(&mut self) {
         let deadline = Instant::now() + EXIT_FLUSH_DEADLINE;
+        if let Some((server, _)) = &self.http {
+            server.remove_socket();
+        }
         self.control.finish();
         let tokens: Vec<Token> = self.sources.keys().copied().collect();
         for token in tokens {
