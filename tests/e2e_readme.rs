@@ -219,3 +219,10 @@ fn the_shipped_static_binary_fits_in_two_and_a_half_mib() {
     let size = std::fs::metadata(&path).map(|metadata| metadata.len()).expect("the static binary");
     assert!(size <= SIZE_LIMIT, "{} is {size} bytes, over {SIZE_LIMIT}", Path::new(&path).display());
 }
+
+#[test]
+fn the_orchestrator_examples_config_passes_check() {
+    let path = Path::new(REPO).join("examples/kubernetes/sv-lite.yaml");
+    let output = common::sv_lite(&["check", path.to_str().expect("utf-8 path")]);
+    assert_eq!(output.code, Some(0), "examples/kubernetes/sv-lite.yaml fails `sv-lite check`:\n{output}");
+}
