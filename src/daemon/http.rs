@@ -33,6 +33,10 @@ pub const MAX_HEADERS: usize = 32;
 /// Answers a client may leave unread before it is dropped.
 pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 /// A connection without a complete request for this long is closed.
+/// Requests answered for one connection per readiness event.
+pub const ANSWERS_PER_EVENT: usize = 4;
+/// Bytes of requests a client may have waiting (pipelined behind an unread answer).
+pub const MAX_PIPELINED_BYTES: usize = 64 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request, as the driver routes it.
@@ -195,7 +199,28 @@ impl HttpServer {
     ) {
         let Some(index) = self.connections.iter().position(|(owned, _)| *owned == token) else { return };
         let connection = &mut self.connections[index].1;
-        let keep = connection.service(now, respond) && connection.flush(registry, token);
+        let mut keep = connection.service(now, respond) && connection.flush(registry, token);
+        // Pipelined requests are answered one at a time, each once the previous answer is
+        // written, and at most `ANSWERS_PER_EVENT` per event: a client cannot queue up a
+        // thousand scrapes in one read and hold the loop.
+        let mut answered = 1;
+        while keep && connection.output.is_empty() && !connection.input.is_empty() && !connection.closing {
+            if answered == ANSWERS_PER_EVENT {
+                // More next turn: asking for WRITABLE again makes the poll report it at once.
+                keep = registry
+                    .reregister(connection.stream.source(), token, Interest::READABLE | Interest::WRITABLE)
+                    .is_ok();
+                connection.writable = true;
+                break;
+            }
+            let before = connection.input.len();
+            connection.answer(now, respond);
+            keep = connection.flush(registry, token);
+            if connection.input.len() == before {
+                break; // An incomplete request: wait for its bytes.
+            }
+            answered += 1;
+        }
         if !keep {
             let (_, mut connection) = self.connections.swap_remove(index);
             let _ = registry.deregister(connection.stream.source());
@@ -244,8 +269,12 @@ impl Connection {
                 Ok(n) => {
                     self.input.extend_from_slice(&buffer[..n]);
                     self.answer(now, respond);
-                    if self.output.len() > MAX_OUTPUT_BYTES {
-                        log::debug!("http: a client left {} bytes unread; dropping it", self.output.len());
+                    if self.output.len() > MAX_OUTPUT_BYTES || self.input.len() > MAX_PIPELINED_BYTES {
+                        log::debug!(
+                            "http: a client left {} bytes unread and {} bytes of requests waiting; dropping it",
+                            self.output.len(),
+                            self.input.len()
+                        );
                         return false;
                     }
                 }
@@ -259,7 +288,11 @@ impl Connection {
     /// Answers the complete requests in `input`, in order, until one needs more bytes or ends
     /// the connection.
     fn answer(&mut self, now: Instant, respond: &mut dyn FnMut(&Request) -> Response) {
-        while !self.closing && !self.input.is_empty() {
+        // One answer at a time: the next waits until this one is written.
+        if !self.output.is_empty() {
+            return;
+        }
+        while !self.closing && !self.input.is_empty() && self.output.is_empty() {
             match parse(&self.input) {
                 Parsed::Partial => {
                     if self.input.len() > MAX_HEAD_BYTES {

@@ -167,8 +167,11 @@ pub fn render(
         (
             "sv_lite_instance_ready",
             "gauge",
-            "1 when the instance is RUNNING or a scheduled program between runs.",
-            |row, _| Some(f64::from(u8::from(matches!(row.state, StateName::Running | StateName::Scheduled)))),
+            "1 when the instance counts as ready for /readyz: RUNNING, a completed one-shot, or a scheduled program between runs.",
+            |row, _| {
+                let completed = row.state == StateName::Exited && row.detail.as_deref() == Some("expected");
+                Some(f64::from(u8::from(matches!(row.state, StateName::Running | StateName::Scheduled) || completed)))
+            },
         ),
         ("sv_lite_instance_restarts_total", "counter", "Starts of the instance after its first.", |_, counted| {
             Some(counted.restarts as f64)
@@ -579,7 +582,7 @@ sv_lite_instance_exits_total{program="worker",instance="worker:0",expected="fals
 # TYPE sv_lite_instance_up gauge
 sv_lite_instance_up{program="web",instance="web:0"} 1
 sv_lite_instance_up{program="worker",instance="worker:0"} 0
-# HELP sv_lite_instance_ready 1 when the instance is RUNNING or a scheduled program between runs.
+# HELP sv_lite_instance_ready 1 when the instance counts as ready for /readyz: RUNNING, a completed one-shot, or a scheduled program between runs.
 # TYPE sv_lite_instance_ready gauge
 sv_lite_instance_ready{program="web",instance="web:0"} 1
 sv_lite_instance_ready{program="worker",instance="worker:0"} 0

@@ -1152,7 +1152,7 @@ impl Driver {
             "/metrics" => {
                 let rows = self.supervisor.status(self.now, &[]);
                 let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
-                let usage = self.usage.read(&roots, self.now.mono);
+                let usage = self.usage.read(&roots, self.now.mono, false);
                 let body = metrics::render(&rows, &self.counters, &metrics::read_process_stats(), &usage);
                 http::Response {
                     status: 200,
@@ -1167,7 +1167,7 @@ impl Driver {
     /// `status --json`'s array, with each tree's CPU and memory.
     fn status_json(&mut self, rows: &[crate::core::InstanceStatus]) -> Vec<u8> {
         let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
-        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono) };
+        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono, true) };
         let mut wire = protocol::wire_rows(rows);
         for row in &mut wire {
             fill_usage(row, &usage);
@@ -1180,7 +1180,7 @@ impl Driver {
     fn encode_reply(&mut self, reply: &crate::core::Reply) -> Vec<u8> {
         let crate::core::Reply::Status { rows, .. } = reply else { return protocol::encode_reply(reply) };
         let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
-        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono) };
+        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono, true) };
         protocol::encode_reply_with(reply, &mut |row| fill_usage(row, &usage))
     }
 

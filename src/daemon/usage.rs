@@ -17,6 +17,9 @@ struct Proc {
     ppid: Pid,
     /// utime + stime, in clock ticks.
     ticks: u64,
+    /// cutime + cstime: its waited-for children's, so a worker that exits does not take its
+    /// time out of the tree (the counter never goes down while the root lives).
+    child_ticks: u64,
     /// Resident pages.
     rss_pages: u64,
 }
@@ -37,8 +40,10 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Reads `/proc` once and returns the usage of each root's tree, by root pid.
-    pub fn read(&mut self, roots: &[Pid], now: Instant) -> HashMap<Pid, Usage> {
+    /// Reads `/proc` once and returns the usage of each root's tree, by root pid. With
+    /// `baseline`, the readings become the base of the next CPU% (a `status`; a scrape, which
+    /// shows no CPU%, leaves them alone).
+    pub fn read(&mut self, roots: &[Pid], now: Instant, baseline: bool) -> HashMap<Pid, Usage> {
         let procs = snapshot();
         let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
         for (&pid, proc) in &procs {
@@ -56,7 +61,7 @@ impl Sampler {
                     break; // A parent-link cycle cannot happen; do not loop if /proc lies.
                 }
                 if let Some(proc) = procs.get(&pid) {
-                    total_ticks += proc.ticks;
+                    total_ticks += proc.ticks + proc.child_ticks;
                     pages += proc.rss_pages;
                 }
                 stack.extend(children.get(&pid).into_iter().flatten().copied());
@@ -66,10 +71,14 @@ impl Sampler {
                 let elapsed = now.saturating_duration_since(at).as_secs_f64();
                 (elapsed > 0.0).then(|| ((cpu_seconds - before).max(0.0) / elapsed) * 100.0)
             });
-            self.last.insert(root, (now, cpu_seconds));
+            if baseline {
+                self.last.insert(root, (now, cpu_seconds));
+            }
             usage.insert(root, Usage { cpu_seconds, cpu_percent, rss_bytes: pages * page });
         }
-        self.last.retain(|pid, _| roots.contains(pid));
+        // Bases of processes gone are dropped (a status of some instances only keeps the
+        // others').
+        self.last.retain(|pid, _| procs.contains_key(pid));
         usage
     }
 }
@@ -91,11 +100,16 @@ fn snapshot() -> HashMap<Pid, Proc> {
 /// Fields after the `(comm)`, which may hold spaces and parentheses: state ppid ... utime(14)
 /// stime(15) ... rss(24), numbered as in proc(5).
 fn parse_stat(text: &str) -> Option<Proc> {
-    let rest = &text[text.rfind(')')? + 2..];
+    let rest = text.get(text.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split(' ').collect();
     // `rest` starts at field 3 (state).
     let field = |n: usize| fields.get(n - 3).and_then(|value| value.parse::<u64>().ok());
-    Some(Proc { ppid: Pid::try_from(field(4)?).ok()?, ticks: field(14)? + field(15)?, rss_pages: field(24)? })
+    Some(Proc {
+        ppid: Pid::try_from(field(4)?).ok()?,
+        ticks: field(14)? + field(15)?,
+        child_ticks: field(16).unwrap_or(0) + field(17).unwrap_or(0),
+        rss_pages: field(24)?,
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +119,7 @@ mod tests {
     #[test]
     fn stat_lines_with_odd_command_names_parse() {
         let line = "4242 (a (weird) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 12345 1000000 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-        assert_eq!(parse_stat(line), Some(Proc { ppid: 17, ticks: 300, rss_pages: 321 }));
+        assert_eq!(parse_stat(line), Some(Proc { ppid: 17, ticks: 300, child_ticks: 0, rss_pages: 321 }));
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -114,7 +128,7 @@ mod tests {
         // This test process as the root: its own tree is at least itself.
         let me = sys::getpid();
         let mut sampler = Sampler::default();
-        let first = sampler.read(&[me], Instant::now())[&me];
+        let first = sampler.read(&[me], Instant::now(), true)[&me];
         assert!(first.rss_bytes > 0);
         assert_eq!(first.cpu_percent, None);
         let mut spin = 0u64;
@@ -122,7 +136,7 @@ mod tests {
             spin = spin.wrapping_add(i * i);
         }
         assert_ne!(spin, 1);
-        let second = sampler.read(&[me], Instant::now())[&me];
+        let second = sampler.read(&[me], Instant::now(), true)[&me];
         assert!(second.cpu_seconds >= first.cpu_seconds);
         assert!(second.cpu_percent.is_some());
     }
