@@ -1,7 +1,4 @@
 //! The main config's `include:` and a program's `schedule`, `cron`, `timeout` and `overlap`.
-//!
-//! Tests that need a schedule entry to parse are ignored until the schedule parser lands
-//! (`Entry::parse` is `unimplemented!()` before that).
 
 use std::path::{Path, PathBuf};
 
