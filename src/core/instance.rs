@@ -17,6 +17,9 @@ use super::types::{
 use super::Rng;
 use crate::spec::{AutoRestart, CheckKind, Overlap, PortRef, PortSpec, ProgramSpec, Readiness, Signal};
 
+/// The variable that marks every process of an instance (`web:0`), inherited by its children.
+pub const INSTANCE_VAR: &str = "SV_LITE_INSTANCE";
+
 /// The file whose presence in an instance's working directory skips its health checks.
 pub const SNOOZE_FILE: &str = ".healthchecksnooze";
 
@@ -1672,7 +1675,18 @@ impl Instance {
     }
 
     /// What this instance runs, every template expanded with its number and its ports.
+    /// What the instance runs: the spec's launch, with `SV_LITE_INSTANCE=name:N` added (unless
+    /// the program sets it), so that a process that left the instance's tree (setsid, double
+    /// fork) can still be found as the instance's when it is stopped.
     pub(crate) fn launch(&self) -> crate::spec::Launch {
+        let mut launch = self.launch_spec();
+        if !launch.env.iter().any(|(name, _)| name == INSTANCE_VAR) {
+            launch.env.push((INSTANCE_VAR.to_string(), self.name.clone()));
+        }
+        launch
+    }
+
+    fn launch_spec(&self) -> crate::spec::Launch {
         self.spec.launch(self.index, &self.ports)
     }
 
@@ -1746,7 +1760,7 @@ impl Instance {
         }
         let signal = self.spec.stopsignal;
         self.log(ctx, log::Level::Info, format!("{verb}: sending {signal} to process group {pid}"));
-        ctx.actions.push_back(Action::Kill { pid, signal, group: true });
+        ctx.actions.push_back(Action::KillTree { pid, signal, instance: self.name.clone() });
         self.state = State::Stopping { pid, next_at: Some(ctx.now + self.spec.stoptime), step: StopStep::Signal };
     }
 
@@ -1790,7 +1804,7 @@ impl Instance {
             StopStep::AbortPost { .. } => {
                 let signal = self.spec.stopsignal;
                 self.log(ctx, log::Level::Info, format!("still running; sending {signal} to process group {pid}"));
-                ctx.actions.push_back(Action::Kill { pid, signal, group: true });
+                ctx.actions.push_back(Action::KillTree { pid, signal, instance: self.name.clone() });
                 self.state = State::Stopping { pid, next_at: Some(now + self.spec.stoptime), step: StopStep::Signal };
             }
             StopStep::Signal => {
@@ -1803,7 +1817,7 @@ impl Instance {
                         self.spec.stopsignal
                     ),
                 );
-                ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+                ctx.actions.push_back(Action::KillTree { pid, signal: Signal::KILL, instance: self.name.clone() });
                 self.state = State::Stopping { pid, next_at: None, step: StopStep::Killed };
             }
             StopStep::Killed => {}

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
-pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER, SNOOZE_FILE};
+pub use instance::{human_duration, BACKOFF_BASE, BACKOFF_CAP, BACKOFF_JITTER, INSTANCE_VAR, SNOOZE_FILE};
 pub use notifier::{Mail, HOOK_QUEUE, MAIL_EVENTS, MAX_HOOKS};
 pub use types::*;
 

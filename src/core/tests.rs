@@ -79,6 +79,8 @@ impl Harness {
                     out.push(format!("spawn {name}"));
                     self.spawn_ids.insert(name, id);
                 }
+                // The whole tree is the instance's group and what left it: shown as the group.
+                Action::KillTree { pid, signal, .. } => out.push(format!("kill -{pid} {}", signal.name())),
                 Action::Kill { pid, signal, group } => {
                     out.push(format!("kill {}{pid} {}", if group { "-" } else { "" }, signal.name()))
                 }

@@ -416,6 +416,14 @@ pub enum Action {
         argv: Vec<String>,
         event: Transition,
     },
+    /// Stop an instance's whole tree: signal the process group of `pid`, every descendant of
+    /// `pid`, and every process adopted by sv-lite that carries `SV_LITE_INSTANCE=instance`
+    /// (it left the tree with setsid or a double fork). Nothing else is touched.
+    KillTree {
+        pid: Pid,
+        signal: Signal,
+        instance: String,
+    },
     /// Persist (or clear) a flag for an instance, e.g. `web:0`.
     SetFlag {
         instance: String,

@@ -453,6 +453,23 @@ impl Driver {
                     );
                 }
             }
+            Action::KillTree { pid, signal, instance } => {
+                let result = match sys::kill(pid, signal, true) {
+                    Ok(false) => sys::kill(pid, signal, false),
+                    other => other,
+                };
+                if let Err(error) = result {
+                    log::warn!("{instance}: cannot send {signal} to process group {pid}: {error}");
+                }
+                // What left the group (setsid) or the tree (a double fork, adopted by us).
+                for other in usage::tree_members(pid, &instance, sys::getpid()) {
+                    if let Err(error) = sys::kill(other, signal, false) {
+                        log::debug!("{instance}: cannot send {signal} to pid {other}: {error}");
+                    } else {
+                        log::debug!("{instance}: sent {signal} to pid {other}, outside its process group");
+                    }
+                }
+            }
             Action::RunProbe { id, seq, check, snooze } => self.run_probe(id, seq, check, snooze),
             Action::CancelProbe { id, seq } => {
                 if self.probes.cancel(self.poll.registry(), ProbeKey { instance: id, seq }) {

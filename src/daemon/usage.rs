@@ -83,6 +83,49 @@ impl Sampler {
     }
 }
 
+/// The processes of an instance outside `root`'s process group that a stop must reach too:
+/// every descendant of `root` by parent links (one that called setsid is still a descendant),
+/// and every child of sv-lite (`me`: PID 1 or the subreaper adopts orphans) whose environment
+/// carries `SV_LITE_INSTANCE=instance` (a double-forked daemon whose parent is gone). `root`
+/// itself is not listed; nothing unrelated is: a process is listed only by parentage or by
+/// the marker of exactly this instance.
+#[must_use]
+pub fn tree_members(root: Pid, instance: &str, me: Pid) -> Vec<Pid> {
+    let procs = snapshot();
+    let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
+    for (&pid, proc) in &procs {
+        children.entry(proc.ppid).or_default().push(pid);
+    }
+    let mut found = Vec::new();
+    let mut stack: Vec<Pid> = children.get(&root).cloned().unwrap_or_default();
+    while let Some(pid) = stack.pop() {
+        if found.len() > procs.len() {
+            break;
+        }
+        found.push(pid);
+        stack.extend(children.get(&pid).into_iter().flatten().copied());
+    }
+    let marker = format!("{}={instance}", crate::core::INSTANCE_VAR);
+    for &adopted in children.get(&me).into_iter().flatten() {
+        if adopted == root || found.contains(&adopted) {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{adopted}/environ")).unwrap_or_default();
+        if environ.split(|&byte| byte == 0).any(|entry| entry == marker.as_bytes()) {
+            found.push(adopted);
+            stack.extend(children.get(&adopted).into_iter().flatten().copied());
+            while let Some(pid) = stack.pop() {
+                if found.len() > procs.len() {
+                    break;
+                }
+                found.push(pid);
+                stack.extend(children.get(&pid).into_iter().flatten().copied());
+            }
+        }
+    }
+    found
+}
+
 /// Every process's parent, CPU ticks and RSS.
 fn snapshot() -> HashMap<Pid, Proc> {
     let mut procs = HashMap::new();
