@@ -168,6 +168,8 @@ struct Driver {
     watch: DirWatch,
     /// The last transitions and the `ctl events -f` clients.
     events: EventRing,
+    /// Whole-tree stops of this turn, carried out with one `/proc` walk (`kill_trees`).
+    tree_kills: Vec<(Pid, crate::spec::Signal, String)>,
     /// The previous CPU reading of each instance tree, for CPU% in `status`.
     usage: usage::Sampler,
     /// The read-only HTTP endpoint (`http:`), and a registry handle for it.
@@ -324,6 +326,7 @@ impl Driver {
             includes,
             watch,
             events: EventRing::default(),
+            tree_kills: Vec::new(),
             usage: usage::Sampler::default(),
             http,
             counters: metrics::Counters::default(),
@@ -413,6 +416,7 @@ impl Driver {
             while let Some(action) = self.supervisor.poll_action() {
                 self.carry_out(action);
             }
+            self.kill_trees();
             self.write_flags();
             if self.spawns_this_turn >= SPAWNS_PER_TURN {
                 return;
@@ -461,14 +465,9 @@ impl Driver {
                 if let Err(error) = result {
                     log::warn!("{instance}: cannot send {signal} to process group {pid}: {error}");
                 }
-                // What left the group (setsid) or the tree (a double fork, adopted by us).
-                for other in usage::tree_members(pid, &instance, sys::getpid()) {
-                    if let Err(error) = sys::kill(other, signal, false) {
-                        log::debug!("{instance}: cannot send {signal} to pid {other}: {error}");
-                    } else {
-                        log::debug!("{instance}: sent {signal} to pid {other}, outside its process group");
-                    }
-                }
+                // What left the group (setsid) or the tree (a double fork, adopted by us): found
+                // by one /proc walk for every stop of this turn (`kill_trees`).
+                self.tree_kills.push((pid, signal, instance));
             }
             Action::RunProbe { id, seq, check, snooze } => self.run_probe(id, seq, check, snooze),
             Action::CancelProbe { id, seq } => {
@@ -1128,6 +1127,25 @@ impl Driver {
     fn send(&mut self, conn: ConnId, bytes: &[u8], answers: bool) {
         let closed = self.control.send(self.poll.registry(), conn, bytes, answers);
         self.conns_closed(closed);
+    }
+
+    /// Signals what left each stopped instance's process group, for all of this turn's stops
+    /// with one walk of `/proc`.
+    fn kill_trees(&mut self) {
+        if self.tree_kills.is_empty() {
+            return;
+        }
+        let kills = std::mem::take(&mut self.tree_kills);
+        let stops: Vec<(Pid, String)> = kills.iter().map(|(pid, _, instance)| (*pid, instance.clone())).collect();
+        for ((_, members), (_, signal, instance)) in usage::trees_members(&stops, sys::getpid()).into_iter().zip(&kills)
+        {
+            for other in members {
+                match sys::kill(other, *signal, false) {
+                    Ok(_) => log::debug!("{instance}: sent {signal} to pid {other}, outside its process group"),
+                    Err(error) => log::debug!("{instance}: cannot send {signal} to pid {other}: {error}"),
+                }
+            }
+        }
     }
 
     /// New HTTP connections.

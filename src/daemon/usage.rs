@@ -89,13 +89,32 @@ impl Sampler {
 /// carries `SV_LITE_INSTANCE=instance` (a double-forked daemon whose parent is gone). `root`
 /// itself is not listed; nothing unrelated is: a process is listed only by parentage or by
 /// the marker of exactly this instance.
+/// Takes one `/proc` reading for all of `stops` (root, instance): a stop of many instances
+/// walks `/proc` once, not once per instance.
 #[must_use]
-pub fn tree_members(root: Pid, instance: &str, me: Pid) -> Vec<Pid> {
+pub fn trees_members(stops: &[(Pid, String)], me: Pid) -> Vec<(Pid, Vec<Pid>)> {
     let procs = snapshot();
     let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
     for (&pid, proc) in &procs {
         children.entry(proc.ppid).or_default().push(pid);
     }
+    // The adopted processes' markers, read once.
+    let adopted: Vec<(Pid, Vec<u8>)> = children
+        .get(&me)
+        .into_iter()
+        .flatten()
+        .map(|&pid| (pid, std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default()))
+        .collect();
+    stops.iter().map(|(root, instance)| (*root, members(&procs, &children, &adopted, *root, instance))).collect()
+}
+
+fn members(
+    procs: &HashMap<Pid, Proc>,
+    children: &HashMap<Pid, Vec<Pid>>,
+    adopted: &[(Pid, Vec<u8>)],
+    root: Pid,
+    instance: &str,
+) -> Vec<Pid> {
     let mut found = Vec::new();
     let mut stack: Vec<Pid> = children.get(&root).cloned().unwrap_or_default();
     while let Some(pid) = stack.pop() {
@@ -106,11 +125,11 @@ pub fn tree_members(root: Pid, instance: &str, me: Pid) -> Vec<Pid> {
         stack.extend(children.get(&pid).into_iter().flatten().copied());
     }
     let marker = format!("{}={instance}", crate::core::INSTANCE_VAR);
-    for &adopted in children.get(&me).into_iter().flatten() {
+    for (adopted, environ) in adopted {
+        let adopted = *adopted;
         if adopted == root || found.contains(&adopted) {
             continue;
         }
-        let environ = std::fs::read(format!("/proc/{adopted}/environ")).unwrap_or_default();
         if environ.split(|&byte| byte == 0).any(|entry| entry == marker.as_bytes()) {
             found.push(adopted);
             stack.extend(children.get(&adopted).into_iter().flatten().copied());
