@@ -166,6 +166,28 @@ fn utc_millis(time: std::time::SystemTime) -> String {
     format!("{}.{:03}Z", seconds.trim_end_matches('Z'), since.subsec_millis())
 }
 
+/// How an exit reads: `exit status 3`, `signal SIGTERM`, or nothing.
+#[must_use]
+pub fn exit_text(code: Option<u8>, signal: Option<&str>) -> String {
+    match (code, signal) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("signal SIG{signal}"),
+        (None, None) => String::new(),
+    }
+}
+
+impl WireEvent {
+    /// The event as one line of text (`ctl events`, mail): time, instance, from -> to, kind,
+    /// the exit if any, and the reason's lines joined with `; `.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let exit = exit_text(self.exit_code, self.exit_signal.as_deref());
+        let exit = if exit.is_empty() { exit } else { format!(" ({exit})") };
+        let reason = self.reason.replace('\n', "; ");
+        format!("{} {} {} -> {} {}{exit}: {reason}", self.time, self.instance, self.from, self.to, self.kind)
+    }
+}
+
 /// A reply line carrying transitions.
 #[must_use]
 pub fn encode_events<'a>(events: impl IntoIterator<Item = &'a crate::core::Transition>) -> Vec<u8> {

@@ -284,24 +284,7 @@ fn render_pids(reply: &WireReply) {
 fn render_events(events: &[WireEvent], json: bool) {
     let mut out = std::io::stdout().lock();
     for event in events {
-        let line = if json {
-            serde_json::to_string(event).unwrap_or_default()
-        } else {
-            let exit = match (&event.exit_code, &event.exit_signal) {
-                (Some(code), _) => format!(" (exit status {code})"),
-                (None, Some(signal)) => format!(" (signal SIG{signal})"),
-                (None, None) => String::new(),
-            };
-            format!(
-                "{} {} {} -> {} {}{exit}: {}",
-                event.time,
-                event.instance,
-                event.from,
-                event.to,
-                event.kind,
-                event.reason.replace('\n', "; ")
-            )
-        };
+        let line = if json { serde_json::to_string(event).unwrap_or_default() } else { event.line() };
         let _ = writeln!(out, "{line}");
     }
     let _ = out.flush();
@@ -433,11 +416,7 @@ fn row_info(row: &WireStatus) -> String {
 
 fn state_info(row: &WireStatus) -> String {
     let since = human_duration(Duration::from_millis(row.since_ms));
-    let exit = match (&row.exit_code, &row.exit_signal) {
-        (Some(code), _) => format!("exit status {code}"),
-        (None, Some(signal)) => format!("signal SIG{signal}"),
-        (None, None) => String::new(),
-    };
+    let exit = crate::control::exit_text(row.exit_code, row.exit_signal.as_deref());
     match row.state.as_str() {
         "RUNNING" => format!("uptime {since}"),
         "STARTING" | "STOPPING" | "PAUSED" => format!("for {since}"),

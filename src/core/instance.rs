@@ -389,11 +389,6 @@ impl Instance {
     /// Applies one event, then stops the health check if the instance left the states it runs
     /// in (STARTING, RUNNING).
     pub(crate) fn on_event(&mut self, ctx: &mut Ctx<'_>, event: Event) -> Outcome {
-        if self.spec.schedule.is_none() && self.timetable.deadline().is_some() {
-            // A reload took the schedule away: no fire time or run timeout is left.
-            self.timetable.disarm();
-            self.timetable.run_deadline = None;
-        }
         let post_before = self.lifecycle_post();
         let outcome = self.transition(ctx, event);
         // A lifecycle POST whose step is over (waited out, refused, or the program exited) is

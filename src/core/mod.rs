@@ -1152,8 +1152,12 @@ impl Supervisor {
                 let was_scheduled = instance.state == State::Scheduled;
                 instance.spec = Rc::clone(&spec);
                 if options_changed {
-                    // Fire times come from the new schedule (if any).
+                    // Fire times come from the new schedule; without one, no run timeout
+                    // is left either.
                     instance.timetable.disarm();
+                    if spec.schedule.is_none() {
+                        instance.timetable.run_deadline = None;
+                    }
                 }
                 if instance.held_stopped {
                     continue; // Held down by `ctl stop`: takes the new spec, stays down.

@@ -634,6 +634,20 @@ pub enum StateName {
 }
 
 impl StateName {
+    /// Every state an instance can be in (not `Unknown`, which names no instance).
+    pub const ALL: [StateName; 10] = [
+        StateName::Stopped,
+        StateName::Waiting,
+        StateName::Starting,
+        StateName::Running,
+        StateName::Backoff,
+        StateName::Stopping,
+        StateName::Exited,
+        StateName::Fatal,
+        StateName::Paused,
+        StateName::Scheduled,
+    ];
+
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -653,18 +667,7 @@ impl StateName {
 
     /// Parses a state name as users write it (`running`, `RUNNING`).
     pub fn parse(text: &str) -> Result<StateName, String> {
-        let all = [
-            StateName::Stopped,
-            StateName::Waiting,
-            StateName::Starting,
-            StateName::Running,
-            StateName::Backoff,
-            StateName::Stopping,
-            StateName::Exited,
-            StateName::Fatal,
-            StateName::Paused,
-            StateName::Scheduled,
-        ];
+        let all = StateName::ALL;
         all.into_iter().find(|state| state.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
             let names: Vec<&str> = all.iter().map(|state| state.as_str()).collect();
             format!("unknown state {text:?} (expected one of: {})", names.join(", "))

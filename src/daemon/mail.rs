@@ -14,9 +14,8 @@
 //! Plain TCP only (no TLS), and the server is an IP address (no DNS).
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,8 +24,6 @@ use mio::{Interest, Registry, Token};
 
 use crate::core::Pid;
 use crate::schedule::calendar;
-use crate::spec::{Launch, Sink};
-use crate::sys;
 
 /// Longest reply line accepted (RFC 5321 allows 512 octets; servers are lax).
 pub const MAX_REPLY_LINE: usize = 4096;
@@ -537,35 +534,8 @@ fn close(registry: &Registry, mut delivery: Delivery) -> u64 {
 /// sendmail's diagnostics). The exit status, reaped by the daemon, is the outcome: 0 means
 /// delivered.
 pub fn sendmail(path: &Path, message: &str) -> Result<Pid, String> {
-    let program = path.to_string_lossy().into_owned();
-    let in_memory = || -> io::Result<std::fs::File> {
-        let mut file = std::fs::File::from(sys::memfd("sv-lite-mail")?);
-        file.write_all(message.as_bytes())?;
-        file.rewind()?;
-        Ok(file)
-    };
-    let file = in_memory().map_err(|e| format!("sendmail {program}: the message in a memfd: {e}"))?;
-    let launch = Launch {
-        argv: vec![program, "-t".to_string(), "-i".to_string()],
-        env: Vec::new(),
-        workingdir: None,
-        umask: None,
-        stdout: Sink::Discard,
-        stderr: Sink::Forward,
-        pid_file: None,
-    };
-    let options = sys::SpawnOptions {
-        stdin: sys::Stream::Fd(file.as_raw_fd()),
-        stdout: sys::Stream::Null,
-        stderr: sys::Stream::Inherit,
-        foreground_tty: false,
-        extra_fds: &[],
-        listen_pid: false,
-        watchdog_pid: false,
-    };
-    let child = sys::spawn(&launch, options).map_err(|e| format!("sendmail: {e}"))?;
-    // The child has its own copy of the memfd; ours closes here.
-    Ok(child.pid)
+    let argv = vec![path.to_string_lossy().into_owned(), "-t".to_string(), "-i".to_string()];
+    super::notify_out::spawn_fed(argv, Vec::new(), message.as_bytes()).map_err(|error| format!("sendmail: {error}"))
 }
 
 #[cfg(test)]

@@ -17,18 +17,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::core::{EventKind, HealthState, InstanceStatus, StateName, Transition};
 
 /// The states exported as `sv_lite_instance_state{state=...}`, one series each per instance.
-pub const STATES: [StateName; 10] = [
-    StateName::Stopped,
-    StateName::Waiting,
-    StateName::Starting,
-    StateName::Running,
-    StateName::Backoff,
-    StateName::Stopping,
-    StateName::Exited,
-    StateName::Fatal,
-    StateName::Paused,
-    StateName::Scheduled,
-];
 
 /// What the metrics count, per instance and for config reloads.
 ///
@@ -106,6 +94,16 @@ impl Counters {
         self.instances.remove(instance);
     }
 
+    /// Forgets every instance not in `rows` (removed by a reload), so a name that comes back
+    /// starts from zero instead of counting its first start as a restart.
+    pub fn keep_only(&mut self, rows: &[InstanceStatus]) {
+        let live: std::collections::HashSet<&str> = rows.iter().map(|row| row.name.as_str()).collect();
+        let gone: Vec<String> = self.instances.keys().filter(|name| !live.contains(name.as_str())).cloned().collect();
+        for name in gone {
+            self.forget(&name);
+        }
+    }
+
     #[must_use]
     pub fn instance(&self, instance: &str) -> Option<&InstanceCounters> {
         self.instances.get(instance)
@@ -136,7 +134,7 @@ pub fn render(
 
     header(&mut out, "sv_lite_instance_state", "gauge", "1 for the state the instance is in, 0 for the others.");
     for (labels, row, _) in &rows {
-        for state in STATES {
+        for state in StateName::ALL {
             let extra = format!(",state=\"{state}\"");
             sample(&mut out, "sv_lite_instance_state", labels, &extra, f64::from(u8::from(row.state == state)));
         }
@@ -446,6 +444,14 @@ mod tests {
             "{text}"
         );
         assert_eq!(escape("plain"), "plain");
+    }
+
+    #[test]
+    fn counters_of_instances_a_reload_removed_are_forgotten() {
+        let (_, mut counters, _) = fixture();
+        counters.keep_only(&[row("web:0", StateName::Running, None)]);
+        assert!(counters.instance("web:0").is_some());
+        assert!(counters.instance("worker:0").is_none(), "worker:0 is gone from status");
     }
 
     #[test]

@@ -1186,6 +1186,7 @@ impl Driver {
             }
             "/metrics" => {
                 let rows = self.supervisor.status(self.now, &[]);
+                self.counters.keep_only(&rows);
                 let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
                 let usage = self.usage.read(&roots, self.now.mono, false);
                 let body = metrics::render(&rows, &self.counters, &metrics::read_process_stats(), &usage);

@@ -101,21 +101,7 @@ pub fn compose_mail(mail: &Mail, host: &str, tails: &[(String, String, Vec<u8>)]
 /// One event as a line of text.
 #[must_use]
 pub fn event_line(event: &Transition) -> String {
-    let wire = WireEvent::from_transition(event);
-    let exit = match (&wire.exit_code, &wire.exit_signal) {
-        (Some(code), _) => format!(" (exit status {code})"),
-        (None, Some(signal)) => format!(" (signal SIG{signal})"),
-        (None, None) => String::new(),
-    };
-    format!(
-        "{} {} {} -> {} {}{exit}: {}",
-        wire.time,
-        wire.instance,
-        wire.from,
-        wire.to,
-        wire.kind,
-        clean(&wire.reason.replace('\n', "; "))
-    )
+    clean(&WireEvent::from_transition(event).line())
 }
 
 /// Starts a `notify: exec:` hook for `event`: `SV_EVENT`, `SV_INSTANCE`, `SV_PROGRAM`,
@@ -130,9 +116,7 @@ pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, 
     let wire = WireEvent::from_transition(event);
     let mut json = serde_json::to_vec(&wire).map_err(|error| format!("encode the event: {error}"))?;
     json.push(b'\n');
-    let mut stdin = std::fs::File::from(sys::memfd("sv-lite-event").map_err(|error| format!("memfd_create: {error}"))?);
-    stdin.write_all(&json).and_then(|()| stdin.rewind()).map_err(|error| format!("write the event: {error}"))?;
-    let exit = match (&wire.exit_code, &wire.exit_signal) {
+    let exit = match (wire.exit_code, &wire.exit_signal) {
         (Some(code), _) => code.to_string(),
         (None, Some(signal)) => format!("SIG{signal}"),
         (None, None) => String::new(),
@@ -149,8 +133,28 @@ pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, 
         ("SV_TIME".to_string(), wire.time.clone()),
         ("SV_HOST".to_string(), host.to_string()),
     ];
+    spawn_fed(argv.to_vec(), env, &json)
+        .map_err(|error| format!("{}: {error}", argv.first().map_or("hook", String::as_str)))
+}
+
+/// Starts `argv` (with `env` added to the inherited environment) reading `input` on its stdin
+/// from a memfd, so nothing is written from the loop and no pipe can stall it; its own process
+/// group, stdout discarded, stderr the daemon's. For hooks and sendmail, whose exit is reaped
+/// by the daemon like any other.
+///
+/// # Errors
+///
+/// Which step failed: the memfd, or the spawn (`exec ...: No such file or directory`).
+pub fn spawn_fed(argv: Vec<String>, env: Vec<(String, String)>, input: &[u8]) -> Result<Pid, String> {
+    let in_memory = || -> std::io::Result<std::fs::File> {
+        let mut file = std::fs::File::from(sys::memfd("sv-lite-input")?);
+        file.write_all(input)?;
+        file.rewind()?;
+        Ok(file)
+    };
+    let stdin = in_memory().map_err(|error| format!("the input in a memfd: {error}"))?;
     let launch = Launch {
-        argv: argv.to_vec(),
+        argv,
         env,
         workingdir: None,
         umask: None,
@@ -167,5 +171,6 @@ pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, 
         listen_pid: false,
         watchdog_pid: false,
     };
+    // The child has its own copy of the memfd; ours closes here.
     sys::spawn(&launch, options).map(|child| child.pid).map_err(|error| error.to_string())
 }

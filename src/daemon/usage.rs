@@ -44,27 +44,16 @@ impl Sampler {
     /// `baseline`, the readings become the base of the next CPU% (a `status`; a scrape, which
     /// shows no CPU%, leaves them alone).
     pub fn read(&mut self, roots: &[Pid], now: Instant, baseline: bool) -> HashMap<Pid, Usage> {
-        let procs = snapshot();
-        let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
-        for (&pid, proc) in &procs {
-            children.entry(proc.ppid).or_default().push(pid);
-        }
+        let table = Table::read();
         let (ticks, page) = (sys::clock_ticks() as f64, sys::page_size());
         let mut usage = HashMap::new();
         for &root in roots {
             let (mut total_ticks, mut pages) = (0u64, 0u64);
-            let mut stack = vec![root];
-            let mut seen = 0usize;
-            while let Some(pid) = stack.pop() {
-                seen += 1;
-                if seen > procs.len() + 1 {
-                    break; // A parent-link cycle cannot happen; do not loop if /proc lies.
-                }
-                if let Some(proc) = procs.get(&pid) {
+            for pid in table.trees([root]) {
+                if let Some(proc) = table.procs.get(&pid) {
                     total_ticks += proc.ticks + proc.child_ticks;
                     pages += proc.rss_pages;
                 }
-                stack.extend(children.get(&pid).into_iter().flatten().copied());
             }
             let cpu_seconds = total_ticks as f64 / ticks;
             let cpu_percent = self.last.get(&root).and_then(|&(at, before)| {
@@ -78,71 +67,74 @@ impl Sampler {
         }
         // Bases of processes gone are dropped (a status of some instances only keeps the
         // others').
-        self.last.retain(|pid, _| procs.contains_key(pid));
+        self.last.retain(|pid, _| table.procs.contains_key(pid));
         usage
     }
 }
 
-/// The processes of an instance outside `root`'s process group that a stop must reach too:
-/// every descendant of `root` by parent links (one that called setsid is still a descendant),
-/// and every child of sv-lite (`me`: PID 1 or the subreaper adopts orphans) whose environment
-/// carries `SV_LITE_INSTANCE=instance` (a double-forked daemon whose parent is gone). `root`
-/// itself is not listed; nothing unrelated is: a process is listed only by parentage or by
-/// the marker of exactly this instance.
-/// Takes one `/proc` reading for all of `stops` (root, instance): a stop of many instances
-/// walks `/proc` once, not once per instance.
+/// One reading of `/proc`: every process, and the children of each by parent links.
+struct Table {
+    procs: HashMap<Pid, Proc>,
+    children: HashMap<Pid, Vec<Pid>>,
+}
+
+impl Table {
+    fn read() -> Table {
+        let procs = snapshot();
+        let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
+        for (&pid, proc) in &procs {
+            children.entry(proc.ppid).or_default().push(pid);
+        }
+        Table { procs, children }
+    }
+
+    /// `tops` and all their descendants, each once.
+    fn trees(&self, tops: impl IntoIterator<Item = Pid>) -> Vec<Pid> {
+        let mut found: Vec<Pid> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<Pid> = tops.into_iter().collect();
+        while let Some(pid) = stack.pop() {
+            if seen.insert(pid) {
+                found.push(pid);
+                stack.extend(self.children.get(&pid).into_iter().flatten().copied());
+            }
+        }
+        found
+    }
+}
+
+/// For each stop (root, instance), the processes outside the root's process group that the
+/// stop must reach too: every descendant of the root by parent links (one that called setsid
+/// is still a descendant), and every child of sv-lite (`me`: PID 1 or the subreaper adopts
+/// orphans) whose environment carries `SV_LITE_INSTANCE=instance` (a double-forked daemon
+/// whose parent is gone), with its descendants. The root itself is not listed, nor anything
+/// unrelated: a process is listed only by parentage or by the marker of exactly this instance.
+/// One `/proc` reading serves every stop of a turn.
 #[must_use]
 pub fn trees_members(stops: &[(Pid, String)], me: Pid) -> Vec<(Pid, Vec<Pid>)> {
-    let procs = snapshot();
-    let mut children: HashMap<Pid, Vec<Pid>> = HashMap::new();
-    for (&pid, proc) in &procs {
-        children.entry(proc.ppid).or_default().push(pid);
-    }
+    let table = Table::read();
     // The adopted processes' markers, read once.
-    let adopted: Vec<(Pid, Vec<u8>)> = children
+    let adopted: Vec<(Pid, Vec<u8>)> = table
+        .children
         .get(&me)
         .into_iter()
         .flatten()
         .map(|&pid| (pid, std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default()))
         .collect();
-    stops.iter().map(|(root, instance)| (*root, members(&procs, &children, &adopted, *root, instance))).collect()
-}
-
-fn members(
-    procs: &HashMap<Pid, Proc>,
-    children: &HashMap<Pid, Vec<Pid>>,
-    adopted: &[(Pid, Vec<u8>)],
-    root: Pid,
-    instance: &str,
-) -> Vec<Pid> {
-    let mut found = Vec::new();
-    let mut stack: Vec<Pid> = children.get(&root).cloned().unwrap_or_default();
-    while let Some(pid) = stack.pop() {
-        if found.len() > procs.len() {
-            break;
-        }
-        found.push(pid);
-        stack.extend(children.get(&pid).into_iter().flatten().copied());
-    }
-    let marker = format!("{}={instance}", crate::core::INSTANCE_VAR);
-    for (adopted, environ) in adopted {
-        let adopted = *adopted;
-        if adopted == root || found.contains(&adopted) {
-            continue;
-        }
-        if environ.split(|&byte| byte == 0).any(|entry| entry == marker.as_bytes()) {
-            found.push(adopted);
-            stack.extend(children.get(&adopted).into_iter().flatten().copied());
-            while let Some(pid) = stack.pop() {
-                if found.len() > procs.len() {
-                    break;
-                }
-                found.push(pid);
-                stack.extend(children.get(&pid).into_iter().flatten().copied());
-            }
-        }
-    }
-    found
+    stops
+        .iter()
+        .map(|(root, instance)| {
+            let marker = format!("{}={instance}", crate::core::INSTANCE_VAR);
+            let marked = adopted
+                .iter()
+                .filter(|(pid, environ)| {
+                    *pid != *root && environ.split(|&byte| byte == 0).any(|entry| entry == marker.as_bytes())
+                })
+                .map(|(pid, _)| *pid);
+            let tops = table.children.get(root).into_iter().flatten().copied().chain(marked);
+            (*root, table.trees(tops))
+        })
+        .collect()
 }
 
 /// Every process's parent, CPU ticks and RSS.
