@@ -16,7 +16,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::core::{EventKind, HealthState, InstanceStatus, StateName, Transition};
 
-/// The states exported as `sv_lite_instance_state{state=...}`, one series each per instance.
 
 /// What the metrics count, per instance and for config reloads.
 ///
