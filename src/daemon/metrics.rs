@@ -16,7 +16,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::core::{EventKind, HealthState, InstanceStatus, StateName, Transition};
 
-
 /// What the metrics count, per instance and for config reloads.
 ///
 /// An instance's counters live until [`Counters::forget`] (the driver calls it when a reload
