@@ -273,6 +273,8 @@ pub(crate) struct Ctx<'a> {
     pub shutting_down: bool,
     /// Ports held by instances (`None`) or quarantined until a time: never handed out meanwhile.
     pub held_ports: &'a HashMap<u16, Option<Instant>>,
+    /// The instance's lines of this change, in order (`Instance::log`).
+    pub lines: Vec<(log::Level, String)>,
 }
 
 #[derive(Debug)]
@@ -2098,8 +2100,10 @@ impl Instance {
         }
     }
 
+    /// One line of what this change did; the supervisor makes it the reason of the change's
+    /// `Transition`, or a log line if the state did not change.
     fn log(&self, ctx: &mut Ctx<'_>, level: log::Level, text: String) {
-        ctx.actions.push_back(Action::Log { level, message: format!("{}: {text}", self.name) });
+        ctx.lines.push((level, text));
     }
 }
 

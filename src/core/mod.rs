@@ -536,7 +536,6 @@ impl Supervisor {
         };
         let pid_before = instance.state.pid();
         let name_before = instance.state.name();
-        let actions_before = self.actions.len();
         let check_before = instance.probe.check_pid();
         let deadline_before = instance.state.deadline();
         let probe_before = instance.probe.deadline();
@@ -550,6 +549,7 @@ impl Supervisor {
             rng: &mut self.rng,
             shutting_down,
             held_ports: &self.ports_held,
+            lines: Vec::new(),
         };
         let mut outcome = change(instance, &mut ctx);
         // A persistent pause flag pauses an instance as soon as it has a process, through the
@@ -561,6 +561,7 @@ impl Supervisor {
         {
             outcome = instance.on_event(&mut ctx, Event::Pause);
         }
+        let mut lines = std::mem::take(&mut ctx.lines);
         if let Some(probe_at) = instance.probe.deadline() {
             // Also when unchanged but due: the timer that brought us here was popped already.
             if Some(probe_at) != probe_before || probe_at <= now {
@@ -593,6 +594,11 @@ impl Supervisor {
                 exit: note.exit.map(|(status, _)| status),
                 health: if note.unhealthy { health } else { None },
             });
+        } else {
+            // No transition: the lines are plain log lines.
+            for (level, text) in lines.drain(..) {
+                self.actions.push_back(Action::Log { level, message: format!("{}: {text}", instance.name) });
+            }
         }
         if matches!(instance.state, State::Waiting { .. }) {
             self.waiting.insert(id);
@@ -633,7 +639,7 @@ impl Supervisor {
             }
         }
         if let Some(record) = record {
-            self.transition(now, record, actions_before);
+            self.transition(now, record, lines);
         }
         match outcome {
             Outcome::Nothing => {}
@@ -718,22 +724,17 @@ impl Supervisor {
 
     /// Turns the log lines an instance wrote during one change into the reason of that change's
     /// `Transition` record, which replaces them: the event log line is rendered from the record.
-    fn transition(&mut self, now: Instant, mut record: Transition, from_action: usize) {
-        let prefix = format!("{}: ", record.instance);
+    fn transition(&mut self, now: Instant, mut record: Transition, lines: Vec<(log::Level, String)>) {
         let mut reasons = Vec::new();
         let mut level = log::Level::Info;
-        let mut index = from_action;
-        while index < self.actions.len() {
-            match &self.actions[index] {
+        for (line_level, text) in lines {
+            if line_level <= log::Level::Info {
+                level = level.min(line_level);
+                reasons.push(text);
+            } else {
                 // Debug lines stay debug lines: only info and above make the reason.
-                Action::Log { level: line_level, message }
-                    if message.starts_with(&prefix) && *line_level <= log::Level::Info =>
-                {
-                    level = level.min(*line_level);
-                    reasons.push(message[prefix.len()..].to_string());
-                    self.actions.remove(index);
-                }
-                _ => index += 1,
+                let message = format!("{}: {text}", record.instance);
+                self.actions.push_back(Action::Log { level: line_level, message });
             }
         }
         // One line per message, as the event log has always shown them.
