@@ -61,6 +61,7 @@ fn run(count: usize) -> Result<(), String> {
         extra_fds: &extra_fds,
         listen_pid: false,
         watchdog_pid: false,
+        cgroup_procs: None,
     };
     let variants = [
         ("posix_spawn (listen_pid: false)", options),

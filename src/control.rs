@@ -21,6 +21,8 @@ pub enum ControlRequest {
     Shutdown,
     /// The daemon's own pid.
     DaemonPid,
+    /// `info`: the daemon's version, pid, config and how it stops whole trees.
+    Info,
     /// The number of one instance's named port.
     Port {
         target: String,
@@ -293,6 +295,7 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
             Request::Wait { targets, state, timeout: parse_timeout(timeout)? }
         }
         "pid" => return Ok(ControlRequest::DaemonPid),
+        "info" => return Ok(ControlRequest::Info),
         "tail" => {
             let [target] = <[String; 1]>::try_from(targets).map_err(|_| "tail: give exactly one target".to_string())?;
             let stream = match stream.as_deref().unwrap_or("stdout") {
@@ -307,7 +310,7 @@ pub fn parse_request(line: &[u8]) -> Result<ControlRequest, String> {
         "shutdown" => return Ok(ControlRequest::Shutdown),
         other => {
             return Err(format!(
-                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, snooze, unsnooze, wait, pid, port, tail, events, reload or shutdown)"
+                "unknown request op {other:?} (expected status, start, stop, restart, signal, pause, resume, snooze, unsnooze, wait, pid, info, port, tail, events, reload or shutdown)"
             ))
         }
     };

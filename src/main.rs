@@ -21,8 +21,10 @@ options:
   -c, --config FILE    config file (default ./sv-lite.yaml, then /etc/sv-lite.yaml)
   -s, --socket SOCKET  control socket (default: $SV_LITE_SOCKET, the config's `socket`,
                        /run/sv-lite.sock as root, else $XDG_RUNTIME_DIR/sv-lite.sock)
+  --no-cgroups         stop and measure each instance's tree through /proc, not through a
+                       cgroup of its own (the default where cgroup v2 can be written)
   -h, --help           this text
-  -V, --version        the version
+  -V, --version        the version, and how whole trees are stopped here
 
 environment: RUST_LOG sets the log level (default info), SV_LITE_SOCKET the socket.";
 
@@ -56,13 +58,16 @@ struct CommonFlags {
     socket: Option<PathBuf>,
     help: bool,
     version: bool,
+    /// `--no-cgroups` (the daemon's only).
+    no_cgroups: bool,
     rest: Vec<String>,
 }
 
-/// Parses `-c FILE`, `--config=FILE`, `-s SOCKET`, `-h`, `-V`. With `stop_at_command`, the
+/// Parses `-c FILE`, `--config=FILE`, `-s SOCKET`, `-h`, `-V` (and the daemon's `--no-cgroups`). With `stop_at_command`, the
 /// first other word and everything after it are left for the subcommand.
 fn parse_common(args: &[String], stop_at_command: bool) -> Result<CommonFlags, String> {
-    let mut flags = CommonFlags { config: None, socket: None, help: false, version: false, rest: Vec::new() };
+    let mut flags =
+        CommonFlags { config: None, socket: None, help: false, version: false, no_cgroups: false, rest: Vec::new() };
     let mut index = 0;
     while index < args.len() {
         let arg = &args[index];
@@ -82,6 +87,7 @@ fn parse_common(args: &[String], stop_at_command: bool) -> Result<CommonFlags, S
             "-s" | "--socket" => flags.socket = Some(value(key)?),
             "-h" | "--help" => flags.help = true,
             "-V" | "--version" => flags.version = true,
+            "--no-cgroups" if !stop_at_command => flags.no_cgroups = true,
             other if other.starts_with('-') && other != "-" => return Err(format!("unknown option {other}")),
             _ => {
                 flags.rest.push(arg.clone());
@@ -136,8 +142,10 @@ fn run_daemon(args: &[String]) -> u8 {
         println!("{USAGE}");
         return 0;
     }
+    let cgroups = !flags.no_cgroups;
     if flags.version {
         println!("sv-lite {VERSION}");
+        println!("whole-tree stop: {}", daemon::cgroup::would_use(cgroups));
         return 0;
     }
     if let Some(extra) = flags.rest.first() {
@@ -157,7 +165,7 @@ fn run_daemon(args: &[String]) -> u8 {
         }
     };
     let socket_path = ctl::resolve_socket(flags.socket, config.socket.clone());
-    match daemon::run(daemon::DaemonOptions { config_path, config, socket_path }) {
+    match daemon::run(daemon::DaemonOptions { config_path, config, socket_path, cgroups }) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("sv-lite: {error}");

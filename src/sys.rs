@@ -54,6 +54,11 @@ pub struct SpawnOptions<'a> {
     pub listen_pid: bool,
     /// Set `WATCHDOG_PID` to the child's own pid too (systemd's watchdog), the same way.
     pub watchdog_pid: bool,
+    /// An open `cgroup.procs` of the cgroup the child joins before it execs, so that nothing it
+    /// starts can escape the cgroup. Such a child is started by `spawn_cloned`, whose child
+    /// writes `0` (itself) to it. A failure there does not fail the spawn: the child runs
+    /// where the daemon is, and [`SpawnedChild::cgroup_error`] says why.
+    pub cgroup_procs: Option<RawFd>,
 }
 
 /// Why a spawn failed: the step, and the OS error when there is one.
@@ -98,6 +103,8 @@ pub struct SpawnedChild {
     /// The read ends of the stdout and stderr pipes, when piped.
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// Why the child could not join [`SpawnOptions::cgroup_procs`]'s cgroup, if it could not.
+    pub cgroup_error: Option<io::Error>,
 }
 
 /// Starts `launch` as the leader of a new process group, with default signal dispositions and
@@ -133,9 +140,9 @@ pub fn spawn(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild,
                 error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
             });
         }
-        if options.listen_pid || options.watchdog_pid {
+        if options.listen_pid || options.watchdog_pid || options.cgroup_procs.is_some() {
             return Err(SpawnError {
-                step: "LISTEN_PID/WATCHDOG_PID".to_string(),
+                step: "LISTEN_PID/WATCHDOG_PID/cgroup".to_string(),
                 error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
             });
         }
@@ -422,8 +429,9 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
 
     let extra_ends = stage_extra_fds(options.extra_fds)?;
 
-    // How the child is started: posix_spawn, or our own clone when it must know its pid.
-    let starter = if options.listen_pid || options.watchdog_pid {
+    // How the child is started: posix_spawn, or our own clone when it must know its pid or join
+    // a cgroup.
+    let starter = if options.listen_pid || options.watchdog_pid || options.cgroup_procs.is_some() {
         let dup2s = child_ends
             .iter()
             .map(|(fd, end)| (end.as_raw_fd(), *fd))
@@ -444,6 +452,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
     // SAFETY: umask only swaps an integer in the process.
     let saved_umask = launch.umask.map(|mask| unsafe { libc::umask(mask as libc::mode_t) });
     let mut pid: libc::pid_t = 0;
+    let mut cgroup_error = None;
     let result = match &starter {
         Starter::Cloned { dup2s } => {
             let child = CloneChild {
@@ -454,9 +463,16 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
                 n_dup2s: dup2s.len(),
                 listen_pid_digits,
                 watchdog_pid_digits,
+                cgroup_procs: options.cgroup_procs.unwrap_or(-1),
+                cgroup_error: AtomicI32::new(0),
                 error: AtomicI32::new(0),
             };
-            spawn_cloned(&mut pid, &child)
+            let result = spawn_cloned(&mut pid, &child);
+            let errno = child.cgroup_error.load(Ordering::Acquire);
+            if errno != 0 {
+                cgroup_error = Some(io::Error::from_raw_os_error(errno));
+            }
+            result
         }
         // SAFETY: every pointer is live for the call: `program`, `argv`/`envp` and their
         // NULL-terminated pointer arrays, the initialised actions and attributes. glibc's
@@ -481,7 +497,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
     drop(child_ends);
     drop(extra_ends);
     spawn_call(result).map_err(step_error(exec_step()))?;
-    Ok(SpawnedChild { pid, stdout, stderr })
+    Ok(SpawnedChild { pid, stdout, stderr, cgroup_error })
 }
 
 /// How `spawn_posix` starts the child. One per spawn, on the stack: boxing the large variant
@@ -565,6 +581,10 @@ struct CloneChild {
     listen_pid_digits: *mut u8,
     /// The same after `WATCHDOG_PID=` (or null).
     watchdog_pid_digits: *mut u8,
+    /// A `cgroup.procs` to write `0` to (join that cgroup) before anything else, or -1.
+    cgroup_procs: RawFd,
+    /// The errno of that write when it failed (0: joined, or nothing to join).
+    cgroup_error: AtomicI32,
     /// The errno of the step that failed in the child (0: the exec succeeded).
     error: AtomicI32,
 }
@@ -686,6 +706,13 @@ extern "C" fn clone_child(arg: *mut libc::c_void) -> libc::c_int {
         // memory of the parent's.
         unsafe { libc::_exit(127) }
     };
+    if child.cgroup_procs >= 0 {
+        // SAFETY: write takes a descriptor the parent keeps open and a static byte string; it
+        // moves this process (and so all it will start) into that cgroup.
+        if unsafe { libc::write(child.cgroup_procs, b"0".as_ptr().cast(), 1) } != 1 {
+            child.cgroup_error.store(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO), Ordering::Release);
+        }
+    }
     // SAFETY: setpgid and dup2 take integers; `dup2s` points to `n_dup2s` pairs in a Vec the
     // parent keeps alive until we exec or exit.
     unsafe {
@@ -779,7 +806,7 @@ fn spawn_forked(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChi
             let pid = child.id() as Pid;
             let stdout = child.stdout.take().map(OwnedFd::from);
             let stderr = child.stderr.take().map(OwnedFd::from);
-            Ok(SpawnedChild { pid, stdout, stderr })
+            Ok(SpawnedChild { pid, stdout, stderr, cgroup_error: None })
         }
         Err(error) => Err(SpawnError { step: format!("exec {program}"), error }),
     }
@@ -1561,6 +1588,7 @@ mod tests {
             extra_fds,
             listen_pid: false,
             watchdog_pid: false,
+            cgroup_procs: None,
         }
     }
 

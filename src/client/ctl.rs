@@ -34,6 +34,8 @@ commands:
   unsnooze TARGET...              remove the snooze file: health checks count again
   port TARGET NAME                the number of an instance's named port
   pid [TARGET...]                 the daemon's pid, or the instances' pids, one per line
+  info                            the daemon's version, pid, config, and how it stops and
+                                  measures whole process trees (cgroups or /proc)
   wait TARGET... [--state STATE] [--timeout SECS]
                                   block until the targets are in STATE (default RUNNING);
                                   exit 1 on timeout
@@ -58,7 +60,7 @@ pub struct Command {
 /// The commands `ctl` knows, for help and completion.
 pub const COMMANDS: &[&str] = &[
     "status", "start", "stop", "zap", "restart", "signal", "pause", "resume", "snooze", "unsnooze", "port", "pid",
-    "wait", "tail", "events", "reload", "shutdown",
+    "info", "wait", "tail", "events", "reload", "shutdown",
 ];
 
 /// Parses `COMMAND [ARGS]`.
@@ -138,7 +140,7 @@ pub fn parse_command(args: &[String]) -> Result<Command, String> {
             request.port = Some(port);
             words.push(target);
         }
-        "reload" | "shutdown" if !words.is_empty() => return Err(format!("{name} takes no targets")),
+        "reload" | "shutdown" | "info" if !words.is_empty() => return Err(format!("{name} takes no targets")),
         _ => {}
     }
     request.wait = matches!(name.as_str(), "start" | "stop" | "restart" | "zap") && !no_wait;

@@ -147,6 +147,14 @@ that share a working directory share the snooze.",
 instances, one per line (for scripts).",
     },
     Entry {
+        name: "info",
+        args: "",
+        summary: "the daemon's version, pid, config and tree-stop method",
+        details: "Prints the daemon's version, pid and config file, and how it stops and measures
+each instance's whole process tree: a cgroup v2 of its own per instance, or a
+walk of /proc with SV_LITE_INSTANCE markers (and why).",
+    },
+    Entry {
         name: "wait",
         args: "TARGET... [--state STATE] [--timeout SECS]",
         summary: "block until the targets are in STATE",

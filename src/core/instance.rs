@@ -978,10 +978,12 @@ impl Instance {
                 self.kill_leftovers(ctx);
                 self.exited_after_running(ctx, since, format!("exited with {status}"), Some(status))
             }
-            (State::Stopping { .. }, Event::Exited(status)) => {
+            (State::Stopping { pid, .. }, Event::Exited(status)) => {
+                let pid = *pid;
                 self.last_exit = Some(status);
                 self.note.exit = Some((status, true));
                 self.log(ctx, log::Level::Info, format!("stopped ({status})"));
+                self.sweep_tree(ctx, pid);
                 self.kill_leftovers(ctx);
                 self.enter(now, State::Stopped);
                 self.finish_stop(ctx)
@@ -1261,8 +1263,10 @@ impl Instance {
                 self.kill_leftovers(ctx);
                 self.exited_after_running(ctx, since, format!("daemon is gone ({reason})"), None)
             }
-            (State::Stopping { .. }, Event::PidFile(PidObservation::Gone { reason })) => {
+            (State::Stopping { pid, .. }, Event::PidFile(PidObservation::Gone { reason })) => {
+                let pid = *pid;
                 self.log(ctx, log::Level::Info, format!("stopped ({reason})"));
+                self.sweep_tree(ctx, pid);
                 self.kill_leftovers(ctx);
                 self.enter(now, State::Stopped);
                 self.finish_stop(ctx)
@@ -1613,10 +1617,18 @@ impl Instance {
         Outcome::Nothing
     }
 
-    /// Kills the process now (second shutdown request).
+    /// The stop sequence ends when the main process has gone: whatever is left of its tree
+    /// (a worker that outlived it, a daemon it left behind) is killed, as a container runtime
+    /// does when PID 1 exits. Only at the end of a stop: a program that exits by itself, or a
+    /// pid-file launcher, leaves its descendants alone.
+    fn sweep_tree(&mut self, ctx: &mut Ctx<'_>, pid: Pid) {
+        ctx.actions.push_back(Action::SweepTree { pid, instance: self.name.clone() });
+    }
+
+    /// Kills the process and its whole tree now (second shutdown request).
     pub(crate) fn kill_now(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pid) = self.state.pid() {
-            ctx.actions.push_back(Action::Kill { pid, signal: Signal::KILL, group: true });
+            ctx.actions.push_back(Action::KillTree { pid, signal: Signal::KILL, instance: self.name.clone() });
             self.state = State::Stopping { pid, next_at: None, step: StopStep::Killed };
             self.after_stop = AfterStop::Stay;
         }
@@ -1866,7 +1878,7 @@ impl Instance {
         if health.timed_out(now) {
             let timeout = health.check.timeout;
             self.cancel_check(ctx);
-            self.count_health(ctx, false, format!("timed out after {}", human_duration(timeout)));
+            self.count_health(ctx, false, format!("timed out after {}", human_duration(timeout)), None);
             return;
         }
         if health.due(now) {
@@ -1973,7 +1985,7 @@ impl Instance {
             None => {
                 // The port is not known (yet): a failed check, said as much.
                 let _ = self.probe.health.as_mut().map(|health| health.answer(ctx.now, seq));
-                self.count_health(ctx, false, "its port has no number".to_string());
+                self.count_health(ctx, false, "its port has no number".to_string(), None);
             }
         }
     }
@@ -2018,13 +2030,15 @@ impl Instance {
             Ok(detail) => (true, detail),
             Err(detail) => (false, detail),
         };
-        self.count_health(ctx, passed, detail);
+        let answered = matches!(result, ProbeResult::Http { .. } | ProbeResult::Connected | ProbeResult::Exited(_));
+        self.count_health(ctx, passed, detail, answered.then_some(latency));
         Outcome::Nothing
     }
 
     /// Counts one health result and acts on what it means.
-    fn count_health(&mut self, ctx: &mut Ctx<'_>, passed: bool, detail: String) {
+    fn count_health(&mut self, ctx: &mut Ctx<'_>, passed: bool, detail: String, latency: Option<Duration>) {
         let Some(health) = &mut self.probe.health else { return };
+        health.latency = latency;
         let before = health.state;
         let verdict = health.count(passed, detail.clone());
         let after = health.state;

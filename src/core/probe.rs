@@ -126,6 +126,8 @@ pub(crate) struct Health {
     pub failures: u32,
     pub state: HealthState,
     pub last: Option<String>,
+    /// The latency of the last result, when it was an answer.
+    pub latency: Option<Duration>,
 }
 
 impl Health {
@@ -140,6 +142,7 @@ impl Health {
             failures: 0,
             state: HealthState::Pending,
             last: None,
+            latency: None,
         }
     }
 
@@ -265,7 +268,7 @@ impl Health {
     }
 
     pub(crate) fn status(&self) -> HealthStatus {
-        HealthStatus { state: self.state, failures: self.failures, last: self.last.clone() }
+        HealthStatus { state: self.state, failures: self.failures, last: self.last.clone(), latency: self.latency }
     }
 }
 

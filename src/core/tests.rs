@@ -39,6 +39,8 @@ struct Harness {
     allocations: Vec<InstanceId>,
     /// Every transition record, in order.
     transitions: Vec<Transition>,
+    /// `sweep NAME PID`: the tree kills that end each stop.
+    sweeps: Vec<String>,
 }
 
 impl Harness {
@@ -62,6 +64,7 @@ impl Harness {
             probes: HashMap::new(),
             allocations: Vec::new(),
             transitions: Vec::new(),
+            sweeps: Vec::new(),
         }
     }
 
@@ -81,6 +84,8 @@ impl Harness {
                 }
                 // The whole tree is the instance's group and what left it: shown as the group.
                 Action::KillTree { pid, signal, .. } => out.push(format!("kill -{pid} {}", signal.name())),
+                // Kept apart, like flags: every stop ends with one (specs in `transitions`).
+                Action::SweepTree { pid, instance } => self.sweeps.push(format!("sweep {instance} {pid}")),
                 Action::Kill { pid, signal, group } => {
                     out.push(format!("kill {}{pid} {}", if group { "-" } else { "" }, signal.name()))
                 }
@@ -425,6 +430,48 @@ fn restart_stops_then_spawns_again() {
     h.spawned("web:0", 101);
     h.advance(secs(1));
     h.expect("reply 1 web:0:ok:started (pid 101)");
+}
+
+#[test]
+fn a_stop_ends_by_sweeping_the_tree_before_anything_new_is_spawned() {
+    let mut h = Harness::new(vec![program("web", |_| {})]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.request(1, Request::Restart { targets: targets(&["web"]), wait: true });
+    h.expect("kill -100 TERM");
+    assert!(h.sweeps.is_empty(), "no sweep while the main process lives: {:?}", h.sweeps);
+    h.input(Input::Exited { pid: 100, status: ExitStatus::Signaled { signal: 15, core_dumped: false } });
+    // Read the queue itself: the sweep must come before the new run's spawn, which would
+    // share the instance's cgroup and marker.
+    let mut kinds = Vec::new();
+    while let Some(action) = h.supervisor.poll_action() {
+        match action {
+            Action::SweepTree { pid, instance } => kinds.push(format!("sweep {instance} {pid}")),
+            Action::Spawn { name, .. } => kinds.push(format!("spawn {name}")),
+            _ => {}
+        }
+    }
+    assert_eq!(kinds, ["sweep web:0 100", "spawn web:0"]);
+}
+
+#[test]
+fn a_program_that_exits_by_itself_is_not_swept() {
+    let mut h = Harness::new(vec![program("web", |p| p.autorestart = AutoRestart::Always)]);
+    h.expect("spawn web:0");
+    running(&mut h, "web:0", 100);
+    h.exited(100, ExitStatus::Exited(1));
+    h.actions();
+    assert!(h.sweeps.is_empty(), "an exit on its own leaves the descendants alone: {:?}", h.sweeps);
+    // A stop that escalates to SIGKILL ends with a sweep too.
+    h.spawned("web:0", 101);
+    h.advance(secs(2));
+    h.request(2, Request::Stop { targets: targets(&["web"]), wait: false, timeout: None });
+    h.expect("kill -101 TERM\nreply 2 web:0:ok:stopping");
+    h.advance(secs(11));
+    h.expect("kill -101 KILL");
+    h.exited(101, KILLED);
+    h.actions();
+    assert_eq!(h.sweeps, ["sweep web:0 101"]);
 }
 
 #[test]

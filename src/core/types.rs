@@ -424,6 +424,12 @@ pub enum Action {
         signal: Signal,
         instance: String,
     },
+    /// The main process `pid` ended a stop: SIGKILL to whatever is left of the instance's tree
+    /// (its cgroup, or its group and the marked processes sv-lite adopted), as `KillTree` does.
+    SweepTree {
+        pid: Pid,
+        instance: String,
+    },
     /// Persist (or clear) a flag for an instance, e.g. `web:0`.
     SetFlag {
         instance: String,
@@ -564,6 +570,9 @@ pub struct HealthStatus {
     pub failures: u32,
     /// The last result, e.g. `HTTP 200 in 3ms`, `exit 1 in 20ms`, `timed out after 1s`.
     pub last: Option<String>,
+    /// How long the last result took, when the check answered (not for a time-out, a refused
+    /// connection or a failure to run it).
+    pub latency: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

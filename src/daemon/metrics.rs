@@ -185,7 +185,7 @@ pub fn render(
             "sv_lite_instance_health_check_latency_seconds",
             "gauge",
             "Latency of the last health check that answered.",
-            |row, _| row.health.as_ref()?.last.as_deref().and_then(latency_seconds),
+            |row, _| Some(row.health.as_ref()?.latency?.as_secs_f64()),
         ),
     ];
     for (name, kind, help, value) in per_instance {
@@ -313,17 +313,6 @@ fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
 }
 
-/// The latency in a health check's last result (`HTTP 200 in 3ms`, `exit 1 in 1.5s`): what
-/// follows the last ` in `, in milliseconds or seconds as `human_duration` writes them below a
-/// minute. `None` for results without one (`timed out after 1s`, `connection refused`).
-fn latency_seconds(last: &str) -> Option<f64> {
-    let took = last.rsplit_once(" in ")?.1;
-    match took.strip_suffix("ms") {
-        Some(millis) => Some(millis.parse::<f64>().ok()? / 1000.0),
-        None => took.strip_suffix('s')?.parse().ok(),
-    }
-}
-
 /// `AT_CLKTCK` from `/proc/self/auxv` (pairs of native words), else the usual 100.
 fn clock_ticks() -> f64 {
     const AT_CLKTCK: usize = 17;
@@ -409,8 +398,12 @@ mod tests {
         }
         counters.reloaded(false, at(1_700_000_050));
         counters.reloaded(true, at(1_700_000_060));
-        let health =
-            HealthStatus { state: HealthState::Healthy, failures: 0, last: Some("HTTP 200 in 3ms".to_string()) };
+        let health = HealthStatus {
+            state: HealthState::Healthy,
+            failures: 0,
+            last: Some("HTTP 200 in 3ms".to_string()),
+            latency: Some(Duration::from_millis(3)),
+        };
         let mut web = row("web:0", Running, Some(health));
         web.pid = Some(4242);
         let rows = vec![web, row("worker:0", Backoff, None)];
@@ -501,15 +494,6 @@ mod tests {
             &std::collections::HashMap::new(),
         );
         assert!(text.contains("sv_lite_instance_restarts_total{program=\"web\",instance=\"web:0\"} 0\n"), "{text}");
-    }
-
-    #[test]
-    fn health_check_latency_is_read_from_the_last_result() {
-        assert_eq!(latency_seconds("HTTP 200 in 3ms"), Some(0.003));
-        assert_eq!(latency_seconds("exit 1 in 1.5s"), Some(1.5));
-        assert_eq!(latency_seconds("HTTP 500 body \"no in 5s\", expected \"ok\", in 20ms"), Some(0.02));
-        assert_eq!(latency_seconds("timed out after 1s"), None);
-        assert_eq!(latency_seconds("connected in 1m5s"), None);
     }
 
     #[test]

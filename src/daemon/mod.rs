@@ -22,6 +22,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::signal::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+pub mod cgroup;
 pub mod control;
 pub mod eventlog;
 pub mod events;
@@ -107,6 +108,9 @@ pub struct DaemonOptions {
     pub config_path: PathBuf,
     pub config: Config,
     pub socket_path: PathBuf,
+    /// Give each instance a cgroup when possible (`--no-cgroups` turns it off: the `/proc`
+    /// walk is used).
+    pub cgroups: bool,
 }
 
 /// Runs the daemon until shutdown; returns the process exit code.
@@ -170,6 +174,10 @@ struct Driver {
     events: EventRing,
     /// Whole-tree stops of this turn, carried out with one `/proc` walk (`kill_trees`).
     tree_kills: Vec<(Pid, crate::spec::Signal, String)>,
+    /// One cgroup per instance, when they can be had (`cgroup.rs`); else `tree_method` says
+    /// why the `/proc` walk is used.
+    cgroups: Option<cgroup::Cgroups>,
+    tree_method: String,
     /// The previous CPU reading of each instance tree, for CPU% in `status`.
     usage: usage::Sampler,
     /// The read-only HTTP endpoint (`http:`), and a registry handle for it.
@@ -300,6 +308,15 @@ impl Driver {
             }
             None => None,
         };
+        let (cgroups, tree_method) = match options.cgroups.then(|| cgroup::Cgroups::start(sys::getpid())) {
+            Some(Ok(cgroups)) => {
+                let method = cgroups.describe();
+                (Some(cgroups), method)
+            }
+            Some(Err(why)) => (None, format!("/proc walk and SV_LITE_INSTANCE markers ({why})")),
+            None => (None, "/proc walk and SV_LITE_INSTANCE markers (--no-cgroups)".to_string()),
+        };
+        log::info!("whole-tree stop and accounting: {tree_method}");
         let now = read_clock();
         let supervisor = Supervisor::with_flags(&options.config, now, seed(), flags);
         log::info!("listening on {}", options.socket_path.display());
@@ -327,6 +344,8 @@ impl Driver {
             watch,
             events: EventRing::default(),
             tree_kills: Vec::new(),
+            cgroups,
+            tree_method,
             usage: usage::Sampler::default(),
             http,
             counters: metrics::Counters::default(),
@@ -405,8 +424,16 @@ impl Driver {
     }
 
     fn feed(&mut self, input: Input) {
+        let reload = matches!(input, Input::Reload { .. });
         self.supervisor.handle_input(self.now, input);
         self.drain_actions();
+        if reload {
+            // Cgroups of instances that an earlier reload removed, now empty.
+            if let Some(cgroups) = &mut self.cgroups {
+                let supervisor = &self.supervisor;
+                cgroups.forget(|instance| supervisor.lookup(instance).is_ok());
+            }
+        }
     }
 
     /// Carries out every action the core has queued, and spawns up to this turn's budget
@@ -457,17 +484,22 @@ impl Driver {
                     );
                 }
             }
+            Action::SweepTree { pid, instance } => {
+                self.carry_out(Action::KillTree { pid, signal: crate::spec::Signal::KILL, instance })
+            }
             Action::KillTree { pid, signal, instance } => {
                 let result = match sys::kill(pid, signal, true) {
                     Ok(false) => sys::kill(pid, signal, false),
                     other => other,
                 };
                 if let Err(error) = result {
-                    log::warn!("{instance}: cannot send {signal} to process group {pid}: {error}");
+                    log::debug!("{instance}: cannot send {signal} to process group {pid}: {error}");
                 }
-                // What left the group (setsid) or the tree (a double fork, adopted by us): found
-                // by one /proc walk for every stop of this turn (`kill_trees`).
-                self.tree_kills.push((pid, signal, instance));
+                if !self.kill_cgroup(&instance, signal) {
+                    // What left the group (setsid) or the tree (a double fork, adopted by us):
+                    // found by one /proc walk for every stop of this turn (`kill_trees`).
+                    self.tree_kills.push((pid, signal, instance));
+                }
             }
             Action::RunProbe { id, seq, check, snooze } => self.run_probe(id, seq, check, snooze),
             Action::CancelProbe { id, seq } => {
@@ -552,6 +584,7 @@ impl Driver {
                     extra_fds: &[],
                     listen_pid: false,
                     watchdog_pid: false,
+                    cgroup_procs: None,
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
@@ -664,6 +697,14 @@ impl Driver {
             .map_err(|error| (error, false))?;
         let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix, stderr_rotate)
             .map_err(|error| (error, false))?;
+        let cgroup_procs = match self.cgroups.as_mut().map(|cgroups| cgroups.enter(name)) {
+            Some(Ok(procs)) => Some(procs),
+            Some(Err(error)) => {
+                log::warn!("{name}: cannot make its cgroup ({error}); its tree is found through /proc");
+                None
+            }
+            None => None,
+        };
         // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
         let options = SpawnOptions {
             stdin: Stream::Null,
@@ -673,6 +714,7 @@ impl Driver {
             extra_fds: &extra_fds,
             listen_pid: !socket_names.is_empty(),
             watchdog_pid: extras.watchdog.is_some(),
+            cgroup_procs: cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
         };
         let child = sys::spawn(launch, options).map_err(|error| {
             let mut message = error.to_string();
@@ -684,6 +726,13 @@ impl Driver {
             }
             (message, error.is_transient())
         })?;
+        drop(cgroup_procs);
+        if let Some(error) = &child.cgroup_error {
+            log::warn!("{name}: cannot join its cgroup ({error}); its tree is found through /proc");
+            if let Some(cgroups) = &mut self.cgroups {
+                cgroups.leave(name);
+            }
+        }
         for stream in [StreamKind::Stdout, StreamKind::Stderr] {
             self.rings.entry((id, stream)).or_insert_with(|| OutputRing::new(tail_buffer));
         }
@@ -1096,6 +1145,17 @@ impl Driver {
                 self.send(conn, &protocol::encode_pid(sys::getpid()), true);
                 return;
             }
+            ControlRequest::Info => {
+                let text = format!(
+                    "version  {}\npid      {}\nconfig   {}\ntrees    {}\n",
+                    env!("CARGO_PKG_VERSION"),
+                    sys::getpid(),
+                    self.config_path.display(),
+                    self.tree_method
+                );
+                self.send(conn, &protocol::encode_data(text.as_bytes()), true);
+                return;
+            }
             ControlRequest::Tail { target, stream, lines, follow } => {
                 self.tail(conn, &target, stream, lines, follow);
                 return;
@@ -1127,6 +1187,30 @@ impl Driver {
     fn send(&mut self, conn: ConnId, bytes: &[u8], answers: bool) {
         let closed = self.control.send(self.poll.registry(), conn, bytes, answers);
         self.conns_closed(closed);
+    }
+
+    /// Signals everything in `instance`'s cgroup (SIGKILL through `cgroup.kill`); false when it
+    /// has none, or it failed (then the `/proc` walk does it).
+    fn kill_cgroup(&mut self, instance: &str, signal: crate::spec::Signal) -> bool {
+        let Some(cgroups) = self.cgroups.as_ref().filter(|cgroups| cgroups.has(instance)) else { return false };
+        let result = if signal == crate::spec::Signal::KILL {
+            cgroups.kill(instance)
+        } else {
+            cgroups.pids(instance).map(|pids| {
+                for pid in pids {
+                    if let Err(error) = sys::kill(pid, signal, false) {
+                        log::debug!("{instance}: cannot send {signal} to pid {pid}: {error}");
+                    }
+                }
+            })
+        };
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                log::warn!("{instance}: cannot signal its cgroup ({error}); walking /proc instead");
+                false
+            }
+        }
     }
 
     /// Signals what left each stopped instance's process group, for all of this turn's stops
@@ -1187,8 +1271,8 @@ impl Driver {
             "/metrics" => {
                 let rows = self.supervisor.status(self.now, &[]);
                 self.counters.keep_only(&rows);
-                let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
-                let usage = self.usage.read(&roots, self.now.mono, false);
+                let roots = usage_roots(&rows);
+                let usage = self.usage.read(&roots, self.cgroups.as_ref(), self.now.mono, false);
                 let body = metrics::render(&rows, &self.counters, &metrics::read_process_stats(), &usage);
                 http::Response {
                     status: 200,
@@ -1202,8 +1286,8 @@ impl Driver {
 
     /// `status --json`'s array, with each tree's CPU and memory.
     fn status_json(&mut self, rows: &[crate::core::InstanceStatus]) -> Vec<u8> {
-        let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
-        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono, true) };
+        let roots = usage_roots(rows);
+        let usage = self.usage.read(&roots, self.cgroups.as_ref(), self.now.mono, true);
         let mut wire = protocol::wire_rows(rows);
         for row in &mut wire {
             fill_usage(row, &usage);
@@ -1215,8 +1299,8 @@ impl Driver {
     /// read from `/proc` now (only when asked: nothing is sampled in between).
     fn encode_reply(&mut self, reply: &crate::core::Reply) -> Vec<u8> {
         let crate::core::Reply::Status { rows, .. } = reply else { return protocol::encode_reply(reply) };
-        let roots: Vec<Pid> = rows.iter().filter_map(|row| row.pid).collect();
-        let usage = if roots.is_empty() { HashMap::new() } else { self.usage.read(&roots, self.now.mono, true) };
+        let roots = usage_roots(rows);
+        let usage = self.usage.read(&roots, self.cgroups.as_ref(), self.now.mono, true);
         protocol::encode_reply_with(reply, &mut |row| fill_usage(row, &usage))
     }
 
@@ -1295,6 +1379,9 @@ impl Driver {
     /// socket.
     fn finish(&mut self) {
         let deadline = Instant::now() + EXIT_FLUSH_DEADLINE;
+        if let Some(cgroups) = &mut self.cgroups {
+            cgroups.finish(deadline.min(Instant::now() + CGROUP_EXIT_WAIT));
+        }
         if let Some((server, _)) = &self.http {
             server.remove_socket();
         }
@@ -1368,6 +1455,11 @@ fn take_token(counter: &mut usize) -> Token {
     token
 }
 
+/// The `(main pid, instance)` of each row with a process, whose trees `status` measures.
+fn usage_roots(rows: &[crate::core::InstanceStatus]) -> Vec<(Pid, &str)> {
+    rows.iter().filter_map(|row| Some((row.pid?, row.name.as_str()))).collect()
+}
+
 /// A status row's CPU and memory, from one reading of `/proc`.
 fn fill_usage(row: &mut protocol::WireStatus, usage: &HashMap<Pid, usage::Usage>) {
     if let Some(usage) = row.pid.and_then(|pid| usage.get(&pid)) {
@@ -1376,6 +1468,10 @@ fn fill_usage(row: &mut protocol::WireStatus, usage: &HashMap<Pid, usage::Usage>
         row.rss_bytes = Some(usage.rss_bytes);
     }
 }
+
+/// How long the exit waits for the last stops' killed processes to leave their cgroups, so
+/// that the cgroups can be removed.
+const CGROUP_EXIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Both clocks, read together: once per wake-up of the loop.
 fn read_clock() -> Now {

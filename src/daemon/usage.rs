@@ -4,10 +4,12 @@
 //! One pass over `/proc/*/stat` gives every process's parent, CPU time and RSS; each instance's
 //! tree is its main process and every descendant by parent links. CPU% is over the time since
 //! the previous reading of the same instance (the previous `status`), or since its start.
+//! An instance in a cgroup of its own (`cgroup.rs`) is measured from its cgroup instead.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::cgroup::{self, Cgroups};
 use crate::core::Pid;
 use crate::sys;
 
@@ -40,22 +42,39 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Reads `/proc` once and returns the usage of each root's tree, by root pid. With
+    /// The usage of each `(root, instance)`'s tree, by root pid: from the instance's cgroup
+    /// when it has one, else from one reading of `/proc` shared by all the others. With
     /// `baseline`, the readings become the base of the next CPU% (a `status`; a scrape, which
     /// shows no CPU%, leaves them alone).
-    pub fn read(&mut self, roots: &[Pid], now: Instant, baseline: bool) -> HashMap<Pid, Usage> {
-        let table = Table::read();
+    pub fn read(
+        &mut self,
+        roots: &[(Pid, &str)],
+        cgroups: Option<&Cgroups>,
+        now: Instant,
+        baseline: bool,
+    ) -> HashMap<Pid, Usage> {
+        let mut table: Option<Table> = None;
         let (ticks, page) = (sys::clock_ticks() as f64, sys::page_size());
         let mut usage = HashMap::new();
-        for &root in roots {
-            let (mut total_ticks, mut pages) = (0u64, 0u64);
-            for pid in table.trees([root]) {
-                if let Some(proc) = table.procs.get(&pid) {
-                    total_ticks += proc.ticks + proc.child_ticks;
-                    pages += proc.rss_pages;
+        for &(root, instance) in roots {
+            let grouped = cgroups.and_then(|groups| Some((groups, groups.usage(instance)?)));
+            let (cpu_seconds, rss_bytes) = match grouped {
+                Some((groups, group)) => (
+                    group.cpu_seconds,
+                    group.memory_bytes.unwrap_or_else(|| cgroup::rss_of(&groups.pids(instance).unwrap_or_default())),
+                ),
+                None => {
+                    let table = table.get_or_insert_with(Table::read);
+                    let (mut total_ticks, mut pages) = (0u64, 0u64);
+                    for pid in table.trees([root]) {
+                        if let Some(proc) = table.procs.get(&pid) {
+                            total_ticks += proc.ticks + proc.child_ticks;
+                            pages += proc.rss_pages;
+                        }
+                    }
+                    (total_ticks as f64 / ticks, pages * page)
                 }
-            }
-            let cpu_seconds = total_ticks as f64 / ticks;
+            };
             let cpu_percent = self.last.get(&root).and_then(|&(at, before)| {
                 let elapsed = now.saturating_duration_since(at).as_secs_f64();
                 (elapsed > 0.0).then(|| ((cpu_seconds - before).max(0.0) / elapsed) * 100.0)
@@ -63,11 +82,14 @@ impl Sampler {
             if baseline {
                 self.last.insert(root, (now, cpu_seconds));
             }
-            usage.insert(root, Usage { cpu_seconds, cpu_percent, rss_bytes: pages * page });
+            usage.insert(root, Usage { cpu_seconds, cpu_percent, rss_bytes });
         }
         // Bases of processes gone are dropped (a status of some instances only keeps the
         // others').
-        self.last.retain(|pid, _| table.procs.contains_key(pid));
+        self.last.retain(|pid, _| match &table {
+            Some(table) => table.procs.contains_key(pid),
+            None => std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        });
         usage
     }
 }
@@ -182,7 +204,7 @@ mod tests {
         // This test process as the root: its own tree is at least itself.
         let me = sys::getpid();
         let mut sampler = Sampler::default();
-        let first = sampler.read(&[me], Instant::now(), true)[&me];
+        let first = sampler.read(&[(me, "test:0")], None, Instant::now(), true)[&me];
         assert!(first.rss_bytes > 0);
         assert_eq!(first.cpu_percent, None);
         let mut spin = 0u64;
@@ -190,7 +212,7 @@ mod tests {
             spin = spin.wrapping_add(i * i);
         }
         assert_ne!(spin, 1);
-        let second = sampler.read(&[me], Instant::now(), true)[&me];
+        let second = sampler.read(&[(me, "test:0")], None, Instant::now(), true)[&me];
         assert!(second.cpu_seconds >= first.cpu_seconds);
         assert!(second.cpu_percent.is_some());
     }

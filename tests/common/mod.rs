@@ -311,6 +311,8 @@ pub struct Launch<'a> {
     /// Run this binary instead of [`BIN`] (the dynamic build, for LD_PRELOAD tools such as
     /// libfaketime, which cannot reach into the static binary).
     pub binary: Option<&'a Path>,
+    /// More arguments for the daemon (`--no-cgroups`).
+    pub args: Vec<&'a str>,
 }
 
 impl Default for Launch<'_> {
@@ -322,6 +324,7 @@ impl Default for Launch<'_> {
             env: Vec::new(),
             stdout_pipe: false,
             binary: None,
+            args: Vec::new(),
         }
     }
 }
@@ -385,7 +388,7 @@ impl Daemon {
                 shell
             }
         };
-        command.arg("-c").arg(&config);
+        command.args(&launch.args).arg("-c").arg(&config);
         if launch.socket_flag {
             command.arg("-s").arg(&socket);
         }
@@ -712,4 +715,26 @@ pub fn wait_file_contains(path: &Path, needle: &str) -> String {
 /// Number of lines in a file (0 when absent).
 pub fn line_count(path: &Path) -> usize {
     read(path).lines().count()
+}
+
+/// Whether a daemon started by this test process can give each instance a cgroup: cgroup v2
+/// holds our cgroup, and a directory made in it has `cgroup.kill`. Found here independently of
+/// sv-lite's own detection, which tests compare with it.
+pub fn cgroups_usable() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("0::").map(str::to_string))?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split(' ').collect();
+        (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
+            .then(|| fields.get(4).map(|point| point.to_string()))?
+    })?;
+    let dir = PathBuf::from(format!("{mount}{own}")).join(format!("oracle.{}", std::process::id()));
+    std::fs::create_dir(&dir).ok()?;
+    let usable = dir.join("cgroup.kill").exists();
+    let _ = std::fs::remove_dir(&dir);
+    usable.then(|| dir.parent().map(Path::to_path_buf)).flatten()
 }

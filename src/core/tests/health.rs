@@ -57,6 +57,11 @@ impl Harness {
         self.answer(name, result);
     }
 
+    fn latency(&self, name: &str) -> Option<Duration> {
+        let rows = self.supervisor.status(self.now, &[name.to_string()]);
+        rows.first().and_then(|row| row.health.as_ref()).and_then(|health| health.latency)
+    }
+
     fn health(&self, name: &str) -> String {
         let rows = self.supervisor.status(self.now, &[name.to_string()]);
         rows.first()
@@ -193,11 +198,18 @@ fn a_check_that_does_not_answer_in_time_is_cancelled_and_counts_as_a_failure() {
     assert_eq!(h.state("web:0"), "RUNNING");
     h.step();
     h.expect("get web:0 :8080/health (snooze file checked)");
+    let (id, seq) = h.probes["web:0"];
+    // The default timeout is 1 s. An answer's latency is the time since it was asked.
+    h.advance(ms(40));
+    h.input(Input::ProbeResult { id, seq, result: ok() });
+    assert_eq!(h.latency("web:0"), Some(ms(40)));
+    h.step();
+    h.expect("get web:0 :8080/health (snooze file checked)");
     let (_, seq) = h.probes["web:0"];
-    // The default timeout is 1 s.
     h.advance(ms(999));
     h.expect("");
     h.advance(ms(1));
+    assert_eq!(h.latency("web:0"), None, "a time-out has no latency");
     assert!(h.actions().starts_with(&format!("cancel web:0 {seq}\npost web:0 :8080/quitquitquit")));
     assert!(h.logged("unhealthy: 1 health checks failed in a row (last: timed out after 1s)"));
     // A late answer to the cancelled check changes nothing.
