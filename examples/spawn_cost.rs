@@ -62,6 +62,7 @@ fn run(count: usize) -> Result<(), String> {
         listen_pid: false,
         watchdog_pid: false,
         cgroup_procs: None,
+        slots: None,
     };
     let variants = [
         ("posix_spawn (listen_pid: false)", options),

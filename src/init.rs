@@ -78,6 +78,7 @@ pub fn run(argv: Vec<String>) -> u8 {
         listen_pid: false,
         watchdog_pid: false,
         cgroup_procs: None,
+        slots: None,
     };
     let child = match sys::spawn(&launch, options) {
         Ok(child) => child,

@@ -24,7 +24,7 @@ programs:
     stdout: "{dir}/filed.out"
     starttime: 0
   silent:
-    cmd: ["/bin/sh", "-c", "echo discarded-but-kept; exec sleep 1000"]
+    cmd: ["/bin/sh", "-c", "echo discarded; exec sleep 1000"]
     stdout: discard
     starttime: 0
 "#,
@@ -39,9 +39,11 @@ programs:
     assert!(lines.iter().all(|line| line.starts_with("err ")), "{lines:?}");
     daemon.wait_file("filed.out", "to-file-2");
     assert_eq!(daemon.ctl_ok(&["tail", "filed"]).stdout, "to-file-1\nto-file-2\n");
-    daemon.wait_for("discarded output in the ring", WAIT, || {
-        daemon.ctl(&["tail", "silent"]).stdout == "discarded-but-kept\n"
-    });
+    // A discarded stream goes to /dev/null: nothing is kept, and tail says why.
+    let silent = daemon.ctl(&["tail", "silent"]);
+    assert_eq!(silent.code, Some(1), "{}", silent.all());
+    assert!(silent.stderr.contains("silent: its stdout is discarded (`stdout: discard`)"), "{}", silent.all());
+    assert_eq!(daemon.ctl_ok(&["tail", "silent", "stderr"]).stdout, "", "stderr is still kept");
     let ambiguous = daemon.ctl(&["tail", "nope"]);
     assert_eq!(ambiguous.code, Some(1), "{}", ambiguous.all());
 
@@ -240,7 +242,9 @@ programs:
     stability_window: 0.1
   chatty:
     cmd: ["/bin/sh", "-c", "while :; do echo 'chatty line with some padding to fill buffers quickly 0123456789'; done"]
-    stdout: discard
+    stdout: "{dir}/chatty.out"
+    stdout_maxbytes: 1MB
+    stdout_backups: 1
     starttime: 0
 "#,
     );

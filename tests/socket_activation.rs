@@ -51,6 +51,7 @@ connection.sendall(b'activated' if ok else repr(dict(os.environ)).encode())
         listen_pid: true,
         watchdog_pid: false,
         cgroup_procs: None,
+        slots: None,
     };
     // The connection waits in the listen queue until the program accepts it.
     let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect before the program runs");

@@ -154,6 +154,8 @@ struct Driver {
     spawns_this_turn: usize,
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
+    /// Streams whose last spawn sent them to /dev/null (`discard`): `ctl tail` says so.
+    discarded: HashSet<(InstanceId, StreamKind)>,
     /// HTTP and TCP checks in flight.
     probes: Probes,
     /// Listening sockets of socket-activated programs, kept across their restarts.
@@ -178,6 +180,9 @@ struct Driver {
     /// why the `/proc` walk is used.
     cgroups: Option<cgroup::Cgroups>,
     tree_method: String,
+    /// Low descriptor numbers through which spawns pass their children's descriptors, so a
+    /// spawn does not copy the whole table (`sys::SpawnSlots`).
+    spawn_slots: Option<sys::SpawnSlots>,
     /// The previous CPU reading of each instance tree, for CPU% in `status`.
     usage: usage::Sampler,
     /// The read-only HTTP endpoint (`http:`), and a registry handle for it.
@@ -208,6 +213,14 @@ struct Driver {
 
 impl Driver {
     fn new(mut options: DaemonOptions) -> Result<Driver, String> {
+        // First, so that the slots lie below everything the daemon will open.
+        let spawn_slots = match sys::SpawnSlots::reserve() {
+            Ok(slots) => Some(slots),
+            Err(error) => {
+                log::warn!("cannot reserve spawn slots ({error}); each spawn will copy the descriptor table");
+                None
+            }
+        };
         let poll = Poll::new().map_err(|error| format!("cannot create poll: {error}"))?;
         // Signals first: before any child exists, so no SIGCHLD is lost.
         let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1])
@@ -335,6 +348,7 @@ impl Driver {
             spawn_queue: std::collections::VecDeque::new(),
             spawns_this_turn: 0,
             rings: HashMap::new(),
+            discarded: HashSet::new(),
             probes: Probes::new(),
             listeners,
             notify,
@@ -346,6 +360,7 @@ impl Driver {
             tree_kills: Vec::new(),
             cgroups,
             tree_method,
+            spawn_slots,
             usage: usage::Sampler::default(),
             http,
             counters: metrics::Counters::default(),
@@ -585,6 +600,7 @@ impl Driver {
                     listen_pid: false,
                     watchdog_pid: false,
                     cgroup_procs: None,
+                    slots: None,
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },
@@ -705,16 +721,19 @@ impl Driver {
             }
             None => None,
         };
-        // Every stream is piped, even a discarded one, so `ctl tail` works whatever the sink.
+        // A discarded stream goes to /dev/null: no pipe, no descriptor of ours, nothing to read
+        // (and so nothing for `ctl tail`). Without /dev, `spawn` pipes it and we drain it.
+        let stream_for = |sink: &Sink| if *sink == Sink::Discard { Stream::Null } else { Stream::Pipe };
         let options = SpawnOptions {
             stdin: Stream::Null,
-            stdout: Stream::Pipe,
-            stderr: Stream::Pipe,
+            stdout: stream_for(&launch.stdout),
+            stderr: stream_for(&launch.stderr),
             foreground_tty: false,
             extra_fds: &extra_fds,
             listen_pid: !socket_names.is_empty(),
             watchdog_pid: extras.watchdog.is_some(),
             cgroup_procs: cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
+            slots: self.spawn_slots.as_ref(),
         };
         let child = sys::spawn(launch, options).map_err(|error| {
             let mut message = error.to_string();
@@ -733,8 +752,14 @@ impl Driver {
                 cgroups.leave(name);
             }
         }
-        for stream in [StreamKind::Stdout, StreamKind::Stderr] {
-            self.rings.entry((id, stream)).or_insert_with(|| OutputRing::new(tail_buffer));
+        for (stream, pipe) in [(StreamKind::Stdout, &child.stdout), (StreamKind::Stderr, &child.stderr)] {
+            if pipe.is_some() {
+                self.rings.entry((id, stream)).or_insert_with(|| OutputRing::new(tail_buffer));
+                self.discarded.remove(&(id, stream));
+            } else {
+                self.rings.remove(&(id, stream));
+                self.discarded.insert((id, stream));
+            }
         }
         if let Some(pipe) = child.stdout {
             self.watch_pipe(
@@ -1367,6 +1392,15 @@ impl Driver {
             TailStream::Stdout => StreamKind::Stdout,
             TailStream::Stderr => StreamKind::Stderr,
         };
+        if self.discarded.contains(&(instance, stream)) {
+            let message = format!(
+                "{target}: its {} is discarded (`{}: discard`): nothing is kept",
+                stream.as_str(),
+                stream.as_str()
+            );
+            self.send(conn, &protocol::encode_error(&message), true);
+            return;
+        }
         let recent = self.rings.get(&(instance, stream)).map(|ring| ring.last_lines(lines)).unwrap_or_default();
         if follow {
             self.control.follow(conn, (instance, stream));

@@ -171,6 +171,7 @@ pub fn spawn_fed(argv: Vec<String>, env: Vec<(String, String)>, input: &[u8]) ->
         listen_pid: false,
         watchdog_pid: false,
         cgroup_procs: None,
+        slots: None,
     };
     // The child has its own copy of the memfd; ours closes here.
     sys::spawn(&launch, options).map(|child| child.pid).map_err(|error| error.to_string())
