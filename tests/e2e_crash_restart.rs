@@ -332,3 +332,40 @@ programs:
         assert!(log.contains(&needle), "no {needle:?} in the log:\n{log}");
     }
 }
+
+#[test]
+fn a_pid_file_daemon_of_the_first_run_is_stopped_too() {
+    let dir = TestDir::new();
+    // The launcher forks the daemon and exits: the daemon is in the launcher's process group,
+    // which it does not lead, so the ledger records its pid alone (from the pid file).
+    write_config(
+        &dir,
+        r#"
+programs:
+  forking:
+    cmd: ["/bin/sh", "-c", "sleep 1000 & echo $! > {dir}/forking.pid"]
+    pid_file: "{dir}/forking.pid"
+    monitor_interval: 0.2
+    starttime: 0.1
+"#,
+    );
+    let mut first = Run::start(&dir, 1);
+    let pid = first.wait_running(1)["forking:0"];
+    let (_, start) = proc_stat(pid).expect("stat of the daemon");
+    let program = Program { pid, start, instance: "forking:0".to_string() };
+    let journal = dir.join("state/instances.journal");
+    wait_until("the daemon's pid in the ledger", WAIT, || {
+        sv_lite::ledger::parse(&read(&journal))
+            .is_ok_and(|parsed| parsed.entries.iter().any(|entry| entry.pid == pid && !entry.group))
+    });
+    first.crash();
+    assert!(still_there(&program));
+
+    let second = Run::start(&dir, 2);
+    let new_pid = second.wait_running(1)["forking:0"];
+    assert_ne!(new_pid, pid);
+    assert!(!still_there(&program), "the first run's daemon is still alive\n{}", second.diagnostics());
+    let log = second.log();
+    let found = format!("found forking:0 (pid {pid}) of a previous run still alive; stopping it: SIGTERM to its pid");
+    assert!(log.contains(&found), "no {found:?} in the log:\n{log}");
+}
