@@ -10,6 +10,7 @@ pub mod control;
 pub mod core;
 pub mod daemon;
 pub mod init;
+pub mod ledger;
 pub mod pidfile;
 pub mod schedule;
 pub mod spec;

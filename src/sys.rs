@@ -1134,6 +1134,68 @@ pub fn kill(pid: Pid, signal: Signal, group: bool) -> io::Result<bool> {
     }
 }
 
+/// A pidfd for `pid` (Linux 5.3): a descriptor that names this one process, not whatever later
+/// gets its number, and that polls readable once the process has exited (it need not be our
+/// child). `ESRCH` means there is no such process.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    if pid <= 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing a pidfd for pid {pid}")));
+    }
+    // SAFETY: pidfd_open takes a pid and flags (0) and returns a new descriptor or -1; it has
+    // no memory arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` to the process a pidfd names. Returns `Ok(false)` when it has exited.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<bool> {
+    // SAFETY: a live descriptor, a signal number, a null siginfo (the kernel fills in a
+    // SI_USER one) and no flags; nothing is kept.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal.0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_uint,
+        )
+    };
+    if result == 0 {
+        return Ok(true);
+    }
+    let error = io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
+/// Waits up to `timeout` for any of `fds` to be readable (a pidfd: its process exited);
+/// returns the indices of those that are. Interrupted or failed waits return what is known
+/// (nothing); the caller loops on its own deadline. Not for the loop: start-up only.
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Duration) -> Vec<usize> {
+    let mut poll_fds: Vec<libc::pollfd> =
+        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the pointer and length describe `poll_fds`, a live Vec that poll only writes
+    // `revents` of; the timeout bounds the wait.
+    let ready = unsafe { libc::poll(poll_fds.as_mut_ptr(), poll_fds.len() as libc::nfds_t, timeout_ms) };
+    if ready <= 0 {
+        return Vec::new();
+    }
+    poll_fds
+        .iter()
+        .enumerate()
+        .filter(|(_, poll_fd)| poll_fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
+        .map(|(index, _)| index)
+        .collect()
+}
+
 /// Makes orphaned descendants re-parent to us, so we can reap them (a no-op need when PID 1).
 pub fn set_child_subreaper() -> io::Result<()> {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes integer arguments only.

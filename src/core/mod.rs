@@ -401,6 +401,13 @@ impl Supervisor {
         self.by_pid.get(&pid).and_then(|(id, _)| self.instances.get(id)).map(|instance| instance.name.as_str())
     }
 
+    /// The stop signal and stop time of an instance's program, for the ledger of live instances
+    /// (what a daemon started after a crash of this one sends to its orphans).
+    #[must_use]
+    pub fn stop_sequence(&self, id: InstanceId) -> Option<(crate::spec::Signal, std::time::Duration)> {
+        self.instances.get(&id).map(|instance| (instance.spec.stopsignal, instance.spec.stoptime))
+    }
+
     /// Armed timer entries, stale ones included (for tests of timer growth).
     #[must_use]
     pub fn n_timers(&self) -> usize {

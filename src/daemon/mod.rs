@@ -27,6 +27,7 @@ pub mod control;
 pub mod eventlog;
 pub mod events;
 pub mod http;
+pub mod ledger;
 pub mod listeners;
 pub mod mail;
 pub mod metrics;
@@ -200,6 +201,8 @@ struct Driver {
     startup_problems: Vec<String>,
     /// Flag changes asked for in this turn, written together by `write_flags`.
     flag_changes: Vec<state_dir::FlagChange>,
+    /// The live processes in `state_dir`, for a start after a crash (`ledger.rs`).
+    ledger: ledger::Journal,
     /// Child pipes not read because the stream they are forwarded to is backed up.
     stalled: Vec<Token>,
     /// Instances the core was told have stalled output.
@@ -272,7 +275,7 @@ impl Driver {
         if let Err(error) = &notify {
             log::warn!("{error}; programs with `readiness: notify` cannot start");
         }
-        let event_log = EventLog::open(options.config.logfile.clone(), options.config.logfile_rotate)?;
+        let mut event_log = EventLog::open(options.config.logfile.clone(), options.config.logfile_rotate)?;
         let state_dir =
             options.config.state_dir.clone().unwrap_or_else(|| state_dir::default_for(&options.socket_path));
         let flags = match state_dir::load(&state_dir) {
@@ -285,6 +288,9 @@ impl Driver {
                 Default::default()
             }
         };
+        // Before anything starts: stop what a crashed run left behind (the control socket is
+        // bound, so no other daemon owns them), then keep a fresh ledger.
+        let ledger = ledger::reclaim(&state_dir, &mut event_log);
         // The service directories: read now, watched from here on.
         // Watched before they are read, so a file written in between is not missed.
         let main_config = options.config.clone();
@@ -370,6 +376,7 @@ impl Driver {
             problems_logged: HashSet::new(),
             startup_problems: options.config.problems.clone(),
             flag_changes: Vec::new(),
+            ledger,
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
             fd_limit,
@@ -433,6 +440,7 @@ impl Driver {
             let closed = self.control.close_idle(self.poll.registry(), self.now.mono);
             self.conns_closed(closed);
             self.flush_output();
+            self.ledger.flush(&mut self.event_log);
         }
         self.finish();
         Ok(self.exit_code.unwrap_or(0))
@@ -473,7 +481,10 @@ impl Driver {
             }
             self.spawns_this_turn += 1;
             let input = match self.spawn(id, &name, &launch, prefix, tail_buffer, &extras) {
-                Ok(pid) => Input::Spawned { id, pid },
+                Ok(pid) => {
+                    self.ledger_record(id, &name, pid, true);
+                    Input::Spawned { id, pid }
+                }
                 Err((error, transient)) => Input::SpawnFailed { id, error, transient },
             };
             self.supervisor.handle_input(self.now, input);
@@ -586,8 +597,15 @@ impl Driver {
             ProbeCheck::PidFile { path, known } => {
                 let observation = pidfile::observe(&path, known, sys::getpid());
                 log::debug!("pid file {}: {observation:?}", path.display());
+                let alive = match observation {
+                    crate::core::PidObservation::Alive { pid, .. } => Some(pid),
+                    crate::core::PidObservation::Gone { .. } => None,
+                };
                 let result = ProbeResult::PidFile(observation);
                 self.supervisor.handle_input(now, Input::ProbeResult { id, seq, result });
+                if let Some(pid) = alive {
+                    self.ledger_main_pid(id, pid);
+                }
                 return;
             }
             ProbeCheck::Shell { launch } => {
@@ -648,7 +666,17 @@ impl Driver {
                 })
                 .collect();
             if !fields.is_empty() {
+                let main_pids: Vec<Pid> = fields
+                    .iter()
+                    .filter_map(|field| match field {
+                        NotifyField::MainPid(pid) => Some(*pid),
+                        _ => None,
+                    })
+                    .collect();
                 self.feed(Input::Notify { id, fields });
+                for pid in main_pids {
+                    self.ledger_main_pid(id, pid);
+                }
             }
         }
     }
@@ -864,6 +892,7 @@ impl Driver {
                     let mut reaped = std::mem::take(&mut self.reaped);
                     sys::reap_all(&mut reaped);
                     for (pid, status) in reaped.drain(..) {
+                        self.ledger.exited(pid);
                         self.feed(Input::Exited { pid, status });
                     }
                     self.reaped = reaped;
