@@ -1342,6 +1342,14 @@ impl Supervisor {
     }
 
     fn waiter_results(&self, waiter: &Waiter) -> Option<Vec<TargetResult>> {
+        // Runs after every input: a cheap scan first, so that `ctl wait` on n instances that
+        // are starting does not format n messages per input.
+        let pending =
+            |id: &InstanceId| self.instances.get(id).is_some_and(|instance| waiter_pending(waiter.goal, instance));
+        // From the end: instances start (and stop) in order, so a pending one is found first.
+        if waiter.instances.iter().rev().any(|(_, id)| pending(id)) {
+            return None;
+        }
         let mut results = waiter.early.clone();
         for (name, id) in &waiter.instances {
             let Some(instance) = self.instances.get(id) else {
@@ -1390,6 +1398,25 @@ impl Supervisor {
 
     fn log(&mut self, level: log::Level, message: String) {
         self.actions.push_back(Action::Log { level, message });
+    }
+}
+
+/// Whether a waiter for `goal` must wait on: the `None` arms of `waiter_results`.
+fn waiter_pending(goal: Goal, instance: &Instance) -> bool {
+    match (goal, &instance.state) {
+        (Goal::Up, State::Waiting { blocked, .. }) => !blocked,
+        (
+            Goal::Up,
+            State::Spawning
+            | State::Starting { .. }
+            | State::WaitingPidFile { .. }
+            | State::Paused { .. }
+            | State::Backoff { .. }
+            | State::Stopping { .. },
+        ) => true,
+        (Goal::Up, _) => false,
+        (Goal::Down, _) => instance.is_live(),
+        (Goal::State(goal), state) => state.name() != goal,
     }
 }
 
