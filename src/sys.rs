@@ -95,22 +95,30 @@ impl SpawnSlots {
             Err(error) if error.kind() == io::ErrorKind::NotFound => memfd("sv-lite-slot")?,
             Err(error) => return Err(error),
         };
+        // Taken one by one with F_DUPFD (the lowest free number from a floor, atomically), so
+        // that nothing another thread opens meanwhile is ever replaced; a gap restarts the run.
         let mut first = 3;
-        let mut index = 0;
-        while index < SPAWN_SLOTS as RawFd {
-            // SAFETY: fcntl(F_GETFD) only asks whether a number is open.
-            if unsafe { libc::fcntl(first + index, libc::F_GETFD) } >= 0 {
-                first += index + 1;
-                index = 0;
-            } else {
-                index += 1;
+        'search: loop {
+            let mut run = Vec::with_capacity(SPAWN_SLOTS);
+            for index in 0..SPAWN_SLOTS as RawFd {
+                // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes integers and returns a new descriptor.
+                let fd = unsafe { libc::fcntl(filler.as_raw_fd(), libc::F_DUPFD_CLOEXEC, first + index) };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: fcntl just returned this descriptor, and nothing else owns it.
+                run.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                if fd != first + index {
+                    first = fd;
+                    continue 'search;
+                }
             }
+            // The slots stay open for the daemon's life: their numbers are never handed out.
+            for slot in run {
+                std::mem::forget(slot);
+            }
+            return Ok(SpawnSlots { first, filler });
         }
-        let slots = SpawnSlots { first, filler };
-        for slot in slots.range() {
-            slots.put(slot, slots.filler.as_raw_fd())?;
-        }
-        Ok(slots)
     }
 
     fn range(&self) -> std::ops::Range<RawFd> {
@@ -1830,6 +1838,34 @@ mod tests {
         let child = spawn(&sh(script), options(extra_fds)).expect("spawn");
         drop(write_ends);
         wait_blocking(child.pid).expect("wait")
+    }
+
+    #[test]
+    fn through_slots_a_child_gets_its_descriptors_even_at_a_slots_number_and_the_slots_are_refilled() {
+        let slots = SpawnSlots::reserve().expect("slots");
+        let end = slots.range().end;
+        // Descriptors above the slots, as a daemon's instance pipes are.
+        let many: Vec<OwnedFd> = (0..64).map(|_| open_dev_null(false).expect("/dev/null")).collect();
+        let (read_end, write_end) = pipe().expect("pipe");
+        let (slot_read, slot_write) = pipe().expect("pipe");
+        // A target that is also a slot's number.
+        let target = slots.first;
+        let extra = [(target, slot_write.as_raw_fd()), (9, write_end.as_raw_fd())];
+        let script = format!("ls /proc/self/fd > /proc/self/fd/9; echo via-slot > /proc/self/fd/{target}");
+        let child = spawn(&sh(&script), SpawnOptions { slots: Some(&slots), ..options(&extra) }).expect("spawn");
+        drop((write_end, slot_write));
+        assert_eq!(wait_blocking(child.pid).expect("wait"), ExitStatus::Exited(0));
+        assert_eq!(read_all(slot_read), "via-slot\n");
+        let listed: Vec<RawFd> = read_all(read_end).lines().filter_map(|line| line.parse().ok()).collect();
+        assert!(listed.contains(&9) && listed.contains(&target), "{listed:?}");
+        for fd in &many {
+            let fd = fd.as_raw_fd();
+            assert!(fd < end || !listed.contains(&fd), "fd {fd} of ours reached the child: {listed:?}");
+        }
+        // Every slot holds the filler again.
+        for slot in slots.range() {
+            assert_eq!(fs::read_link(format!("/proc/self/fd/{slot}")).expect("slot"), PathBuf::from("/dev/null"));
+        }
     }
 
     #[test]
