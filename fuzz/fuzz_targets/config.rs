@@ -17,7 +17,29 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(errors) => {
+            // An error with no problem in it would fail `sv-lite check` with nothing to read.
+            assert!(!errors.errors.is_empty(), "an error without problems");
+            let lines = line_count(text);
+            for error in &errors.errors {
+                assert!(error.line.is_none_or(|line| (1..=lines).contains(&line)), "{error} in {lines} lines");
+                assert!(error.column.is_none_or(|column| column >= 1), "{error}");
+            }
             std::hint::black_box(errors.to_string());
         }
     }
 });
+
+/// Lines as YAML counts them (`\n`, `\r\n`, `\r`, and NEL, LS, PS break a line), plus one for
+/// a position just past the end.
+fn line_count(text: &str) -> usize {
+    let mut chars = text.chars().peekable();
+    let mut breaks = 0;
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}' => breaks += 1,
+            _ => {}
+        }
+    }
+    breaks + 2
+}

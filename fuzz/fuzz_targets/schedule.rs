@@ -23,6 +23,8 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Err(error) => {
+                // The position is a char offset into the text as given, the end at most.
+                assert!(error.position <= text.chars().count(), "{text:?}: {error}");
                 std::hint::black_box(error.to_string());
             }
         }
