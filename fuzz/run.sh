@@ -45,10 +45,11 @@ run_one() {
 summary() {
   local target="$1" status="$2" log="$fuzz_dir/artifacts/$1.log"
   local runs rate cov corpus
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+  # A target that crashed on a seed has none of these lines: print `?`, do not stop here.
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1) || true
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1) || true
+  cov=$({ grep -o 'cov: [0-9]*' "$log" || true; } | tail -1 | cut -d' ' -f2)
+  corpus=$({ grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" || true; } | tail -1 | cut -d' ' -f2)
   printf '%-13s %-6s %12s %10s %8s %14s\n' "$target" "$status" "${runs:-?}" "${rate:-?}" "${cov:-?}" "${corpus:-?}"
 }
 
