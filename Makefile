@@ -3,7 +3,7 @@ CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-gnu
 STATIC_BIN := target/$(STATIC_TARGET)/release/sv-lite
 
-.PHONY: build run test lint static bench clean
+.PHONY: build run test lint static bench fuzz-smoke fuzz clean
 
 build:
 	$(CARGO) build --release
@@ -30,6 +30,19 @@ static:
 
 bench: static
 	$(CARGO) run --release --example bench -- $(CURDIR)/$(STATIC_BIN)
+
+# Coverage-guided fuzzing of the parsers (libFuzzer through libfuzzer-sys, stable rustc; see
+# docs/RELIABILITY.md). fuzz/ is a workspace of its own. `fuzz-smoke` is CI's: six targets,
+# two at a time for 20 s each, 60 s in all; any crash, hang or OOM fails it. `fuzz` runs each
+# target for FUZZ_SECONDS (default 10 minutes) and prints the exec counts.
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= 2
+
+fuzz-smoke:
+	CARGO=$(CARGO) FUZZ_JOBS=2 fuzz/run.sh 20
+
+fuzz:
+	CARGO=$(CARGO) FUZZ_JOBS=$(FUZZ_JOBS) fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -440,7 +440,9 @@ impl Connection {
 }
 
 /// One request line: `None` for a blank line, else the request or the error to answer with.
-fn parse_line(conn: ConnId, line: &[u8]) -> Option<Result<ControlRequest, String>> {
+/// Public for the fuzz target (`fuzz/fuzz_targets/control.rs`) only.
+#[doc(hidden)]
+pub fn parse_line(conn: ConnId, line: &[u8]) -> Option<Result<ControlRequest, String>> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {

@@ -392,9 +392,11 @@ impl Stream {
     }
 }
 
-/// One request parsed from the front of a connection's input.
+/// One request parsed from the front of a connection's input. Public, with [`parse`], for the
+/// fuzz target (`fuzz/fuzz_targets/http.rs`) only.
+#[doc(hidden)]
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub enum Parsed {
     /// More bytes are needed.
     Partial,
     /// The status to answer with before closing: 400 for garbage, 431 for too many headers.
@@ -409,7 +411,10 @@ enum Parsed {
     },
 }
 
-fn parse(input: &[u8]) -> Parsed {
+/// The request at the front of `input`, as `Connection::answer` sees it.
+#[doc(hidden)]
+#[must_use]
+pub fn parse(input: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let length = match parsed.parse(input) {
