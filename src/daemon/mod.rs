@@ -1039,7 +1039,7 @@ impl Driver {
                 }
                 Ok(n) => {
                     let chunk = &self.read_buffer[..n];
-                    output.deliver(chunk, &mut self.scratch);
+                    output.deliver(chunk);
                     if let Some(ring) = ring.as_mut() {
                         ring.push(chunk);
                     }

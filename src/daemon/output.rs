@@ -8,12 +8,13 @@
 //! pure and unit-tested.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::Path;
 
 use super::rotate::RotatingFile;
 use super::stdio;
 use crate::spec::Rotate;
+use crate::sys;
 
 /// Longest line forwarded as one; longer ones are split at this length.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -121,49 +122,91 @@ pub struct LineFramer {
     partial: Vec<u8>,
 }
 
+/// The newline that ends a line emitted without one of its own (a split or unfinished line).
+const NEWLINE: &[u8] = b"\n";
+
 impl LineFramer {
-    /// Appends every complete line in `chunk` (each with `prefix` and a newline) to `out`, and
-    /// keeps the rest. A line longer than [`MAX_LINE_BYTES`] is emitted in pieces.
-    pub fn push(&mut self, chunk: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+    /// Frames `chunk` without copying it: hands `send` the pieces of every complete line, in
+    /// order (`prefix`, then the line with its newline, as slices of `chunk`), and keeps the
+    /// unfinished tail. Only a line that spans reads is copied, into the held tail. A held tail
+    /// that reaches [`MAX_LINE_BYTES`] is emitted in pieces of that length; a complete line is
+    /// emitted whole, however long.
+    pub fn push_with(&mut self, chunk: &[u8], prefix: &[u8], send: impl FnOnce(&mut [IoSlice<'_>])) {
         let mut rest = chunk;
-        while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
-            let (line, tail) = rest.split_at(newline);
-            self.emit(line, prefix, out);
-            rest = &tail[1..];
+        // The held line, completed by this chunk's first newline.
+        let mut held_done = false;
+        if !self.partial.is_empty() {
+            match sys::find_byte(b'\n', rest) {
+                Some(newline) => {
+                    self.partial.extend_from_slice(&rest[..=newline]);
+                    rest = &rest[newline + 1..];
+                    held_done = true;
+                }
+                None => {
+                    self.partial.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
         }
-        self.partial.extend_from_slice(rest);
-        while self.partial.len() >= MAX_LINE_BYTES {
-            let piece: Vec<u8> = self.partial.drain(..MAX_LINE_BYTES).collect();
-            push_line(&piece, prefix, out);
+        let complete_end = sys::find_last_byte(b'\n', rest).map_or(0, |newline| newline + 1);
+        let (mut complete, tail) = rest.split_at(complete_end);
+        // What is left unfinished: the chunk's tail, or the held line when it got no newline.
+        let unfinished: &[u8] = if held_done || self.partial.is_empty() { tail } else { &self.partial };
+        let n_pieces = unfinished.len() / MAX_LINE_BYTES;
+
+        // Two pieces per line; one line per 64 bytes is a fair first guess.
+        let mut pieces: Vec<IoSlice<'_>> = Vec::with_capacity(2 * (1 + chunk.len() / 64));
+        fn add<'a>(pieces: &mut Vec<IoSlice<'a>>, prefix: &'a [u8], line: &'a [u8]) {
+            if !prefix.is_empty() {
+                pieces.push(IoSlice::new(prefix));
+            }
+            pieces.push(IoSlice::new(line));
         }
+        if held_done {
+            add(&mut pieces, prefix, &self.partial);
+        }
+        while let Some(newline) = sys::find_byte(b'\n', complete) {
+            let (line, after) = complete.split_at(newline + 1);
+            add(&mut pieces, prefix, line);
+            complete = after;
+        }
+        for piece in unfinished.chunks_exact(MAX_LINE_BYTES) {
+            add(&mut pieces, prefix, piece);
+            pieces.push(IoSlice::new(NEWLINE));
+        }
+        if !pieces.is_empty() {
+            send(&mut pieces);
+        }
+        drop(pieces);
+
+        let emitted = n_pieces * MAX_LINE_BYTES;
+        if held_done || self.partial.is_empty() {
+            self.partial.clear();
+            self.partial.extend_from_slice(&tail[emitted..]);
+        } else {
+            self.partial.drain(..emitted);
+        }
+    }
+
+    /// Appends every complete line in `chunk` (each with `prefix` and a newline) to `out`, and
+    /// keeps the rest: [`LineFramer::push_with`] into one buffer.
+    pub fn push(&mut self, chunk: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+        self.push_with(chunk, prefix, |pieces| {
+            for piece in pieces.iter() {
+                out.extend_from_slice(piece);
+            }
+        });
     }
 
     /// Emits the unfinished tail, if any, as a last line (at EOF).
     pub fn finish(&mut self, prefix: &[u8], out: &mut Vec<u8>) {
         if !self.partial.is_empty() {
-            let partial = std::mem::take(&mut self.partial);
-            push_line(&partial, prefix, out);
-        }
-    }
-
-    fn emit(&mut self, line: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
-        if self.partial.is_empty() {
-            push_line(line, prefix, out);
-        } else {
-            self.partial.extend_from_slice(line);
-            let whole = std::mem::take(&mut self.partial);
-            push_line(&whole, prefix, out);
-            // Keep the allocation for the next partial line.
-            self.partial = whole;
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&self.partial);
+            out.push(b'\n');
             self.partial.clear();
         }
     }
-}
-
-fn push_line(line: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(prefix);
-    out.extend_from_slice(line);
-    out.push(b'\n');
 }
 
 /// One child stream being read by the daemon.
@@ -183,17 +226,16 @@ impl ChildOutput {
         ChildOutput { name, stream, sink, framer: LineFramer::default(), write_failing: false }
     }
 
-    /// Delivers bytes just read. `scratch` is a reused buffer.
-    pub fn deliver(&mut self, chunk: &[u8], scratch: &mut Vec<u8>) {
+    /// Delivers bytes just read.
+    pub fn deliver(&mut self, chunk: &[u8]) {
         let result = match &mut self.sink {
             OutputSink::Discard => Ok(()),
             OutputSink::File(file) => file.write_stream(chunk),
             OutputSink::Forward { target, prefix } => {
-                scratch.clear();
-                self.framer.push(chunk, prefix.as_deref().unwrap_or_default(), scratch);
-                if !scratch.is_empty() {
-                    stdio::forward(*target, scratch);
-                }
+                let target = *target;
+                self.framer.push_with(chunk, prefix.as_deref().unwrap_or_default(), |pieces| {
+                    stdio::forward_vectored(target, pieces);
+                });
                 Ok(())
             }
         };
@@ -290,6 +332,80 @@ mod tests {
         ring.push(&[b'x'; 40]);
         assert_eq!(ring.last_lines(1), vec![b'x'; 16]);
         assert_eq!(ring.last_lines(0), b"");
+    }
+
+    /// The framing before `push_with`: each line copied into one buffer. Kept as the model
+    /// the vectored framing must match byte for byte.
+    fn frame_by_copying(chunks: &[&[u8]], prefix: &[u8]) -> Vec<u8> {
+        let (mut partial, mut out) = (Vec::new(), Vec::new());
+        let mut line_out = |line: &[u8], out: &mut Vec<u8>| {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        };
+        for chunk in chunks {
+            let mut rest: &[u8] = chunk;
+            while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
+                partial.extend_from_slice(&rest[..newline]);
+                line_out(&partial, &mut out);
+                partial.clear();
+                rest = &rest[newline + 1..];
+            }
+            partial.extend_from_slice(rest);
+            while partial.len() >= MAX_LINE_BYTES {
+                let piece: Vec<u8> = partial.drain(..MAX_LINE_BYTES).collect();
+                line_out(&piece, &mut out);
+            }
+        }
+        if !partial.is_empty() {
+            line_out(&partial, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn vectored_framing_matches_copying_for_every_split() {
+        // Short, empty and long lines (longer than MAX_LINE_BYTES, some spanning many reads),
+        // and an unfinished last line.
+        let mut text = Vec::new();
+        for n in 0..400usize {
+            let length = match n % 7 {
+                0 => 0,
+                3 => MAX_LINE_BYTES + n,
+                5 => 2 * MAX_LINE_BYTES + 17,
+                _ => n % 130,
+            };
+            text.extend((0..length).map(|i| b'a' + (i % 26) as u8));
+            text.push(b'\n');
+        }
+        text.extend_from_slice(b"unfinished");
+        for prefix in [&b"w:0 | "[..], b""] {
+            for step in [1usize, 7, 128, 4093, 65_536, text.len()] {
+                let chunks: Vec<&[u8]> = text.chunks(step).collect();
+                let mut framer = LineFramer::default();
+                let mut out = Vec::new();
+                for chunk in &chunks {
+                    framer.push(chunk, prefix, &mut out);
+                }
+                framer.finish(prefix, &mut out);
+                assert!(out == frame_by_copying(&chunks, prefix), "reads of {step} bytes, prefix {prefix:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_point_into_the_read_buffer() {
+        let chunk = b"one\ntwo\nthr";
+        let mut framer = LineFramer::default();
+        let mut seen = Vec::new();
+        framer.push_with(chunk, b"p | ", |pieces| {
+            seen = pieces.iter().map(|piece| piece.as_ptr() as usize).collect();
+        });
+        // prefix, "one\n", prefix, "two\n": the lines are the chunk's own bytes, not copies.
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[1], chunk.as_ptr() as usize);
+        assert_eq!(seen[3], chunk[4..].as_ptr() as usize);
+        assert_eq!(framer.partial, b"thr");
     }
 
     #[test]
