@@ -120,17 +120,51 @@ impl OutputRing {
 #[derive(Debug, Default)]
 pub struct LineFramer {
     partial: Vec<u8>,
+    /// Short lines with their prefixes, copied together (see [`COPY_BELOW`]); reused.
+    staging: Vec<u8>,
 }
 
 /// The newline that ends a line emitted without one of its own (a split or unfinished line).
 const NEWLINE: &[u8] = b"\n";
 
+/// Lines shorter than this are copied, prefix and all, into one staging buffer that goes out
+/// as one iovec; longer ones are iovecs pointing into the read buffer. An iovec costs the
+/// kernel's `writev` about 24 ns (measured with 128-byte lines: 1 GiB as 16.8 million iovecs
+/// took 0.4 s more system time than as staged runs), while copying a byte costs a small
+/// fraction of a nanosecond, so a line is worth its two iovecs (prefix and line) only from a
+/// few hundred bytes on.
+const COPY_BELOW: usize = 512;
+
+/// One step of a framed chunk: staged bytes up to an end offset in `staging`, or a line sent
+/// from where it is (with its prefix, and a newline when it has none).
+enum Part<'a> {
+    Staged(usize),
+    Direct { line: &'a [u8], add_newline: bool },
+}
+
+fn plan_line<'a>(plan: &mut Vec<Part<'a>>, staging: &mut Vec<u8>, prefix: &[u8], line: &'a [u8], add_newline: bool) {
+    if line.len() < COPY_BELOW {
+        staging.extend_from_slice(prefix);
+        staging.extend_from_slice(line);
+        if add_newline {
+            staging.push(b'\n');
+        }
+        match plan.last_mut() {
+            Some(Part::Staged(end)) => *end = staging.len(),
+            _ => plan.push(Part::Staged(staging.len())),
+        }
+    } else {
+        plan.push(Part::Direct { line, add_newline });
+    }
+}
+
 impl LineFramer {
-    /// Frames `chunk` without copying it: hands `send` the pieces of every complete line, in
-    /// order (`prefix`, then the line with its newline, as slices of `chunk`), and keeps the
-    /// unfinished tail. Only a line that spans reads is copied, into the held tail. A held tail
-    /// that reaches [`MAX_LINE_BYTES`] is emitted in pieces of that length; a complete line is
-    /// emitted whole, however long.
+    /// Frames `chunk`: hands `send` the pieces of every complete line, in order, and keeps the
+    /// unfinished tail. A long line is sent from `chunk` itself (`prefix`, then the line with
+    /// its newline, as two iovecs); runs of short lines are copied with their prefixes into
+    /// one staging buffer, sent as one iovec. A line that spans reads is held (copied) until
+    /// its newline. A held tail that reaches [`MAX_LINE_BYTES`] is emitted in pieces of that
+    /// length; a complete line is emitted whole, however long.
     pub fn push_with(&mut self, chunk: &[u8], prefix: &[u8], send: impl FnOnce(&mut [IoSlice<'_>])) {
         let mut rest = chunk;
         // The held line, completed by this chunk's first newline.
@@ -154,30 +188,42 @@ impl LineFramer {
         let unfinished: &[u8] = if held_done || self.partial.is_empty() { tail } else { &self.partial };
         let n_pieces = unfinished.len() / MAX_LINE_BYTES;
 
-        // Two pieces per line; one line per 64 bytes is a fair first guess.
-        let mut pieces: Vec<IoSlice<'_>> = Vec::with_capacity(2 * (1 + chunk.len() / 64));
-        fn add<'a>(pieces: &mut Vec<IoSlice<'a>>, prefix: &'a [u8], line: &'a [u8]) {
-            if !prefix.is_empty() {
-                pieces.push(IoSlice::new(prefix));
-            }
-            pieces.push(IoSlice::new(line));
-        }
+        let mut plan = Vec::new();
+        self.staging.clear();
         if held_done {
-            add(&mut pieces, prefix, &self.partial);
+            plan_line(&mut plan, &mut self.staging, prefix, &self.partial, false);
         }
         while let Some(newline) = sys::find_byte(b'\n', complete) {
             let (line, after) = complete.split_at(newline + 1);
-            add(&mut pieces, prefix, line);
+            plan_line(&mut plan, &mut self.staging, prefix, line, false);
             complete = after;
         }
         for piece in unfinished.chunks_exact(MAX_LINE_BYTES) {
-            add(&mut pieces, prefix, piece);
-            pieces.push(IoSlice::new(NEWLINE));
+            plan_line(&mut plan, &mut self.staging, prefix, piece, true);
         }
-        if !pieces.is_empty() {
+        if !plan.is_empty() {
+            let mut pieces: Vec<IoSlice<'_>> = Vec::with_capacity(3 * plan.len());
+            let mut staged_from = 0;
+            for part in &plan {
+                match *part {
+                    Part::Staged(end) => {
+                        pieces.push(IoSlice::new(&self.staging[staged_from..end]));
+                        staged_from = end;
+                    }
+                    Part::Direct { line, add_newline } => {
+                        if !prefix.is_empty() {
+                            pieces.push(IoSlice::new(prefix));
+                        }
+                        pieces.push(IoSlice::new(line));
+                        if add_newline {
+                            pieces.push(IoSlice::new(NEWLINE));
+                        }
+                    }
+                }
+            }
             send(&mut pieces);
         }
-        drop(pieces);
+        drop(plan);
 
         let emitted = n_pieces * MAX_LINE_BYTES;
         if held_done || self.partial.is_empty() {
@@ -371,6 +417,7 @@ mod tests {
         for n in 0..400usize {
             let length = match n % 7 {
                 0 => 0,
+                1 => COPY_BELOW - 1 + n % 3,
                 3 => MAX_LINE_BYTES + n,
                 5 => 2 * MAX_LINE_BYTES + 17,
                 _ => n % 130,
@@ -394,18 +441,20 @@ mod tests {
     }
 
     #[test]
-    fn pieces_point_into_the_read_buffer() {
-        let chunk = b"one\ntwo\nthr";
+    fn long_lines_point_into_the_read_buffer_and_short_ones_are_staged_together() {
+        let long = vec![b'x'; COPY_BELOW];
+        let chunk = [&b"one\ntwo\n"[..], &long, b"\nthree\nfo"].concat();
         let mut framer = LineFramer::default();
         let mut seen = Vec::new();
-        framer.push_with(chunk, b"p | ", |pieces| {
-            seen = pieces.iter().map(|piece| piece.as_ptr() as usize).collect();
+        framer.push_with(&chunk, b"p | ", |pieces| {
+            seen = pieces.iter().map(|piece| (piece.as_ptr() as usize, piece.to_vec())).collect();
         });
-        // prefix, "one\n", prefix, "two\n": the lines are the chunk's own bytes, not copies.
-        assert_eq!(seen.len(), 4);
-        assert_eq!(seen[1], chunk.as_ptr() as usize);
-        assert_eq!(seen[3], chunk[4..].as_ptr() as usize);
-        assert_eq!(framer.partial, b"thr");
+        let texts: Vec<&[u8]> = seen.iter().map(|(_, bytes)| &bytes[..]).collect();
+        let long_line = [&long[..], b"\n"].concat();
+        assert_eq!(texts, [&b"p | one\np | two\n"[..], b"p | ", &long_line, b"p | three\n"]);
+        // The long line is the chunk's own bytes, not a copy.
+        assert_eq!(seen[2].0, chunk[8..].as_ptr() as usize);
+        assert_eq!(framer.partial, b"fo");
     }
 
     #[test]
