@@ -1039,7 +1039,7 @@ impl Driver {
                 }
                 Ok(n) => {
                     let chunk = &self.read_buffer[..n];
-                    output.deliver(chunk);
+                    output.deliver(chunk, &mut self.scratch);
                     if let Some(ring) = ring.as_mut() {
                         ring.push(chunk);
                     }

@@ -120,8 +120,6 @@ impl OutputRing {
 #[derive(Debug, Default)]
 pub struct LineFramer {
     partial: Vec<u8>,
-    /// Short lines with their prefixes, copied together (see [`COPY_BELOW`]); reused.
-    staging: Vec<u8>,
 }
 
 /// The newline that ends a line emitted without one of its own (a split or unfinished line).
@@ -164,8 +162,15 @@ impl LineFramer {
     /// its newline, as two iovecs); runs of short lines are copied with their prefixes into
     /// one staging buffer, sent as one iovec. A line that spans reads is held (copied) until
     /// its newline. A held tail that reaches [`MAX_LINE_BYTES`] is emitted in pieces of that
-    /// length; a complete line is emitted whole, however long.
-    pub fn push_with(&mut self, chunk: &[u8], prefix: &[u8], send: impl FnOnce(&mut [IoSlice<'_>])) {
+    /// length; a complete line is emitted whole, however long. `staging` is the caller's
+    /// reused buffer (one for the whole daemon, not one per stream).
+    pub fn push_with(
+        &mut self,
+        chunk: &[u8],
+        prefix: &[u8],
+        staging: &mut Vec<u8>,
+        send: impl FnOnce(&mut [IoSlice<'_>]),
+    ) {
         let mut rest = chunk;
         // The held line, completed by this chunk's first newline.
         let mut held_done = false;
@@ -189,17 +194,17 @@ impl LineFramer {
         let n_pieces = unfinished.len() / MAX_LINE_BYTES;
 
         let mut plan = Vec::new();
-        self.staging.clear();
+        staging.clear();
         if held_done {
-            plan_line(&mut plan, &mut self.staging, prefix, &self.partial, false);
+            plan_line(&mut plan, staging, prefix, &self.partial, false);
         }
         while let Some(newline) = sys::find_byte(b'\n', complete) {
             let (line, after) = complete.split_at(newline + 1);
-            plan_line(&mut plan, &mut self.staging, prefix, line, false);
+            plan_line(&mut plan, staging, prefix, line, false);
             complete = after;
         }
         for piece in unfinished.chunks_exact(MAX_LINE_BYTES) {
-            plan_line(&mut plan, &mut self.staging, prefix, piece, true);
+            plan_line(&mut plan, staging, prefix, piece, true);
         }
         if !plan.is_empty() {
             let mut pieces: Vec<IoSlice<'_>> = Vec::with_capacity(3 * plan.len());
@@ -207,7 +212,7 @@ impl LineFramer {
             for part in &plan {
                 match *part {
                     Part::Staged(end) => {
-                        pieces.push(IoSlice::new(&self.staging[staged_from..end]));
+                        pieces.push(IoSlice::new(&staging[staged_from..end]));
                         staged_from = end;
                     }
                     Part::Direct { line, add_newline } => {
@@ -237,7 +242,7 @@ impl LineFramer {
     /// Appends every complete line in `chunk` (each with `prefix` and a newline) to `out`, and
     /// keeps the rest: [`LineFramer::push_with`] into one buffer.
     pub fn push(&mut self, chunk: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
-        self.push_with(chunk, prefix, |pieces| {
+        self.push_with(chunk, prefix, &mut Vec::new(), |pieces| {
             for piece in pieces.iter() {
                 out.extend_from_slice(piece);
             }
@@ -272,14 +277,14 @@ impl ChildOutput {
         ChildOutput { name, stream, sink, framer: LineFramer::default(), write_failing: false }
     }
 
-    /// Delivers bytes just read.
-    pub fn deliver(&mut self, chunk: &[u8]) {
+    /// Delivers bytes just read. `scratch` is a reused buffer.
+    pub fn deliver(&mut self, chunk: &[u8], scratch: &mut Vec<u8>) {
         let result = match &mut self.sink {
             OutputSink::Discard => Ok(()),
             OutputSink::File(file) => file.write_stream(chunk),
             OutputSink::Forward { target, prefix } => {
                 let target = *target;
-                self.framer.push_with(chunk, prefix.as_deref().unwrap_or_default(), |pieces| {
+                self.framer.push_with(chunk, prefix.as_deref().unwrap_or_default(), scratch, |pieces| {
                     stdio::forward_vectored(target, pieces);
                 });
                 Ok(())
@@ -384,7 +389,7 @@ mod tests {
     /// the vectored framing must match byte for byte.
     fn frame_by_copying(chunks: &[&[u8]], prefix: &[u8]) -> Vec<u8> {
         let (mut partial, mut out) = (Vec::new(), Vec::new());
-        let mut line_out = |line: &[u8], out: &mut Vec<u8>| {
+        let line_out = |line: &[u8], out: &mut Vec<u8>| {
             out.extend_from_slice(prefix);
             out.extend_from_slice(line);
             out.push(b'\n');
@@ -446,7 +451,7 @@ mod tests {
         let chunk = [&b"one\ntwo\n"[..], &long, b"\nthree\nfo"].concat();
         let mut framer = LineFramer::default();
         let mut seen = Vec::new();
-        framer.push_with(&chunk, b"p | ", |pieces| {
+        framer.push_with(&chunk, b"p | ", &mut Vec::new(), |pieces| {
             seen = pieces.iter().map(|piece| (piece.as_ptr() as usize, piece.to_vec())).collect();
         });
         let texts: Vec<&[u8]> = seen.iter().map(|(_, bytes)| &bytes[..]).collect();
