@@ -16,6 +16,9 @@
 //! `send(MSG_DONTWAIT)`; a regular file or `/dev/null` never makes a writer wait and is written
 //! as is. Without `/proc`, the shared description is made non-blocking and put back at exit.
 //!
+//! Forwarded lines arrive as iovecs ([`forward_vectored`]) and are written with `writev` while
+//! nothing is queued; only what the reader does not take at once is copied into the queue.
+//!
 //! The queues are thread-local: the daemon has one thread, and the logger (which `log` needs to
 //! be `Sync`) reaches the stderr queue through [`LogWriter`].
 
