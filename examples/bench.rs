@@ -1,6 +1,9 @@
 //! `make bench`: sv-lite's speed and footprint against baselines measured in the same run.
 //!
-//! Usage: `bench PATH_TO_SV_LITE` (the static release binary; `make bench` passes it).
+//! Usage: `bench PATH_TO_SV_LITE [SECTION]` (the static release binary; `make bench` passes it).
+//! SECTION runs one part only and prints its rows without touching `docs/BENCHMARKS.md`:
+//! `restart`, `spawn`, `ctl`, `memory`, `log` (all four log-capture variants), `forward` (only
+//! `writer | cat > file` and forwarded output), `shutdown` or `binary`.
 //! Environment: `BENCH_LOG_MIB` (default 1024) sets the size of the log-capture runs.
 //!
 //! Starts the real daemon with generated configs in a temporary directory, measures from
@@ -1302,13 +1305,18 @@ impl Bench {
         Ok(payload as f64 / seconds / 1e6)
     }
 
-    fn log_rows(&mut self, rows: &mut Vec<Row>, mib: u64) {
-        let modes = [LogMode::Cat, LogMode::File, LogMode::Daemon, LogMode::Forward];
+    /// The log-capture rows; with `forward_only`, only cat and forwarding are run.
+    fn log_rows(&mut self, rows: &mut Vec<Row>, mib: u64, forward_only: bool) {
+        let modes: &[LogMode] = if forward_only {
+            &[LogMode::Cat, LogMode::Forward]
+        } else {
+            &[LogMode::Cat, LogMode::File, LogMode::Daemon, LogMode::Forward]
+        };
         let mut samples: BTreeMap<&str, Samples> = BTreeMap::new();
         let mut spent: BTreeMap<&str, Duration> = BTreeMap::new();
         let mut errors: BTreeMap<&str, String> = BTreeMap::new();
         for run in 0..LOG_RUNS {
-            for mode in modes {
+            for &mode in modes {
                 let name = mode.name();
                 if errors.contains_key(name) || spent.get(name).is_some_and(|spent| *spent > LOG_VARIANT_BUDGET) {
                     continue;
@@ -1346,6 +1354,9 @@ impl Bench {
                 None,
             ),
         ] {
+            if !modes.iter().any(|&run| run.name() == mode.name()) {
+                continue;
+            }
             if let Some(error) = errors.get(mode.name()) {
                 rows.push(Row::failed(&metric, error, target));
                 continue;
@@ -1749,7 +1760,10 @@ fn update_doc(path: &Path, block: &str) -> Res<()> {
     fs::write(path, new).map_err(|error| format!("{}: {error}", path.display()))
 }
 
-fn run(sv: PathBuf) -> Res<()> {
+/// The parts of the bench, in the order `make bench` runs them.
+const SECTIONS: [&str; 8] = ["restart", "spawn", "ctl", "memory", "log", "forward", "shutdown", "binary"];
+
+fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
     let started = Instant::now();
     let load_before = load_average();
     let sv =
@@ -1788,13 +1802,31 @@ fn run(sv: PathBuf) -> Res<()> {
     bench.progress(&format!("sv-lite {}; work dir {}", sv.display(), dir.display()));
 
     let mut rows = Vec::new();
-    bench.restart_rows(&mut rows);
-    bench.spawn_rows(&mut rows);
-    bench.ctl_rows(&mut rows);
-    bench.memory_rows(&mut rows);
-    bench.log_rows(&mut rows, mib);
-    bench.shutdown_rows(&mut rows);
-    bench.binary_row(&mut rows);
+    let wanted = |section: &str| only.is_none_or(|only| only == section);
+    if wanted("restart") {
+        bench.restart_rows(&mut rows);
+    }
+    if wanted("spawn") {
+        bench.spawn_rows(&mut rows);
+    }
+    if wanted("ctl") {
+        bench.ctl_rows(&mut rows);
+    }
+    if wanted("memory") {
+        bench.memory_rows(&mut rows);
+    }
+    if wanted("log") {
+        bench.log_rows(&mut rows, mib, false);
+    }
+    if only == Some("forward") {
+        bench.log_rows(&mut rows, mib, true);
+    }
+    if wanted("shutdown") {
+        bench.shutdown_rows(&mut rows);
+    }
+    if wanted("binary") {
+        bench.binary_row(&mut rows);
+    }
     let left = bench.kill_descendants();
     if left > 0 {
         bench.note(format!("{left} processes were left at the end of the run (killed)"));
@@ -1833,6 +1865,10 @@ fn run(sv: PathBuf) -> Res<()> {
     ];
     let block = render(&rows, &header, &bench.notes);
     println!("{block}");
+    if only.is_some() {
+        progress("one section only: docs/BENCHMARKS.md left as it is");
+        return Ok(());
+    }
     let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
     update_doc(&doc, &block)?;
     progress(&format!("wrote {}", doc.display()));
@@ -1840,11 +1876,20 @@ fn run(sv: PathBuf) -> Res<()> {
 }
 
 fn main() -> ExitCode {
-    let Some(sv) = std::env::args_os().nth(1) else {
-        eprintln!("usage: bench PATH_TO_SV_LITE (make bench passes the static release binary)");
+    let usage = "usage: bench PATH_TO_SV_LITE [SECTION] (make bench passes the static release binary)";
+    let mut args = std::env::args_os().skip(1);
+    let Some(sv) = args.next() else {
+        eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    match run(PathBuf::from(sv)) {
+    let only = args.next().map(|section| section.to_string_lossy().into_owned());
+    if let Some(section) = &only {
+        if !SECTIONS.contains(&section.as_str()) || args.next().is_some() {
+            eprintln!("{usage}; SECTION is one of {}", SECTIONS.join(", "));
+            return ExitCode::from(2);
+        }
+    }
+    match run(PathBuf::from(sv), only.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench: {error}");

@@ -1305,6 +1305,55 @@ pub fn write_fd(fd: i32, bytes: &[u8], socket: bool) -> io::Result<usize> {
     }
 }
 
+/// Most iovecs one `writev`/`sendmsg` takes (Linux's `IOV_MAX`); callers pass at most this many.
+pub const IOV_MAX: usize = 1024;
+
+/// One `writev` of `pieces`, in order (or, for a socket, one `sendmsg` with `MSG_DONTWAIT`, as
+/// [`write_fd`]). Returns the bytes taken, which may end inside a piece; `WouldBlock` when none
+/// fit. At most [`IOV_MAX`] pieces are passed on; the rest are left for the next call.
+pub fn writev_fd(fd: i32, pieces: &[std::io::IoSlice<'_>], socket: bool) -> io::Result<usize> {
+    let pieces = &pieces[..pieces.len().min(IOV_MAX)];
+    // At most IOV_MAX (1024), so the conversion cannot fail.
+    let count = libc::c_int::try_from(pieces.len()).unwrap_or(libc::c_int::MAX);
+    let written = if socket {
+        // SAFETY: a zeroed msghdr (no address, no control data) is a valid value of this C struct.
+        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix (its documented guarantee); sendmsg only
+        // reads through msg_iov, despite the mutable pointer type.
+        message.msg_iov = pieces.as_ptr().cast_mut().cast();
+        message.msg_iovlen = pieces.len();
+        // SAFETY: `message` points at `pieces`, live for the call; sendmsg does not keep them.
+        unsafe { libc::sendmsg(fd, &message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
+    } else {
+        // SAFETY: IoSlice is ABI-compatible with iovec on Unix (its documented guarantee); the
+        // pointer and count describe `pieces`, live for the call; writev only reads them.
+        unsafe { libc::writev(fd, pieces.as_ptr().cast(), count) }
+    };
+    if written < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(written as usize)
+    }
+}
+
+/// The index of the first `byte` in `bytes` (libc's `memchr`, vectorised, where the crate's
+/// `opt-level = "z"` leaves a byte-at-a-time loop for `iter().position`).
+#[must_use]
+pub fn find_byte(byte: u8, bytes: &[u8]) -> Option<usize> {
+    // SAFETY: the pointer and length describe a live slice; memchr reads within it only.
+    let found = unsafe { libc::memchr(bytes.as_ptr().cast(), libc::c_int::from(byte), bytes.len()) };
+    // The offset of a pointer into `bytes` from its start: within 0..bytes.len().
+    (!found.is_null()).then(|| found as usize - bytes.as_ptr() as usize)
+}
+
+/// The index of the last `byte` in `bytes` (libc's `memrchr`).
+#[must_use]
+pub fn find_last_byte(byte: u8, bytes: &[u8]) -> Option<usize> {
+    // SAFETY: the pointer and length describe a live slice; memrchr reads within it only.
+    let found = unsafe { libc::memrchr(bytes.as_ptr().cast(), libc::c_int::from(byte), bytes.len()) };
+    (!found.is_null()).then(|| found as usize - bytes.as_ptr() as usize)
+}
+
 /// Waits up to `timeout_ms` for `fd` to take a write; returns whether it will.
 pub fn wait_writable(fd: i32, timeout_ms: i32) -> bool {
     let mut poll_fd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };

@@ -1,19 +1,22 @@
 //! Child output: where each stream's bytes go, and line framing for forwarded output.
 //!
 //! Forwarded lines go to the daemon's stdout/stderr queues ([`super::stdio`]) whole, a batch of
-//! complete lines at a time, so lines of different children never interleave or tear. File sinks get the
-//! bytes as they come, unframed, through a [`RotatingFile`]: with rotation on
+//! complete lines at a time, so lines of different children never interleave or tear: one
+//! `writev` per read, short lines staged with their prefixes, long ones sent from the read
+//! buffer ([`LineFramer::push_with`]). File sinks get the bytes as they come, unframed,
+//! through a [`RotatingFile`]: with rotation on
 //! (`stdout_maxbytes`), an unfinished last line is held until its newline so that lines stay
 //! whole across rotations (the rules are in [`super::rotate`]). The framing ([`LineFramer`]) is
 //! pure and unit-tested.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::Path;
 
 use super::rotate::RotatingFile;
 use super::stdio;
 use crate::spec::Rotate;
+use crate::sys;
 
 /// Longest line forwarded as one; longer ones are split at this length.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -121,49 +124,142 @@ pub struct LineFramer {
     partial: Vec<u8>,
 }
 
+/// The newline that ends a line emitted without one of its own (a split or unfinished line).
+const NEWLINE: &[u8] = b"\n";
+
+/// Lines shorter than this are copied, prefix and all, into one staging buffer that goes out
+/// as one iovec; longer ones are iovecs pointing into the read buffer. An iovec costs the
+/// kernel's `writev` about 20–25 ns (measured with 128-byte lines: 1 GiB as 16.8 million iovecs
+/// took 0.4 s more system time than as staged runs), while copying a byte costs a small
+/// fraction of a nanosecond, so a line is worth its two iovecs (prefix and line) only from a
+/// few hundred bytes on.
+const COPY_BELOW: usize = 512;
+
+/// One step of a framed chunk: staged bytes up to an end offset in `staging`, or a line sent
+/// from where it is (with its prefix, and a newline when it has none).
+enum Part<'a> {
+    Staged(usize),
+    Direct { line: &'a [u8], add_newline: bool },
+}
+
+fn plan_line<'a>(plan: &mut Vec<Part<'a>>, staging: &mut Vec<u8>, prefix: &[u8], line: &'a [u8], add_newline: bool) {
+    if line.len() < COPY_BELOW {
+        staging.extend_from_slice(prefix);
+        staging.extend_from_slice(line);
+        if add_newline {
+            staging.push(b'\n');
+        }
+        match plan.last_mut() {
+            Some(Part::Staged(end)) => *end = staging.len(),
+            _ => plan.push(Part::Staged(staging.len())),
+        }
+    } else {
+        plan.push(Part::Direct { line, add_newline });
+    }
+}
+
 impl LineFramer {
-    /// Appends every complete line in `chunk` (each with `prefix` and a newline) to `out`, and
-    /// keeps the rest. A line longer than [`MAX_LINE_BYTES`] is emitted in pieces.
-    pub fn push(&mut self, chunk: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+    /// Frames `chunk`: hands `send` the pieces of every complete line, in order, and keeps the
+    /// unfinished tail. A long line is sent from `chunk` itself (`prefix`, then the line with
+    /// its newline, as two iovecs); runs of short lines are copied with their prefixes into
+    /// one staging buffer, sent as one iovec. A line that spans reads is held (copied) until
+    /// its newline. A held tail that reaches [`MAX_LINE_BYTES`] is emitted in pieces of that
+    /// length; a complete line is emitted whole, however long. `staging` is the caller's
+    /// reused buffer (one for the whole daemon, not one per stream).
+    pub fn push_with(
+        &mut self,
+        chunk: &[u8],
+        prefix: &[u8],
+        staging: &mut Vec<u8>,
+        send: impl FnOnce(&mut [IoSlice<'_>]),
+    ) {
         let mut rest = chunk;
-        while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
-            let (line, tail) = rest.split_at(newline);
-            self.emit(line, prefix, out);
-            rest = &tail[1..];
+        // The held line, completed by this chunk's first newline.
+        let mut held_done = false;
+        if !self.partial.is_empty() {
+            match sys::find_byte(b'\n', rest) {
+                Some(newline) => {
+                    self.partial.extend_from_slice(&rest[..=newline]);
+                    rest = &rest[newline + 1..];
+                    held_done = true;
+                }
+                None => {
+                    self.partial.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
         }
-        self.partial.extend_from_slice(rest);
-        while self.partial.len() >= MAX_LINE_BYTES {
-            let piece: Vec<u8> = self.partial.drain(..MAX_LINE_BYTES).collect();
-            push_line(&piece, prefix, out);
+        let complete_end = sys::find_last_byte(b'\n', rest).map_or(0, |newline| newline + 1);
+        let (mut complete, tail) = rest.split_at(complete_end);
+        // What is left unfinished: the chunk's tail, or the held line when it got no newline.
+        let unfinished: &[u8] = if held_done || self.partial.is_empty() { tail } else { &self.partial };
+        let n_pieces = unfinished.len() / MAX_LINE_BYTES;
+
+        let mut plan = Vec::new();
+        staging.clear();
+        if held_done {
+            plan_line(&mut plan, staging, prefix, &self.partial, false);
         }
+        while let Some(newline) = sys::find_byte(b'\n', complete) {
+            let (line, after) = complete.split_at(newline + 1);
+            plan_line(&mut plan, staging, prefix, line, false);
+            complete = after;
+        }
+        for piece in unfinished.chunks_exact(MAX_LINE_BYTES) {
+            plan_line(&mut plan, staging, prefix, piece, true);
+        }
+        if !plan.is_empty() {
+            let mut pieces: Vec<IoSlice<'_>> = Vec::with_capacity(3 * plan.len());
+            let mut staged_from = 0;
+            for part in &plan {
+                match *part {
+                    Part::Staged(end) => {
+                        pieces.push(IoSlice::new(&staging[staged_from..end]));
+                        staged_from = end;
+                    }
+                    Part::Direct { line, add_newline } => {
+                        if !prefix.is_empty() {
+                            pieces.push(IoSlice::new(prefix));
+                        }
+                        pieces.push(IoSlice::new(line));
+                        if add_newline {
+                            pieces.push(IoSlice::new(NEWLINE));
+                        }
+                    }
+                }
+            }
+            send(&mut pieces);
+        }
+        drop(plan);
+
+        let emitted = n_pieces * MAX_LINE_BYTES;
+        if held_done || self.partial.is_empty() {
+            self.partial.clear();
+            self.partial.extend_from_slice(&tail[emitted..]);
+        } else {
+            self.partial.drain(..emitted);
+        }
+    }
+
+    /// Appends every complete line in `chunk` (each with `prefix` and a newline) to `out`, and
+    /// keeps the rest: [`LineFramer::push_with`] into one buffer.
+    pub fn push(&mut self, chunk: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
+        self.push_with(chunk, prefix, &mut Vec::new(), |pieces| {
+            for piece in pieces.iter() {
+                out.extend_from_slice(piece);
+            }
+        });
     }
 
     /// Emits the unfinished tail, if any, as a last line (at EOF).
     pub fn finish(&mut self, prefix: &[u8], out: &mut Vec<u8>) {
         if !self.partial.is_empty() {
-            let partial = std::mem::take(&mut self.partial);
-            push_line(&partial, prefix, out);
-        }
-    }
-
-    fn emit(&mut self, line: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
-        if self.partial.is_empty() {
-            push_line(line, prefix, out);
-        } else {
-            self.partial.extend_from_slice(line);
-            let whole = std::mem::take(&mut self.partial);
-            push_line(&whole, prefix, out);
-            // Keep the allocation for the next partial line.
-            self.partial = whole;
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&self.partial);
+            out.push(b'\n');
             self.partial.clear();
         }
     }
-}
-
-fn push_line(line: &[u8], prefix: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(prefix);
-    out.extend_from_slice(line);
-    out.push(b'\n');
 }
 
 /// One child stream being read by the daemon.
@@ -189,11 +285,10 @@ impl ChildOutput {
             OutputSink::Discard => Ok(()),
             OutputSink::File(file) => file.write_stream(chunk),
             OutputSink::Forward { target, prefix } => {
-                scratch.clear();
-                self.framer.push(chunk, prefix.as_deref().unwrap_or_default(), scratch);
-                if !scratch.is_empty() {
-                    stdio::forward(*target, scratch);
-                }
+                let target = *target;
+                self.framer.push_with(chunk, prefix.as_deref().unwrap_or_default(), scratch, |pieces| {
+                    stdio::forward_vectored(target, pieces);
+                });
                 Ok(())
             }
         };
@@ -290,6 +385,83 @@ mod tests {
         ring.push(&[b'x'; 40]);
         assert_eq!(ring.last_lines(1), vec![b'x'; 16]);
         assert_eq!(ring.last_lines(0), b"");
+    }
+
+    /// The framing before `push_with`: each line copied into one buffer. Kept as the model
+    /// the vectored framing must match byte for byte.
+    fn frame_by_copying(chunks: &[&[u8]], prefix: &[u8]) -> Vec<u8> {
+        let (mut partial, mut out) = (Vec::new(), Vec::new());
+        let line_out = |line: &[u8], out: &mut Vec<u8>| {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        };
+        for chunk in chunks {
+            let mut rest: &[u8] = chunk;
+            while let Some(newline) = rest.iter().position(|&byte| byte == b'\n') {
+                partial.extend_from_slice(&rest[..newline]);
+                line_out(&partial, &mut out);
+                partial.clear();
+                rest = &rest[newline + 1..];
+            }
+            partial.extend_from_slice(rest);
+            while partial.len() >= MAX_LINE_BYTES {
+                let piece: Vec<u8> = partial.drain(..MAX_LINE_BYTES).collect();
+                line_out(&piece, &mut out);
+            }
+        }
+        if !partial.is_empty() {
+            line_out(&partial, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn vectored_framing_matches_copying_for_every_split() {
+        // Short, empty and long lines (longer than MAX_LINE_BYTES, some spanning many reads),
+        // and an unfinished last line.
+        let mut text = Vec::new();
+        for n in 0..400usize {
+            let length = match n % 7 {
+                0 => 0,
+                1 => COPY_BELOW - 1 + n % 3,
+                3 => MAX_LINE_BYTES + n,
+                5 => 2 * MAX_LINE_BYTES + 17,
+                _ => n % 130,
+            };
+            text.extend((0..length).map(|i| b'a' + (i % 26) as u8));
+            text.push(b'\n');
+        }
+        text.extend_from_slice(b"unfinished");
+        for prefix in [&b"w:0 | "[..], b""] {
+            for step in [1usize, 7, 128, 4093, 65_536, text.len()] {
+                let chunks: Vec<&[u8]> = text.chunks(step).collect();
+                let mut framer = LineFramer::default();
+                let mut out = Vec::new();
+                for chunk in &chunks {
+                    framer.push(chunk, prefix, &mut out);
+                }
+                framer.finish(prefix, &mut out);
+                assert!(out == frame_by_copying(&chunks, prefix), "reads of {step} bytes, prefix {prefix:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_lines_point_into_the_read_buffer_and_short_ones_are_staged_together() {
+        let long = vec![b'x'; COPY_BELOW];
+        let chunk = [&b"one\ntwo\n"[..], &long, b"\nthree\nfo"].concat();
+        let mut framer = LineFramer::default();
+        let mut seen = Vec::new();
+        framer.push_with(&chunk, b"p | ", &mut Vec::new(), |pieces| {
+            seen = pieces.iter().map(|piece| (piece.as_ptr() as usize, piece.to_vec())).collect();
+        });
+        let texts: Vec<&[u8]> = seen.iter().map(|(_, bytes)| &bytes[..]).collect();
+        let long_line = [&long[..], b"\n"].concat();
+        assert_eq!(texts, [&b"p | one\np | two\n"[..], b"p | ", &long_line, b"p | three\n"]);
+        // The long line is the chunk's own bytes, not a copy.
+        assert_eq!(seen[2].0, chunk[8..].as_ptr() as usize);
+        assert_eq!(framer.partial, b"fo");
     }
 
     #[test]

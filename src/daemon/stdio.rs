@@ -16,12 +16,15 @@
 //! `send(MSG_DONTWAIT)`; a regular file or `/dev/null` never makes a writer wait and is written
 //! as is. Without `/proc`, the shared description is made non-blocking and put back at exit.
 //!
+//! Forwarded lines arrive as iovecs ([`forward_vectored`]) and are written with `writev` while
+//! nothing is queued; only what the reader does not take at once is copied into the queue.
+//!
 //! The queues are thread-local: the daemon has one thread, and the logger (which `log` needs to
 //! be `Sync`) reaches the stderr queue through [`LogWriter`].
 
 use std::cell::RefCell;
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Instant;
@@ -81,6 +84,36 @@ impl Queue {
             self.head = 0;
         }
         self.bytes.extend_from_slice(bytes);
+    }
+
+    /// Writes `pieces` in order behind what is queued. With nothing queued they go straight
+    /// from the caller's buffers with `writev`, up to [`sys::IOV_MAX`] at a time; what the
+    /// reader does not take now (from inside a piece on) is copied into the queue, so the
+    /// next bytes written are still the next bytes of the stream.
+    fn push_vectored(&mut self, mut pieces: &mut [IoSlice<'_>]) {
+        if self.broken {
+            return;
+        }
+        if self.pending() == 0 {
+            let socket = matches!(self.writer, Writer::Socket(_));
+            while !pieces.is_empty() {
+                match sys::writev_fd(self.fd(), pieces, socket) {
+                    Ok(0) => break,
+                    Ok(written) => IoSlice::advance_slices(&mut pieces, written),
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        self.broken = true;
+                        self.bytes.clear();
+                        self.head = 0;
+                        return;
+                    }
+                }
+            }
+        }
+        for piece in pieces.iter() {
+            self.push(piece);
+        }
     }
 
     /// Writes until the queue is empty or the reader stops taking bytes.
@@ -167,6 +200,15 @@ pub fn install() -> [Option<i32>; 2] {
 pub fn forward(stream: StreamKind, bytes: &[u8]) {
     with_queue(stream, |queue| {
         queue.push(bytes);
+        queue.flush();
+    });
+}
+
+/// Forwards `pieces`, in order, to `stream`: written at once while nothing is queued, the
+/// rest queued (see `Queue::push_vectored`). The caller's slices may be advanced.
+pub fn forward_vectored(stream: StreamKind, pieces: &mut [IoSlice<'_>]) {
+    with_queue(stream, |queue| {
+        queue.push_vectored(pieces);
         queue.flush();
     });
 }
@@ -278,5 +320,80 @@ impl io::Write for LogWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// A queue writing to a non-blocking pipe (64 KiB), and the pipe's read end.
+    fn queue_on_pipe() -> (Queue, std::io::PipeReader, std::io::PipeWriter) {
+        let (reader, writer) = std::io::pipe().unwrap();
+        sys::set_nonblocking(writer.as_raw_fd(), true).unwrap();
+        let queue = Queue {
+            writer: Writer::Direct(writer.as_raw_fd()),
+            bytes: Vec::new(),
+            head: 0,
+            broken: false,
+            dropped_log_lines: 0,
+        };
+        (queue, reader, writer)
+    }
+
+    fn lines(first: usize, count: usize) -> Vec<Vec<u8>> {
+        (first..first + count).map(|n| format!("line {n:06} {}\n", "x".repeat(n % 90)).into_bytes()).collect()
+    }
+
+    fn forward_lines(queue: &mut Queue, lines: &[Vec<u8>]) {
+        let mut pieces: Vec<IoSlice<'_>> =
+            lines.iter().flat_map(|line| [IoSlice::new(b"p | "), IoSlice::new(line)]).collect();
+        queue.push_vectored(&mut pieces);
+    }
+
+    #[test]
+    fn a_short_writev_queues_the_rest_in_order() {
+        let (mut queue, mut reader, _writer) = queue_on_pipe();
+        // About 300 KB, more than the pipe takes: the writev stops inside some piece.
+        let first = lines(0, 3000);
+        forward_lines(&mut queue, &first);
+        let queued = queue.pending();
+        assert!(queued > 0, "the pipe took everything");
+        // Later lines go behind the queued ones, not straight to the pipe.
+        let second = lines(3000, 10);
+        forward_lines(&mut queue, &second);
+        assert!(queue.pending() > queued);
+
+        let mut expected = Vec::new();
+        for line in first.iter().chain(&second) {
+            expected.extend_from_slice(b"p | ");
+            expected.extend_from_slice(line);
+        }
+        let mut got = Vec::new();
+        let mut buffer = vec![0; 64 * 1024];
+        while got.len() < expected.len() {
+            let n = reader.read(&mut buffer).unwrap();
+            got.extend_from_slice(&buffer[..n]);
+            queue.flush();
+        }
+        assert_eq!(queue.pending(), 0);
+        assert!(got == expected, "the bytes read differ from the bytes forwarded");
+    }
+
+    #[test]
+    fn more_pieces_than_iov_max_are_all_written() {
+        let (mut queue, mut reader, writer) = queue_on_pipe();
+        // 3 × IOV_MAX pieces of 8 bytes: 24 KiB, which the pipe takes whole.
+        let short: Vec<Vec<u8>> = (0..3 * sys::IOV_MAX / 2).map(|n| format!("{n:03}\n").into_bytes()).collect();
+        forward_lines(&mut queue, &short);
+        assert_eq!(queue.pending(), 0);
+        drop(writer);
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).unwrap();
+        let expected: Vec<u8> = short.iter().flat_map(|line| [&b"p | "[..], line].concat()).collect();
+        assert!(got == expected, "{} of {} bytes", got.len(), expected.len());
     }
 }
