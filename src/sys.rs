@@ -1131,6 +1131,11 @@ pub fn kill(pid: Pid, signal: Signal, group: bool) -> io::Result<bool> {
         // this never targets a group or every process.
         unsafe { libc::kill(pid, signal.0) }
     };
+    delivered(result as libc::c_int)
+}
+
+/// A signal call's result: sent, or `Ok(false)` when the target is gone (`ESRCH`).
+fn delivered(result: libc::c_int) -> io::Result<bool> {
     if result == 0 {
         return Ok(true);
     }
@@ -1172,15 +1177,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<bo
             0 as libc::c_uint,
         )
     };
-    if result == 0 {
-        return Ok(true);
-    }
-    let error = io::Error::last_os_error();
-    if error.raw_os_error() == Some(libc::ESRCH) {
-        Ok(false)
-    } else {
-        Err(error)
-    }
+    delivered(result as libc::c_int)
 }
 
 /// Waits up to `timeout` for any of `fds` to be readable (a pidfd: its process exited);

@@ -1371,21 +1371,10 @@ impl Supervisor {
                     (true, format!("run ended: {ended}; SCHEDULED"))
                 }
                 (Goal::Up, State::Waiting { reason, blocked: true }) => (false, format!("WAITING: {reason}")),
-                (Goal::Up, State::Waiting { blocked: false, .. }) => return None,
-                (
-                    Goal::Up,
-                    State::Spawning
-                    | State::Starting { .. }
-                    | State::WaitingPidFile { .. }
-                    | State::Paused { .. }
-                    | State::Backoff { .. }
-                    | State::Stopping { .. },
-                ) => return None,
-                // Down is exactly "not live"; `Instance::is_live` is the one place that decides it.
-                (Goal::Down, _) if instance.is_live() => return None,
                 (Goal::Down, _) => (true, "stopped".to_string()),
-                (Goal::State(goal), state) if state.name() == goal => (true, goal.to_string()),
-                (Goal::State(_), _) => return None,
+                (Goal::State(goal), _) => (true, goal.to_string()),
+                // The states still on their way, which the scan above has ruled out.
+                (Goal::Up, _) => return None,
             };
             results.push(TargetResult { name: name.clone(), ok, message });
         }
@@ -1401,7 +1390,8 @@ impl Supervisor {
     }
 }
 
-/// Whether a waiter for `goal` must wait on: the `None` arms of `waiter_results`.
+/// Whether a waiter for `goal` must wait on this instance. Down is exactly "not live":
+/// `Instance::is_live` is the one place that decides it.
 fn waiter_pending(goal: Goal, instance: &Instance) -> bool {
     match (goal, &instance.state) {
         (Goal::Up, State::Waiting { blocked, .. }) => !blocked,
