@@ -88,6 +88,11 @@ const EXIT_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 /// batch (1000 programs at startup) does not keep signals and the control socket waiting.
 const SPAWNS_PER_TURN: usize = 64;
 
+/// Control connections accepted (and their first requests answered) per turn of the loop; the
+/// rest wait for the next turn. Clients connecting back to back kept the accept loop going for
+/// good: nothing was reaped and no closed connection noticed (the soak found it).
+const ACCEPTS_PER_TURN: usize = 16;
+
 /// A spawn the core asked for, not yet carried out.
 struct QueuedSpawn {
     id: InstanceId,
@@ -148,6 +153,8 @@ struct Driver {
     spawn_queue: std::collections::VecDeque<QueuedSpawn>,
     /// Spawns carried out in this turn of the loop.
     spawns_this_turn: usize,
+    /// The control socket may have clients waiting to be accepted (`ACCEPTS_PER_TURN`).
+    accept_pending: bool,
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
     /// HTTP and TCP checks in flight.
@@ -317,6 +324,7 @@ impl Driver {
             reaped: Vec::new(),
             spawn_queue: std::collections::VecDeque::new(),
             spawns_this_turn: 0,
+            accept_pending: false,
             rings: HashMap::new(),
             probes: Probes::new(),
             listeners,
@@ -361,10 +369,10 @@ impl Driver {
             .into_iter()
             .flatten()
             .min();
-            let timeout = if self.spawn_queue.is_empty() {
+            let timeout = if self.spawn_queue.is_empty() && !self.accept_pending {
                 deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
-                Some(Duration::ZERO) // More spawns to do: look at events, then carry on.
+                Some(Duration::ZERO) // More spawns or accepts to do: look at events, then carry on.
             };
             self.spawns_this_turn = 0;
             let polled = self.poll.poll(&mut events, timeout);
@@ -378,7 +386,7 @@ impl Driver {
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.handle_signals(),
-                    CONTROL => self.accept_connections(),
+                    CONTROL => self.accept_pending = true,
                     STDOUT | STDERR => {} // Flushed below, every turn.
                     NOTIFY => self.handle_notifications(),
                     WALLCLOCK => self.handle_wallclock(),
@@ -389,6 +397,9 @@ impl Driver {
                 if self.exit_code.is_some() {
                     break;
                 }
+            }
+            if self.accept_pending && self.exit_code.is_none() {
+                self.accept_connections();
             }
             self.service_files_due();
             self.supervisor.handle_timeout(self.now);
@@ -927,10 +938,14 @@ impl Driver {
         self.event_log.write(log::Level::Info, "received SIGUSR1: reopened log files");
     }
 
+    /// Accepts up to `ACCEPTS_PER_TURN` clients; `accept_pending` stays set while more may wait.
     fn accept_connections(&mut self) {
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             let accepted = self.control.accept(self.poll.registry(), &mut || take_token(&mut self.next_token));
-            let Some(token) = accepted else { return };
+            let Some(token) = accepted else {
+                self.accept_pending = false;
+                return;
+            };
             // A client may have written before we registered: read now (edge-triggered).
             self.service_connection(token);
         }
