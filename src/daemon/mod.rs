@@ -194,6 +194,8 @@ struct Driver {
     startup_problems: Vec<String>,
     /// Flag changes asked for in this turn, written together by `write_flags`.
     flag_changes: Vec<state_dir::FlagChange>,
+    /// Flags that could not be written, for the answers to the requests that asked for them.
+    unwritten: state_dir::Unwritten,
     /// Child pipes not read because the stream they are forwarded to is backed up.
     stalled: Vec<Token>,
     /// Instances the core was told have stalled output.
@@ -344,6 +346,7 @@ impl Driver {
             problems_logged: HashSet::new(),
             startup_problems: options.config.problems.clone(),
             flag_changes: Vec::new(),
+            unwritten: state_dir::Unwritten::default(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
             fd_limit,
@@ -502,8 +505,9 @@ impl Driver {
                 // Written as one batch with one directory fsync, before the next reply goes out.
                 self.flag_changes.push(state_dir::FlagChange { instance, flag, on });
             }
-            Action::Reply { conn, reply } => {
+            Action::Reply { conn, mut reply } => {
                 self.write_flags();
+                self.unwritten.amend(conn, &mut reply);
                 let line = self.encode_reply(&reply);
                 self.send(conn, &line, true);
             }
@@ -622,14 +626,14 @@ impl Driver {
         }
         let changes = std::mem::take(&mut self.flag_changes);
         for (change, error) in state_dir::apply(&self.state_dir, &changes) {
-            let verb = if change.on { "set" } else { "clear" };
-            let message = format!(
-                "{}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
-                change.instance,
-                change.flag.as_str(),
-                self.state_dir.display()
-            );
-            self.event_log.write(log::Level::Warn, &message);
+            let (flag, dir) = (change.flag.as_str(), self.state_dir.display());
+            let why = if change.on {
+                format!("the {flag} flag was not saved in {dir}: {error}; it holds only until the daemon restarts")
+            } else {
+                format!("the {flag} flag could not be cleared in {dir}: {error}; a restarted daemon applies it again")
+            };
+            self.event_log.write(log::Level::Warn, &format!("{}: {why}", change.instance));
+            self.unwritten.record(&change, why);
         }
     }
 
@@ -1126,7 +1130,13 @@ impl Driver {
                 }
                 return;
             }
-            ControlRequest::Core(request) => Input::Request { conn, request },
+            ControlRequest::Core(request) => {
+                // Flags this request sets are written within this feed; a failure is its own.
+                self.unwritten.begin(Some(conn));
+                self.feed(Input::Request { conn, request });
+                self.unwritten.begin(None);
+                return;
+            }
             ControlRequest::Shutdown => Input::Shutdown { conn: Some(conn) },
             ControlRequest::Reload => {
                 self.event_log.write(log::Level::Info, "reload requested over the control socket");
@@ -1281,6 +1291,7 @@ impl Driver {
     fn conns_closed(&mut self, closed: Vec<ConnId>) {
         for conn in closed {
             self.events.closed(conn);
+            self.unwritten.forget(conn);
             self.supervisor.handle_input(self.now, Input::ConnClosed { conn });
         }
     }
