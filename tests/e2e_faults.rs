@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{BufRead, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -347,5 +347,61 @@ programs:
     let idle_closes = daemon.stderr().matches("idle for 60s; closing it").count();
     assert!(idle_closes >= SLOW_CLIENTS, "{idle_closes} idle closes logged\n{}", daemon.diagnostics());
     daemon.ctl_ok(&["status"]);
+    daemon.shutdown();
+}
+
+// Found by the soak (docs/RELIABILITY.md): two clients asking `status` back to back, one
+// connection per request, kept the daemon's accept loop going; closed connections piled up
+// unnoticed until the 512-connection limit refused every client.
+#[test]
+fn clients_connecting_back_to_back_are_all_answered_and_supervision_goes_on() {
+    let daemon = Daemon::start(
+        r#"
+programs:
+  crasher:
+    cmd: ["/bin/sh", "-c", "echo run >> {dir}/spawns; sleep 0.2; exit 3"]
+    starttime: 0
+    stability_window: 0
+    autorestart: always
+"#,
+    );
+    daemon.wait_lines("spawns", 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (socket, stop, answered) = (daemon.socket.clone(), stop.clone(), answered.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut stream = UnixStream::connect(&socket).map_err(|error| format!("connect: {error}"))?;
+                    stream.set_read_timeout(Some(common::CTL_DEADLINE)).map_err(|error| error.to_string())?;
+                    stream.write_all(b"{\"op\":\"status\"}\n").map_err(|error| format!("write: {error}"))?;
+                    let mut reply = String::new();
+                    std::io::BufReader::new(stream).read_line(&mut reply).map_err(|error| format!("read: {error}"))?;
+                    if !reply.contains("\"status\"") {
+                        return Err(format!("after {} answers: {reply}", answered.load(Ordering::SeqCst)));
+                    }
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    // Past the 512-connection limit twice, while the crasher keeps restarting.
+    let spawns = line_count(&daemon.path("spawns"));
+    let done = poll_until(Duration::from_secs(120), || {
+        clients.iter().any(|client| client.is_finished())
+            || (answered.load(Ordering::SeqCst) > 1100 && line_count(&daemon.path("spawns")) >= spawns + 20)
+    });
+    stop.store(true, Ordering::Relaxed);
+    let results: Vec<Result<(), String>> = clients.into_iter().map(|client| client.join().expect("client")).collect();
+    let answered = answered.load(Ordering::SeqCst);
+    assert!(results.iter().all(Result::is_ok), "{answered} answers, then {results:?}\n{}", daemon.diagnostics());
+    assert!(
+        done,
+        "{answered} answers; spawns {spawns} then {}\n{}",
+        line_count(&daemon.path("spawns")),
+        daemon.diagnostics()
+    );
     daemon.shutdown();
 }
