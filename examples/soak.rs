@@ -13,6 +13,11 @@
 //! request. Restarts are counted
 //! from `/metrics` (`sv_lite_instance_restarts_total`, over a Unix HTTP socket).
 //!
+//! `tail_buffer` is 4 KiB, so that each output ring (kept for `ctl tail`, growing as output
+//! arrives) is full after a hundred runs, well within the warm-up; at the default 64 KiB the
+//! rings of the ten instances would add up to 640 KiB of growth by design over the first
+//! ~1500 runs of each, too close to the 1 MiB limit in a 60-second run.
+//!
 //! Every 10 s it samples the daemon's descriptor count (`/proc/PID/fd`) and RSS
 //! (`/proc/PID/status` VmRSS) and prints them. Pass means:
 //! - descriptors: the count with every program stopped is the same after the run as before it
@@ -75,6 +80,7 @@ programs:
     starttime: 0
     stability_window: 0
     autorestart: always
+    tail_buffer: 4KiB
   chatty:
     cmd: ["/bin/echo", "soak: a line forwarded to the daemon's stdout"]
     numprocs: 4
@@ -82,6 +88,7 @@ programs:
     starttime: 0
     stability_window: 0
     autorestart: always
+    tail_buffer: 4KiB
   filed:
     cmd: ["/bin/echo", "soak: a line to a file rotated by size"]
     numprocs: 2
@@ -89,6 +96,7 @@ programs:
     starttime: 0
     stability_window: 0
     autorestart: always
+    tail_buffer: 4KiB
     stdout: {dir}/filed.log
     stdout_maxbytes: 64KiB
     stdout_backups: 1
