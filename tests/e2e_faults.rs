@@ -213,17 +213,18 @@ fn restarts(http: &Path) -> HashMap<String, u64> {
         .collect()
 }
 
-/// Children of `pid` that are zombies.
-fn zombie_children(pid: i32) -> Vec<i32> {
+/// The children of `pid`, each with its state letter (Z for a zombie).
+fn children(pid: i32) -> Vec<(i32, char)> {
     let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|child| {
+        .filter_map(|child| {
             let stat = common::read(format!("/proc/{child}/stat"));
-            let Some(after) = stat.rfind(')').map(|end| &stat[end + 1..]) else { return false };
+            let after = &stat[stat.rfind(')')? + 1..];
             let mut fields = after.split_whitespace();
-            fields.next() == Some("Z") && fields.next() == Some(&pid.to_string())
+            let state = fields.next()?.chars().next()?;
+            (fields.next()? == pid.to_string()).then_some((child, state))
         })
         .collect()
 }
@@ -252,28 +253,33 @@ programs:
     let names: Vec<String> =
         ["quick", "slow"].iter().flat_map(|program| (0..10).map(move |n| format!("{program}:{n}"))).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let pids = daemon.wait_all_running(&name_refs);
+    daemon.wait_all_running(&name_refs);
     let http = daemon.path("http.sock");
     let before = restarts(&http);
     assert_eq!(before.len(), 20, "{before:?}");
 
     daemon.signal("STOP");
-    // The only fixed wait: the daemon stays stopped for 10 s while every program exits.
+    // The only fixed wait: the daemon stays stopped for 10 s while every program exits (none
+    // runs longer than 2.5 s, and a stopped daemon starts nothing new).
     std::thread::sleep(Duration::from_secs(10));
-    let unreaped: Vec<i32> = pids.iter().copied().filter(|&pid| matches!(proc_stat(pid), Some(('Z', _)))).collect();
+    let stopped_children = children(daemon.pid);
     daemon.signal("CONT");
-    assert_eq!(unreaped.len(), 20, "every program exited while the daemon was stopped: {unreaped:?} of {pids:?}");
+    let zombies: Vec<i32> = stopped_children.iter().filter(|(_, state)| *state == 'Z').map(|&(pid, _)| pid).collect();
+    assert_eq!(zombies.len(), 20, "every instance exited while the daemon was stopped: {stopped_children:?}");
 
     // Every exit of the stop is reaped...
-    daemon.wait_for("the exits of the stop reaped", WAIT, || pids.iter().all(|&pid| proc_stat(pid).is_none()));
-    daemon.wait_for("no zombie child of the daemon", WAIT, || zombie_children(daemon.pid).is_empty());
+    daemon.wait_for("the exits of the stop reaped", WAIT, || zombies.iter().all(|&pid| proc_stat(pid).is_none()));
+    daemon.wait_for("no zombie child of the daemon", WAIT, || {
+        children(daemon.pid).iter().all(|(_, state)| *state != 'Z')
+    });
     // ...and every instance restarted.
     let mut after = HashMap::new();
     daemon.wait_for("every instance's restart counter to grow", WAIT, || {
         after = restarts(&http);
         names.iter().all(|name| after.get(name).copied().unwrap_or(0) > before[name])
     });
-    daemon.wait_all_running(&name_refs);
+    let running = daemon.wait_all_running(&name_refs);
+    assert!(running.iter().all(|pid| !zombies.contains(pid)), "{running:?} {zombies:?}");
     daemon.shutdown();
 }
 
