@@ -3,6 +3,12 @@
 //! UTC timestamp, to the `logfile` of the config when one is set. The file rotates itself by
 //! size (`logfile_maxbytes`, `logfile_backups`; one event is one line, so rotation is
 //! line-aligned), and SIGUSR1 reopens it, for an external logrotate.
+//!
+//! A write that fails (a full disk, an I/O error) never stops supervision: the event still goes
+//! through `log` (stderr), the failure is reported on stderr once, events are dropped and
+//! counted until a write succeeds, and then one line says how many were lost, on stderr and in
+//! the file. The part of a line a failed write left is cut first, so the file stays one whole
+//! event per line.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,8 +21,9 @@ use crate::spec::Rotate;
 #[derive(Debug)]
 pub struct EventLog {
     file: Option<RotatingFile>,
-    /// A write failed and none has succeeded since (reported once).
-    write_failing: bool,
+    /// Set when a write failed and none has succeeded since (reported once): the events
+    /// dropped meanwhile, the failed one included.
+    dropped: Option<u64>,
 }
 
 impl EventLog {
@@ -30,7 +37,7 @@ impl EventLog {
             ),
             None => None,
         };
-        Ok(EventLog { file, write_failing: false })
+        Ok(EventLog { file, dropped: None })
     }
 
     /// Writes one event: through `log` always, and to the file at info and above.
@@ -38,17 +45,30 @@ impl EventLog {
         log::log!(level, "{message}");
         if level <= log::Level::Info {
             if let Some(file) = &mut self.file {
-                let line = format!("{} {:<5} {message}\n", utc_timestamp(SystemTime::now()), level);
-                match file.write(line.as_bytes()) {
-                    Ok(()) => self.write_failing = false,
-                    Err(error) if !self.write_failing => {
-                        self.write_failing = true;
-                        log::warn!(
-                            "event log {}: write failed: {error}; dropping events until a write succeeds",
-                            file.path().display()
-                        );
+                let stamp = utc_timestamp(SystemTime::now());
+                if let Some(dropped) = self.dropped {
+                    // The note of the gap goes first, after the part of a line a failed write left
+                    // is cut (or, if even that fails, ended).
+                    let torn = if file.drop_torn_line().is_err() { "\n" } else { "" };
+                    let note = format!(
+                        "event log {}: writing again; {dropped} event(s) were lost while writes failed",
+                        file.path().display()
+                    );
+                    let warn = log::Level::Warn;
+                    if file.write(format!("{torn}{stamp} {warn:<5} {note}\n").as_bytes()).is_err() {
+                        self.dropped = Some(dropped + 1);
+                        return;
                     }
-                    Err(_) => {}
+                    self.dropped = None;
+                    log::warn!("{note}");
+                }
+                if let Err(error) = file.write(format!("{stamp} {level:<5} {message}\n").as_bytes()) {
+                    self.dropped = Some(1);
+                    log::warn!(
+                        "event log {}: write failed: {error}; dropping events until a write succeeds (reported \
+                         once, and again when writing resumes); supervision goes on",
+                        file.path().display()
+                    );
                 }
             }
         }
@@ -124,5 +144,17 @@ mod tests {
             }
         }
         assert_eq!(expected, Some(2001));
+    }
+
+    // See: issue 15, "the event log's disk fills". /dev/full fails every write with ENOSPC
+    // (the recovery is tests/e2e_faults.rs, on a real tmpfs).
+    #[test]
+    fn failed_writes_are_counted_and_never_stop_the_caller() {
+        let mut log = EventLog::open(Some(PathBuf::from("/dev/full")), Rotate { maxbytes: 0, backups: 0 }).unwrap();
+        for n in 0..100 {
+            log.write(log::Level::Info, &format!("event {n}"));
+        }
+        log.write(log::Level::Debug, "below info: not for the file, not counted");
+        assert_eq!(log.dropped, Some(100));
     }
 }

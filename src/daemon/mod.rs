@@ -90,6 +90,11 @@ const EXIT_FLUSH_DEADLINE: Duration = Duration::from_secs(2);
 /// batch (1000 programs at startup) does not keep signals and the control socket waiting.
 const SPAWNS_PER_TURN: usize = 64;
 
+/// Control connections accepted (and their first requests answered) per turn of the loop; the
+/// rest wait for the next turn. Clients connecting back to back kept the accept loop going for
+/// good: nothing was reaped and no closed connection noticed (the soak found it).
+const ACCEPTS_PER_TURN: usize = 16;
+
 /// A spawn the core asked for, not yet carried out.
 struct QueuedSpawn {
     id: InstanceId,
@@ -153,6 +158,8 @@ struct Driver {
     spawn_queue: std::collections::VecDeque<QueuedSpawn>,
     /// Spawns carried out in this turn of the loop.
     spawns_this_turn: usize,
+    /// The control socket may have clients waiting to be accepted (`ACCEPTS_PER_TURN`).
+    accept_pending: bool,
     /// Recent output per instance and stream, for `ctl tail`.
     rings: HashMap<(InstanceId, StreamKind), OutputRing>,
     /// Streams whose last spawn sent them to /dev/null (`discard`): `ctl tail` says so.
@@ -203,6 +210,8 @@ struct Driver {
     flag_changes: Vec<state_dir::FlagChange>,
     /// The live processes in `state_dir`, for a start after a crash (`ledger.rs`).
     ledger: ledger::Journal,
+    /// Flags that could not be written, for the answers to the requests that asked for them.
+    unwritten: state_dir::Unwritten,
     /// Child pipes not read because the stream they are forwarded to is backed up.
     stalled: Vec<Token>,
     /// Instances the core was told have stalled output.
@@ -353,6 +362,7 @@ impl Driver {
             reaped: Vec::new(),
             spawn_queue: std::collections::VecDeque::new(),
             spawns_this_turn: 0,
+            accept_pending: false,
             rings: HashMap::new(),
             discarded: HashSet::new(),
             probes: Probes::new(),
@@ -377,6 +387,7 @@ impl Driver {
             startup_problems: options.config.problems.clone(),
             flag_changes: Vec::new(),
             ledger,
+            unwritten: state_dir::Unwritten::default(),
             stalled: Vec::new(),
             stalled_instances: HashSet::new(),
             fd_limit,
@@ -402,10 +413,10 @@ impl Driver {
             .into_iter()
             .flatten()
             .min();
-            let timeout = if self.spawn_queue.is_empty() {
+            let timeout = if self.spawn_queue.is_empty() && !self.accept_pending {
                 deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()))
             } else {
-                Some(Duration::ZERO) // More spawns to do: look at events, then carry on.
+                Some(Duration::ZERO) // More spawns or accepts to do: look at events, then carry on.
             };
             self.spawns_this_turn = 0;
             let polled = self.poll.poll(&mut events, timeout);
@@ -419,7 +430,7 @@ impl Driver {
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.handle_signals(),
-                    CONTROL => self.accept_connections(),
+                    CONTROL => self.accept_pending = true,
                     STDOUT | STDERR => {} // Flushed below, every turn.
                     NOTIFY => self.handle_notifications(),
                     WALLCLOCK => self.handle_wallclock(),
@@ -430,6 +441,9 @@ impl Driver {
                 if self.exit_code.is_some() {
                     break;
                 }
+            }
+            if self.accept_pending && self.exit_code.is_none() {
+                self.accept_connections();
             }
             self.service_files_due();
             self.supervisor.handle_timeout(self.now);
@@ -549,8 +563,9 @@ impl Driver {
                 // Written as one batch with one directory fsync, before the next reply goes out.
                 self.flag_changes.push(state_dir::FlagChange { instance, flag, on });
             }
-            Action::Reply { conn, reply } => {
+            Action::Reply { conn, mut reply } => {
                 self.write_flags();
+                self.unwritten.amend(conn, &mut reply);
                 let line = self.encode_reply(&reply);
                 self.send(conn, &line, true);
             }
@@ -688,14 +703,14 @@ impl Driver {
         }
         let changes = std::mem::take(&mut self.flag_changes);
         for (change, error) in state_dir::apply(&self.state_dir, &changes) {
-            let verb = if change.on { "set" } else { "clear" };
-            let message = format!(
-                "{}: cannot {verb} the {} flag in {}: {error}; it will not survive a restart",
-                change.instance,
-                change.flag.as_str(),
-                self.state_dir.display()
-            );
-            self.event_log.write(log::Level::Warn, &message);
+            let (flag, dir) = (change.flag.as_str(), self.state_dir.display());
+            let why = if change.on {
+                format!("the {flag} flag was not saved in {dir}: {error}; it holds only until the daemon restarts")
+            } else {
+                format!("the {flag} flag could not be cleared in {dir}: {error}; a restarted daemon applies it again")
+            };
+            self.event_log.write(log::Level::Warn, &format!("{}: {why}", change.instance));
+            self.unwritten.record(&change, why);
         }
     }
 
@@ -1030,10 +1045,14 @@ impl Driver {
         self.event_log.write(log::Level::Info, "received SIGUSR1: reopened log files");
     }
 
+    /// Accepts up to `ACCEPTS_PER_TURN` clients; `accept_pending` stays set while more may wait.
     fn accept_connections(&mut self) {
-        loop {
+        for _ in 0..ACCEPTS_PER_TURN {
             let accepted = self.control.accept(self.poll.registry(), &mut || take_token(&mut self.next_token));
-            let Some(token) = accepted else { return };
+            let Some(token) = accepted else {
+                self.accept_pending = false;
+                return;
+            };
             // A client may have written before we registered: read now (edge-triggered).
             self.service_connection(token);
         }
@@ -1225,7 +1244,13 @@ impl Driver {
                 }
                 return;
             }
-            ControlRequest::Core(request) => Input::Request { conn, request },
+            ControlRequest::Core(request) => {
+                // Flags this request sets are written within this feed; a failure is its own.
+                self.unwritten.begin(Some(conn));
+                self.feed(Input::Request { conn, request });
+                self.unwritten.begin(None);
+                return;
+            }
             ControlRequest::Shutdown => Input::Shutdown { conn: Some(conn) },
             ControlRequest::Reload => {
                 self.event_log.write(log::Level::Info, "reload requested over the control socket");
@@ -1404,6 +1429,7 @@ impl Driver {
     fn conns_closed(&mut self, closed: Vec<ConnId>) {
         for conn in closed {
             self.events.closed(conn);
+            self.unwritten.forget(conn);
             self.supervisor.handle_input(self.now, Input::ConnClosed { conn });
         }
     }

@@ -39,6 +39,8 @@ pub struct RotatingFile {
     held: Vec<u8>,
     /// The last byte written was not a newline: a line is under way in this file.
     mid_line: bool,
+    /// Where that line began (the file's size after its last newline).
+    line_start: u64,
     /// Set when a rotation failed: no new attempt before the file reaches this size.
     retry_at: Option<u64>,
     /// A rotation failure was logged and none has succeeded since.
@@ -61,6 +63,7 @@ impl RotatingFile {
             rotate,
             held: Vec::new(),
             mid_line: false,
+            line_start: size,
             retry_at: None,
             failure_reported: false,
         })
@@ -69,6 +72,18 @@ impl RotatingFile {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// For a line-framed writer after a failed write: cuts the part of a line the failure left
+    /// at the end of the file, so that the file holds whole lines only. Nothing to do when the
+    /// file ends with a newline.
+    pub fn drop_torn_line(&mut self) -> io::Result<()> {
+        if self.mid_line {
+            self.file.set_len(self.line_start)?;
+            self.size = self.line_start;
+            self.mid_line = false;
+        }
+        Ok(())
     }
 
     /// Appends `bytes`, which hold whole lines (a line-framed writer), rotating first where they
@@ -119,6 +134,7 @@ impl RotatingFile {
         self.file = file;
         self.size = size;
         self.mid_line = false;
+        self.line_start = size;
         self.retry_at = None;
         Ok(())
     }
@@ -203,6 +219,7 @@ impl RotatingFile {
             self.file.set_len(0).map_err(|error| format!("truncate: {error}"))?;
             self.size = 0;
             self.mid_line = false;
+            self.line_start = 0;
             return Ok(());
         }
         let oldest = self.backup(backups);
@@ -240,8 +257,12 @@ impl RotatingFile {
             match self.file.write(rest) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
+                    let written = &rest[..n];
+                    if let Some(newline) = written.iter().rposition(|&byte| byte == b'\n') {
+                        self.line_start = self.size + newline as u64 + 1;
+                    }
                     self.size += n as u64;
-                    self.mid_line = rest[n - 1] != b'\n';
+                    self.mid_line = written[n - 1] != b'\n';
                     rest = &rest[n..];
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}

@@ -312,3 +312,18 @@ fn line_framed_writes_rotate_the_same_way() {
     drop(log);
     check_rotated_set(&path, 64 * 1024, 2, 10_000);
 }
+
+// See: issue 15, "the event log's disk fills": what a failed write left of a line is cut.
+#[test]
+fn a_torn_last_line_is_cut_back_to_the_last_newline() {
+    let scratch = Scratch::new("torn");
+    let path = scratch.join("log");
+    let mut file = RotatingFile::open(&path, rotate(0, 0)).unwrap();
+    file.drop_torn_line().unwrap();
+    // Unframed bytes go straight to the file: this is what a write cut short by ENOSPC leaves.
+    file.write_stream(b"one\ntwo\nthr").unwrap();
+    file.drop_torn_line().unwrap();
+    file.write(b"four\n").unwrap();
+    file.drop_torn_line().unwrap();
+    assert_eq!(scratch.files(), files(&[("log", "one\ntwo\nfour\n")]));
+}
