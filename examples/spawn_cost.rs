@@ -61,7 +61,7 @@ fn run(count: usize) -> Result<(), String> {
         extra_fds: &extra_fds,
         listen_pid: false,
         watchdog_pid: false,
-        cgroup_procs: None,
+        cgroup_dir: None,
         slots: None,
     };
     let variants = [

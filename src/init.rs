@@ -77,7 +77,7 @@ pub fn run(argv: Vec<String>) -> u8 {
         extra_fds: &[],
         listen_pid: false,
         watchdog_pid: false,
-        cgroup_procs: None,
+        cgroup_dir: None,
         slots: None,
     };
     let child = match sys::spawn(&launch, options) {

@@ -54,11 +54,12 @@ pub struct SpawnOptions<'a> {
     pub listen_pid: bool,
     /// Set `WATCHDOG_PID` to the child's own pid too (systemd's watchdog), the same way.
     pub watchdog_pid: bool,
-    /// An open `cgroup.procs` of the cgroup the child joins before it execs, so that nothing it
-    /// starts can escape the cgroup. Such a child is started by `spawn_cloned`, whose child
-    /// writes `0` (itself) to it. A failure there does not fail the spawn: the child runs
-    /// where the daemon is, and [`SpawnedChild::cgroup_error`] says why.
-    pub cgroup_procs: Option<RawFd>,
+    /// An open directory of the cgroup (v2) the child is born in (`clone3` with
+    /// `CLONE_INTO_CGROUP`), so that nothing it starts can escape it. Being born there costs
+    /// nothing, where moving a process by writing `cgroup.procs` waits for an RCU grace period
+    /// (10 to 20 ms measured here). A failure does not fail the spawn: the child runs where
+    /// the daemon is, and [`SpawnedChild::cgroup_error`] says why.
+    pub cgroup_dir: Option<RawFd>,
     /// The daemon's [`SpawnSlots`]: with them the spawn costs the same however many
     /// descriptors the daemon holds (see there). Without, or when a spawn needs more
     /// descriptors than there are slots, the child gets a copy of the whole table.
@@ -205,7 +206,7 @@ pub struct SpawnedChild {
     /// The read ends of the stdout and stderr pipes, when piped.
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-    /// Why the child could not join [`SpawnOptions::cgroup_procs`]'s cgroup, if it could not.
+    /// Why the child could not join [`SpawnOptions::cgroup_dir`]'s cgroup, if it could not.
     pub cgroup_error: Option<io::Error>,
 }
 
@@ -242,7 +243,7 @@ pub fn spawn(launch: &Launch, options: SpawnOptions<'_>) -> Result<SpawnedChild,
                 error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
             });
         }
-        if options.listen_pid || options.watchdog_pid || options.cgroup_procs.is_some() {
+        if options.listen_pid || options.watchdog_pid || options.cgroup_dir.is_some() {
             return Err(SpawnError {
                 step: "LISTEN_PID/WATCHDOG_PID/cgroup".to_string(),
                 error: io::Error::new(io::ErrorKind::Unsupported, "not with a foreground terminal"),
@@ -532,7 +533,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
     // How the child is started: through the slots (our own clone, sharing the table until the
     // child unshares what lies below the slots' end); posix_spawn; or our own clone when it must
     // know its pid or join a cgroup.
-    let needed = child_ends.len() + options.extra_fds.len() + usize::from(options.cgroup_procs.is_some());
+    let needed = child_ends.len() + options.extra_fds.len();
     let slots = options.slots.filter(|_| needed <= SPAWN_SLOTS);
     let mut placed = slots.map(|slots| Placed { slots, used: 0 });
     let mut extra_ends = Vec::new();
@@ -545,19 +546,16 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
             let slot = placed.put(source).map_err(step_error(format!("extra descriptor {target} (from {source})")))?;
             dup2s.push((slot, target));
         }
-        let cgroup_procs = match options.cgroup_procs {
-            Some(procs) => placed.put(procs).map_err(step_error("cgroup"))?,
-            None => -1,
-        };
-        Starter::Cloned { dup2s, unshare_below: placed.slots.range().end, cgroup_procs }
-    } else if options.listen_pid || options.watchdog_pid || options.cgroup_procs.is_some() {
+        let cgroup_dir = options.cgroup_dir.unwrap_or(-1);
+        Starter::Cloned { dup2s, unshare_below: placed.slots.range().end, cgroup_dir }
+    } else if options.listen_pid || options.watchdog_pid || options.cgroup_dir.is_some() {
         extra_ends = stage_extra_fds(options.extra_fds)?;
         let dup2s = child_ends
             .iter()
             .map(|(fd, end)| (end.as_raw_fd(), *fd))
             .chain(extra_ends.iter().map(|(target, copy)| (copy.as_raw_fd(), *target)))
             .collect();
-        Starter::Cloned { dup2s, unshare_below: -1, cgroup_procs: options.cgroup_procs.unwrap_or(-1) }
+        Starter::Cloned { dup2s, unshare_below: -1, cgroup_dir: options.cgroup_dir.unwrap_or(-1) }
     } else {
         extra_ends = stage_extra_fds(options.extra_fds)?;
         let (actions, attributes) = posix_spawn_setup(&child_ends, &extra_ends)?;
@@ -575,7 +573,7 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
     let mut pid: libc::pid_t = 0;
     let mut cgroup_error = None;
     let result = match &starter {
-        Starter::Cloned { dup2s, unshare_below, cgroup_procs } => {
+        Starter::Cloned { dup2s, unshare_below, cgroup_dir } => {
             let child = CloneChild {
                 program: program.as_ptr(),
                 argv: argv_ptrs.as_ptr().cast(),
@@ -584,16 +582,11 @@ fn spawn_posix(launch: &Launch, options: SpawnOptions<'_>, program_name: &str) -
                 n_dup2s: dup2s.len(),
                 listen_pid_digits,
                 watchdog_pid_digits,
-                cgroup_procs: *cgroup_procs,
                 unshare_below: *unshare_below,
-                cgroup_error: AtomicI32::new(0),
                 error: AtomicI32::new(0),
             };
-            let result = spawn_cloned(&mut pid, &child);
-            let errno = child.cgroup_error.load(Ordering::Acquire);
-            if errno != 0 {
-                cgroup_error = Some(io::Error::from_raw_os_error(errno));
-            }
+            let (result, refused) = spawn_cloned(&mut pid, &child, *cgroup_dir);
+            cgroup_error = refused;
             result
         }
         // SAFETY: every pointer is live for the call: `program`, `argv`/`envp` and their
@@ -631,7 +624,7 @@ enum Starter {
     Posix { actions: FileActions, attributes: SpawnAttributes },
     /// `spawn_cloned`, with these `(from, to)` dup2 calls (the standard streams first), the
     /// end of the slots when sharing the table (else -1) and the `cgroup.procs` (else -1).
-    Cloned { dup2s: Vec<(RawFd, RawFd)>, unshare_below: RawFd, cgroup_procs: RawFd },
+    Cloned { dup2s: Vec<(RawFd, RawFd)>, unshare_below: RawFd, cgroup_dir: RawFd },
 }
 
 /// posix_spawn's file actions (the standard streams, then the extra descriptors) and its
@@ -707,10 +700,6 @@ struct CloneChild {
     listen_pid_digits: *mut u8,
     /// The same after `WATCHDOG_PID=` (or null).
     watchdog_pid_digits: *mut u8,
-    /// A `cgroup.procs` to write `0` to (join that cgroup) before anything else, or -1.
-    cgroup_procs: RawFd,
-    /// The errno of that write when it failed (0: joined, or nothing to join).
-    cgroup_error: AtomicI32,
     /// With [`SpawnSlots`], where they end: the child shares our table (`CLONE_FILES`) and
     /// first takes a private one of the descriptors below this. -1: a plain copy at clone.
     unshare_below: RawFd,
@@ -773,10 +762,14 @@ impl Drop for ChildStack {
 ///
 /// All signals are blocked around the clone, so no handler of ours ever runs in the child,
 /// which shares our memory; the child sets every signal to SIG_DFL before it unblocks them.
-fn spawn_cloned(pid: &mut libc::pid_t, child: &CloneChild) -> libc::c_int {
+///
+/// With `cgroup_dir` (an open cgroup directory, else -1), the child is born in that cgroup
+/// (`clone3_into_cgroup`); if the kernel refuses, it is started where we are and the second
+/// value says why.
+fn spawn_cloned(pid: &mut libc::pid_t, child: &CloneChild, cgroup_dir: RawFd) -> (libc::c_int, Option<io::Error>) {
     let stack = match ChildStack::new() {
         Ok(stack) => stack,
-        Err(error) => return error.raw_os_error().unwrap_or(libc::ENOMEM),
+        Err(error) => return (error.raw_os_error().unwrap_or(libc::ENOMEM), None),
     };
     let every_signal: u64 = !0;
     let mut saved_mask: u64 = 0;
@@ -785,22 +778,32 @@ fn spawn_cloned(pid: &mut libc::pid_t, child: &CloneChild) -> libc::c_int {
     unsafe {
         libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &every_signal, &mut saved_mask, 8 as libc::c_long)
     };
-    // SIGCHLD: its exit is reported like any other child's.
-    // SAFETY: `clone_child` runs on `stack` (mapped, guard page below) and reads `child`; with
+    // `clone_child` runs on `stack` (mapped, guard page below) and reads `child`; with
     // CLONE_VFORK we are suspended until it has exec'd or exited, so the shared memory is used
     // by one side at a time, and both outlive it. The child is async-signal-safe throughout.
-    let new_pid = unsafe {
-        libc::clone(
-            clone_child,
-            stack.top(),
-            libc::CLONE_VM
-                | libc::CLONE_VFORK
-                | libc::SIGCHLD
-                | if child.unshare_below >= 0 { libc::CLONE_FILES } else { 0 },
-            (child as *const CloneChild).cast_mut().cast(),
-        )
-    };
-    let clone_error = io::Error::last_os_error();
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | if child.unshare_below >= 0 { libc::CLONE_FILES } else { 0 };
+    let arg: *mut libc::c_void = (child as *const CloneChild).cast_mut().cast();
+    let mut refused = None;
+    let mut new_pid = -1;
+    let mut clone_error = None;
+    if cgroup_dir >= 0 {
+        match clone3_into_cgroup(flags, &stack, cgroup_dir, arg) {
+            Ok(born) => new_pid = born,
+            // Out of processes or memory: a plain clone would fail the same way.
+            Err(error) if matches!(error.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM)) => {
+                clone_error = Some(error)
+            }
+            Err(error) => refused = Some(error),
+        }
+    }
+    if new_pid < 0 && clone_error.is_none() {
+        // SAFETY: as for clone3: `clone_child` runs on `stack` and reads `child`, both alive
+        // until it has exec'd or exited (CLONE_VFORK); SIGCHLD reports its exit as any other's.
+        new_pid = unsafe { libc::clone(clone_child, stack.top(), flags | libc::SIGCHLD, arg) };
+        if new_pid < 0 {
+            clone_error = Some(io::Error::last_os_error());
+        }
+    }
     // SAFETY: as above; puts back the mask we had.
     unsafe {
         libc::syscall(
@@ -812,17 +815,99 @@ fn spawn_cloned(pid: &mut libc::pid_t, child: &CloneChild) -> libc::c_int {
         )
     };
     if new_pid < 0 {
-        return clone_error.raw_os_error().unwrap_or(libc::EAGAIN);
+        return (clone_error.and_then(|error| error.raw_os_error()).unwrap_or(libc::EAGAIN), None);
     }
     let error = child.error.load(Ordering::Acquire);
     if error != 0 {
         // The child recorded its error and called _exit: reap it now (it is exiting already),
         // so that the daemon never sees a pid it was not told about.
         let _ = wait_blocking(new_pid);
-        return error;
+        return (error, None);
     }
     *pid = new_pid;
-    0
+    (0, refused)
+}
+
+/// The kernel's `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3` with `flags` (which share our memory, so the child needs `stack`), born in the
+/// cgroup of `cgroup_dir`, running `clone_child(arg)`. glibc has no public clone3 wrapper, and
+/// a child on a new stack cannot return through Rust code, so the syscall and the child's
+/// first steps are a few instructions of assembly: in the child (rax 0) the stack pointer is
+/// already the new stack's top, and it calls `clone_child(arg)`, which execs or `_exit`s; were
+/// it ever to return, the child exits with that value. Returns the child's pid in the parent.
+#[cfg(target_arch = "x86_64")]
+fn clone3_into_cgroup(
+    flags: libc::c_int,
+    stack: &ChildStack,
+    cgroup_dir: RawFd,
+    arg: *mut libc::c_void,
+) -> io::Result<libc::pid_t> {
+    let args = CloneArgs {
+        flags: flags as u64 | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.base as u64,
+        stack_size: stack.len as u64,
+        cgroup: cgroup_dir as u64,
+        ..CloneArgs::default()
+    };
+    let entry: extern "C" fn(*mut libc::c_void) -> libc::c_int = clone_child;
+    let result: i64;
+    // The parent continues after `syscall` with only rax, rcx and r11 changed (rdi and rsi are
+    // declared clobbered too). The child (rax 0) runs on `stack`, which the parent keeps mapped
+    // until the child has exec'd or exited (CLONE_VFORK); it calls `clone_child` with `arg`
+    // and never comes back into this function. The caller blocks every signal around the call.
+    // SAFETY: clone3 reads `args` (alive across the call); the child's path is as above and
+    // `clone_child` is async-signal-safe and never returns.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r12",
+            "call r13",
+            "mov edi, eax",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => result,
+            inlateout("rdi") &args as *const CloneArgs => _,
+            inlateout("rsi") std::mem::size_of::<CloneArgs>() => _,
+            in("r12") arg,
+            in("r13") entry,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if result < 0 {
+        return Err(io::Error::from_raw_os_error(-result as i32));
+    }
+    Ok(result as libc::pid_t)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clone3_into_cgroup(_: libc::c_int, _: &ChildStack, _: RawFd, _: *mut libc::c_void) -> io::Result<libc::pid_t> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "clone3 into a cgroup is built for x86_64 only"))
 }
 
 /// The cloned child: a new process group, the descriptors, its pid into `LISTEN_PID`, the
@@ -855,13 +940,6 @@ extern "C" fn clone_child(arg: *mut libc::c_void) -> libc::c_int {
             {
                 return fail();
             }
-        }
-    }
-    if child.cgroup_procs >= 0 {
-        // SAFETY: write takes a descriptor the parent keeps open and a static byte string; it
-        // moves this process (and so all it will start) into that cgroup.
-        if unsafe { libc::write(child.cgroup_procs, b"0".as_ptr().cast(), 1) } != 1 {
-            child.cgroup_error.store(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO), Ordering::Release);
         }
     }
     // SAFETY: setpgid, fcntl and dup2 take integers; `dup2s` points to `n_dup2s` pairs in a
@@ -1866,7 +1944,7 @@ mod tests {
             extra_fds,
             listen_pid: false,
             watchdog_pid: false,
-            cgroup_procs: None,
+            cgroup_dir: None,
             slots: None,
         }
     }

@@ -178,3 +178,30 @@ fn the_daemon_removes_its_cgroups_at_exit_and_those_left_by_a_killed_one() {
     d.shutdown();
     assert!(!ours.exists(), "{} is removed at exit", ours.display());
 }
+
+#[test]
+fn a_run_after_a_stop_starts_in_a_fresh_cgroup_and_is_not_killed_at_birth() {
+    // Linux 6.18 kills a child born (clone3, CLONE_INTO_CGROUP) into a cgroup that once got
+    // `cgroup.kill`: every stop ends with one, so each run after a stop needs a new cgroup.
+    let d = start(
+        r#"programs:
+  web:
+    cmd: [sleep, '300']
+    starttime: 0.2s
+"#,
+        true,
+    );
+    let in_cgroup = uses_cgroups(&d, true);
+    let mut pid = d.wait_running("web:0");
+    for _ in 0..3 {
+        d.ctl_ok(&["restart", "web"]);
+        let again = d.wait_running("web:0");
+        assert_ne!(again, pid, "a new run");
+        pid = again;
+        if in_cgroup {
+            let membership = read(format!("/proc/{pid}/cgroup"));
+            assert!(membership.contains(&format!("sv-lite.{}", d.pid)), "in the daemon's cgroups: {membership}");
+        }
+    }
+    assert_eq!(d.state_of("web:0"), "RUNNING");
+}

@@ -50,7 +50,7 @@ connection.sendall(b'activated' if ok else repr(dict(os.environ)).encode())
         extra_fds: &extra_fds,
         listen_pid: true,
         watchdog_pid: false,
-        cgroup_procs: None,
+        cgroup_dir: None,
         slots: None,
     };
     // The connection waits in the listen queue until the program accepts it.

@@ -4,8 +4,9 @@
 //! At start the daemon finds its own cgroup (`/proc/self/cgroup`'s `0::` line, under the
 //! cgroup2 mount of `/proc/self/mountinfo`) and makes `sv-lite.PID` in it (a new one: never
 //! one another daemon may hold). Each instance gets
-//! `sv-lite.PID/NAME:N`, made before its first spawn; the spawned child joins it itself before
-//! it execs (`SpawnOptions::cgroup_procs`), so nothing it starts can leave it, not even a
+//! `sv-lite.PID/NAME:N`, made before its first spawn; the child is born in it (`clone3` with
+//! `CLONE_INTO_CGROUP`, `SpawnOptions::cgroup_dir`: moving a process by writing `cgroup.procs`
+//! costs an RCU grace period, 10 to 20 ms here), so nothing it starts can leave it, not even a
 //! double-forked daemon that cleared its environment. Then:
 //! - a stop signal goes to every process in the cgroup, and SIGKILL is one write of `1` to
 //!   `cgroup.kill` (Linux 5.14), which the kernel applies to forks in flight too;
@@ -34,8 +35,19 @@ pub struct Cgroups {
     dir: PathBuf,
     /// Whether the instances' cgroups have the memory controller (`memory.current`).
     memory: bool,
-    /// The instances whose cgroup exists, with `usage_usec` when their current run began.
-    made: HashMap<String, u64>,
+    /// The instances whose current run is in a cgroup of ours.
+    made: HashMap<String, Group>,
+    /// The last directory each instance used, and whether `cgroup.kill` was written to it.
+    dirs: HashMap<String, (PathBuf, bool)>,
+    /// For the names of fresh directories (`web:0.2`).
+    generation: u64,
+}
+
+/// One instance's cgroup and `usage_usec` when its current run began.
+#[derive(Debug)]
+struct Group {
+    dir: PathBuf,
+    base: u64,
 }
 
 /// What one instance's cgroup uses.
@@ -57,7 +69,7 @@ impl Cgroups {
         let offered = fs::read_to_string(own.join("cgroup.subtree_control")).unwrap_or_default();
         let memory = offered.split_whitespace().any(|name| name == "memory")
             && write_file(&dir.join("cgroup.subtree_control"), b"+memory").is_ok();
-        Ok(Cgroups { dir, memory, made: HashMap::new() })
+        Ok(Cgroups { dir, memory, made: HashMap::new(), dirs: HashMap::new(), generation: 0 })
     }
 
     /// For `ctl info`, `--version` and the start-up line.
@@ -67,20 +79,35 @@ impl Cgroups {
         format!("cgroup v2, one per instance under {} (memory: {memory})", self.dir.display())
     }
 
-    /// The `cgroup.procs` of `instance`'s cgroup, opened for the spawn to join, the cgroup made
-    /// first if needed. A new run's CPU counts from here.
+    /// `instance`'s cgroup directory, opened for the spawn to be born in, the cgroup made first
+    /// if needed. A new run's CPU counts from here.
+    ///
+    /// A directory that was killed is not used again: a child born by `clone3` into a cgroup
+    /// that once got `cgroup.kill` was killed at birth here (Linux 6.18 compares the kill
+    /// count of the parent's cgroup with the target's), so the run after a stop gets a fresh
+    /// directory, `NAME:N.G`, and the old one goes once empty.
     pub fn enter(&mut self, instance: &str) -> io::Result<OwnedFd> {
         // Until this run is in, the instance counts as having none.
         self.made.remove(instance);
-        let path = self.dir.join(instance);
+        let path = match self.dirs.get(instance) {
+            Some((dir, false)) => dir.clone(),
+            Some((dir, true)) => {
+                let _ = fs::remove_dir(dir);
+                self.generation += 1;
+                self.dir.join(format!("{instance}.{}", self.generation))
+            }
+            None => self.dir.join(instance),
+        };
+        self.dirs.insert(instance.to_string(), (path.clone(), false));
         let base = match fs::create_dir(&path) {
             Ok(()) => 0,
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => cpu_usec(&path).unwrap_or(0),
             Err(error) => return Err(error),
         };
-        let procs = fs::OpenOptions::new().write(true).custom_flags(libc::O_CLOEXEC).open(path.join("cgroup.procs"))?;
-        self.made.insert(instance.to_string(), base);
-        Ok(OwnedFd::from(procs))
+        // The directory itself, for clone3's CLONE_INTO_CGROUP (std opens it close-on-exec).
+        let dir = fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY).open(&path)?;
+        self.made.insert(instance.to_string(), Group { dir: path, base });
+        Ok(OwnedFd::from(dir))
     }
 
     /// The run just spawned could not join `instance`'s cgroup: it is treated as having none
@@ -96,28 +123,32 @@ impl Cgroups {
     }
 
     /// SIGKILL to everything in `instance`'s cgroup, by the kernel.
-    pub fn kill(&self, instance: &str) -> io::Result<()> {
-        write_file(&self.dir.join(instance).join("cgroup.kill"), b"1")
+    pub fn kill(&mut self, instance: &str) -> io::Result<()> {
+        let group = self.made.get(instance).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if let Some((_, killed)) = self.dirs.get_mut(instance) {
+            *killed = true;
+        }
+        write_file(&group.dir.join("cgroup.kill"), b"1")
     }
 
     /// The processes in `instance`'s cgroup now.
     pub fn pids(&self, instance: &str) -> io::Result<Vec<Pid>> {
-        let text = fs::read_to_string(self.dir.join(instance).join("cgroup.procs"))?;
+        let group = self.made.get(instance).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let text = fs::read_to_string(group.dir.join("cgroup.procs"))?;
         Ok(text.lines().filter_map(|line| line.trim().parse().ok()).collect())
     }
 
     /// CPU of the current run and memory of `instance`'s cgroup.
     #[must_use]
     pub fn usage(&self, instance: &str) -> Option<GroupUsage> {
-        let base = *self.made.get(instance)?;
-        let path = self.dir.join(instance);
-        let usec = cpu_usec(&path)?;
+        let Group { dir: path, base } = self.made.get(instance)?;
+        let usec = cpu_usec(path)?;
         let memory_bytes = if self.memory {
             fs::read_to_string(path.join("memory.current")).ok().and_then(|text| text.trim().parse().ok())
         } else {
             None
         };
-        Some(GroupUsage { cpu_seconds: usec.saturating_sub(base) as f64 / 1e6, memory_bytes })
+        Some(GroupUsage { cpu_seconds: usec.saturating_sub(*base) as f64 / 1e6, memory_bytes })
     }
 
     /// Whether instance cgroups carry `memory.current`.
@@ -131,10 +162,21 @@ impl Cgroups {
     pub fn forget(&mut self, keep: impl Fn(&str) -> bool) {
         let Ok(entries) = fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
             // Instance names hold a `:`; the interface files (`cgroup.procs`...) do not.
-            if name.contains(':') && !keep(&name) && fs::remove_dir(entry.path()).is_ok() {
-                self.made.remove(&name);
+            if !entry.file_name().to_string_lossy().contains(':') {
+                continue;
+            }
+            let path = entry.path();
+            let owner = self.dirs.iter().find(|(_, (dir, _))| *dir == path).map(|(instance, _)| instance.clone());
+            if owner.as_deref().is_some_and(&keep) {
+                continue;
+            }
+            // An old directory of a killed run, or a removed instance's: gone once empty.
+            if fs::remove_dir(&path).is_ok() {
+                if let Some(instance) = owner {
+                    self.made.remove(&instance);
+                    self.dirs.remove(&instance);
+                }
             }
         }
     }

@@ -632,7 +632,7 @@ impl Driver {
                     extra_fds: &[],
                     listen_pid: false,
                     watchdog_pid: false,
-                    cgroup_procs: None,
+                    cgroup_dir: None,
                     slots: None,
                 };
                 let input = match sys::spawn(&launch, options) {
@@ -756,7 +756,7 @@ impl Driver {
             .map_err(|error| (error, false))?;
         let stderr_sink = open_sink(&launch.stderr, StreamKind::Stderr, name, prefix, stderr_rotate)
             .map_err(|error| (error, false))?;
-        let cgroup_procs = match self.cgroups.as_mut().map(|cgroups| cgroups.enter(name)) {
+        let cgroup_dir = match self.cgroups.as_mut().map(|cgroups| cgroups.enter(name)) {
             Some(Ok(procs)) => Some(procs),
             Some(Err(error)) => {
                 log::warn!("{name}: cannot make its cgroup ({error}); its tree is found through /proc");
@@ -775,7 +775,7 @@ impl Driver {
             extra_fds: &extra_fds,
             listen_pid: !socket_names.is_empty(),
             watchdog_pid: extras.watchdog.is_some(),
-            cgroup_procs: cgroup_procs.as_ref().map(AsRawFd::as_raw_fd),
+            cgroup_dir: cgroup_dir.as_ref().map(AsRawFd::as_raw_fd),
             slots: self.spawn_slots.as_ref(),
         };
         let child = sys::spawn(launch, options).map_err(|error| {
@@ -788,9 +788,9 @@ impl Driver {
             }
             (message, error.is_transient())
         })?;
-        drop(cgroup_procs);
+        drop(cgroup_dir);
         if let Some(error) = &child.cgroup_error {
-            log::warn!("{name}: cannot join its cgroup ({error}); its tree is found through /proc");
+            log::warn!("{name}: cannot be born in its cgroup ({error}); its tree is found through /proc");
             if let Some(cgroups) = &mut self.cgroups {
                 cgroups.leave(name);
             }
@@ -1271,7 +1271,7 @@ impl Driver {
     /// Signals everything in `instance`'s cgroup (SIGKILL through `cgroup.kill`); false when it
     /// has none, or it failed (then the `/proc` walk does it).
     fn kill_cgroup(&mut self, instance: &str, signal: crate::spec::Signal) -> bool {
-        let Some(cgroups) = self.cgroups.as_ref().filter(|cgroups| cgroups.has(instance)) else { return false };
+        let Some(cgroups) = self.cgroups.as_mut().filter(|cgroups| cgroups.has(instance)) else { return false };
         let result = if signal == crate::spec::Signal::KILL {
             cgroups.kill(instance)
         } else {

@@ -170,7 +170,7 @@ pub fn spawn_fed(argv: Vec<String>, env: Vec<(String, String)>, input: &[u8]) ->
         extra_fds: &[],
         listen_pid: false,
         watchdog_pid: false,
-        cgroup_procs: None,
+        cgroup_dir: None,
         slots: None,
     };
     // The child has its own copy of the memfd; ours closes here.

@@ -732,7 +732,10 @@ pub fn cgroups_usable() -> Option<PathBuf> {
         (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
             .then(|| fields.get(4).map(|point| point.to_string()))?
     })?;
-    let dir = PathBuf::from(format!("{mount}{own}")).join(format!("oracle.{}", std::process::id()));
+    // Unique per call: tests of one binary run at once in one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = PathBuf::from(format!("{mount}{own}")).join(format!("oracle.{}.{call}", std::process::id()));
     std::fs::create_dir(&dir).ok()?;
     let usable = dir.join("cgroup.kill").exists();
     let _ = std::fs::remove_dir(&dir);
