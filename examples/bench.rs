@@ -3,7 +3,9 @@
 //! Usage: `bench PATH_TO_SV_LITE` (the static release binary; `make bench` passes it).
 //! Environment: `BENCH_LOG_MIB` (default 1024) sets the size of the log-capture runs;
 //! `BENCH_ONLY=scale,spawn` runs only the named sections (restart, spawn, ctl, memory, scale,
-//! log, shutdown, binary), prints their table and leaves `docs/BENCHMARKS.md` alone.
+//! log, shutdown, binary), prints their table and leaves `docs/BENCHMARKS.md` alone;
+//! `BENCH_NO_CGROUPS=1` starts every daemon with `--no-cgroups` (the 10,000-instance section
+//! measures both ways anyway).
 //!
 //! Starts the real daemon with generated configs in a temporary directory, measures from
 //! outside (CLOCK_MONOTONIC stamps written by the children themselves, /proc, the control
@@ -438,6 +440,9 @@ struct Bench {
     log_dir: PathBuf,
     /// RLIMIT_NOFILE for the next daemon, when set.
     daemon_nofile: Option<u64>,
+    /// `BENCH_NO_CGROUPS`: every daemon but those of the 10,000-instance section (which
+    /// measures both ways) runs with `--no-cgroups`.
+    no_cgroups: bool,
     /// Raw statuses of processes reaped while looking for something else.
     reaped: HashMap<i32, i32>,
     /// Problems seen in the daemon, for the notes under the table.
@@ -581,8 +586,10 @@ impl Bench {
     }
 
     /// Writes the config and starts `sv-lite -c CONFIG`, stderr to `NAME.log`.
+    /// With `BENCH_NO_CGROUPS` set, the daemon gets `--no-cgroups`.
     fn start_daemon(&mut self, name: &str, programs: &str, stdout: Stdio) -> Res<Daemon> {
-        self.start_daemon_with(name, programs, stdout, &[])
+        let flags: &[&str] = if self.no_cgroups { &["--no-cgroups"] } else { &[] };
+        self.start_daemon_with(name, programs, stdout, flags)
     }
 
     /// `start_daemon`, with `flags` (such as `--no-cgroups`) before `-c CONFIG`.
@@ -2065,6 +2072,7 @@ fn run(sv: PathBuf) -> Res<()> {
         dir: dir.clone(),
         log_dir: log_dir.clone(),
         daemon_nofile: None,
+        no_cgroups: std::env::var_os("BENCH_NO_CGROUPS").is_some(),
         reaped: HashMap::new(),
         notes: Vec::new(),
         started,
@@ -2115,7 +2123,11 @@ fn run(sv: PathBuf) -> Res<()> {
     let header = vec![
         format!("Date: {}", utc_now()),
         format!("Machine: {}, {} cores, Linux {}; {}", cpu_model(), core_count(), kernel(), limits()),
-        format!("Binary: `{}`", sv.display()),
+        format!(
+            "Binary: `{}`{}",
+            sv.display(),
+            if bench.no_cgroups { ", every daemon but the 10,000-instance ones with `--no-cgroups`" } else { "" }
+        ),
         format!(
             "Load average (1, 5, 15 min) at the start {load_before}, at the end {}: other work on the machine \
              makes the time figures noisier",
