@@ -1,10 +1,13 @@
 //! `make bench`: sv-lite's speed and footprint against baselines measured in the same run.
 //!
 //! Usage: `bench PATH_TO_SV_LITE [SECTION]` (the static release binary; `make bench` passes it).
-//! SECTION runs one part only and prints its rows without touching `docs/BENCHMARKS.md`:
-//! `restart`, `spawn`, `ctl`, `memory`, `log` (all four log-capture variants), `forward` (only
-//! `writer | cat > file` and forwarded output), `shutdown` or `binary`.
-//! Environment: `BENCH_LOG_MIB` (default 1024) sets the size of the log-capture runs.
+//! SECTION, or `BENCH_ONLY=scale,spawn` for several, runs only those parts and prints their
+//! rows without touching `docs/BENCHMARKS.md`: `restart`, `spawn`, `ctl`, `memory`, `scale`,
+//! `log` (all four log-capture variants), `forward` (only `writer | cat > file` and forwarded
+//! output), `shutdown`, `binary`.
+//! Environment: `BENCH_LOG_MIB` (default 1024) sets the size of the log-capture runs;
+//! `BENCH_NO_CGROUPS=1` starts every daemon with `--no-cgroups` (the 10,000-instance section
+//! measures both ways anyway).
 //!
 //! Starts the real daemon with generated configs in a temporary directory, measures from
 //! outside (CLOCK_MONOTONIC stamps written by the children themselves, /proc, the control
@@ -46,6 +49,12 @@ const CTL_PROGRAMS: usize = 100;
 const IDLE_SECONDS: u64 = 10;
 const MEMORY_SIZES: [usize; 4] = [1, 100, 1000, 10_000];
 const MEMORY_RUNS_SMALL: usize = 3;
+/// The 10,000-instance measures: runs per mode (and of the spawner), and the ctl runs in
+/// each run of the default mode.
+const SCALE_COUNT: usize = 10_000;
+const SCALE_RUNS: usize = 3;
+const SCALE_CTL_RUNS: usize = 100;
+const SCALE_JSON_RUNS: usize = 10;
 const LOG_RUNS: usize = 3;
 /// A log-capture variant stops repeating once its runs have taken this long.
 const LOG_VARIANT_BUDGET: Duration = Duration::from_secs(60);
@@ -433,6 +442,9 @@ struct Bench {
     log_dir: PathBuf,
     /// RLIMIT_NOFILE for the next daemon, when set.
     daemon_nofile: Option<u64>,
+    /// `BENCH_NO_CGROUPS`: every daemon but those of the 10,000-instance section (which
+    /// measures both ways) runs with `--no-cgroups`.
+    no_cgroups: bool,
     /// Raw statuses of processes reaped while looking for something else.
     reaped: HashMap<i32, i32>,
     /// Problems seen in the daemon, for the notes under the table.
@@ -576,7 +588,14 @@ impl Bench {
     }
 
     /// Writes the config and starts `sv-lite -c CONFIG`, stderr to `NAME.log`.
+    /// With `BENCH_NO_CGROUPS` set, the daemon gets `--no-cgroups`.
     fn start_daemon(&mut self, name: &str, programs: &str, stdout: Stdio) -> Res<Daemon> {
+        let flags: &[&str] = if self.no_cgroups { &["--no-cgroups"] } else { &[] };
+        self.start_daemon_with(name, programs, stdout, flags)
+    }
+
+    /// `start_daemon`, with `flags` (such as `--no-cgroups`) before `-c CONFIG`.
+    fn start_daemon_with(&mut self, name: &str, programs: &str, stdout: Stdio, flags: &[&str]) -> Res<Daemon> {
         let (socket, text) = self.config(name, programs);
         let config = self.dir.join(format!("{name}.yaml"));
         fs::write(&config, text).map_err(|error| format!("{}: {error}", config.display()))?;
@@ -585,6 +604,7 @@ impl Bench {
         let _ = fs::remove_file(&socket);
         let mut command = Command::new(&self.sv);
         command
+            .args(flags)
             .arg("-c")
             .arg(&config)
             .env_remove("SV_LITE_SOCKET")
@@ -723,17 +743,21 @@ impl Bench {
     }
 
     /// Polls a stamp file until it holds `count` lines; fails when `supervisor` exits or no
-    /// new line comes for `stall`.
+    /// new line comes for `stall`. The file is only `stat`ed until it is long enough (10,000
+    /// stamps are 320 KB: reading them every millisecond would take a core from the run).
     fn wait_stamps(&mut self, file: &Path, count: usize, supervisor: i32, stall: Duration) -> Res<Vec<(i32, u64)>> {
         let mut seen = 0;
         let mut last_progress = Instant::now();
         loop {
-            let stamps = read_stamps(file);
-            if stamps.len() >= count {
-                return Ok(stamps);
+            let size = fs::metadata(file).map_or(0, |meta| meta.len() as usize);
+            if size >= count * STAMP_LINE {
+                let stamps = read_stamps(file);
+                if stamps.len() >= count {
+                    return Ok(stamps);
+                }
             }
-            if stamps.len() > seen {
-                seen = stamps.len();
+            if size / STAMP_LINE > seen {
+                seen = size / STAMP_LINE;
                 last_progress = Instant::now();
             }
             if let Some(status) = self.try_wait(supervisor) {
@@ -885,13 +909,14 @@ impl Bench {
         result
     }
 
-    fn spawn_baseline(&mut self, run: usize) -> Res<f64> {
-        let file = self.dir.join(format!("spawn-baseline-{run}.stamps"));
+    /// `respawner spawn-n COUNT stamp`: ns from just before its spawn to the last stamp.
+    fn spawn_baseline(&mut self, run: usize, count: usize) -> Res<f64> {
+        let file = self.dir.join(format!("spawn-baseline-{count}-{run}.stamps"));
         let _ = fs::remove_file(&file);
         let mut command = Command::new(&self.respawner);
         command
             .arg("spawn-n")
-            .arg(SPAWN_COUNT.to_string())
+            .arg(count.to_string())
             .arg(&self.stamp)
             .arg(&file)
             .stdin(Stdio::null())
@@ -899,7 +924,7 @@ impl Bench {
         die_with_parent(&mut command, libc::SIGKILL);
         let spawned_at = monotonic_ns();
         let pid = self.spawn(&mut command)?;
-        let result = self.wait_stamps(&file, SPAWN_COUNT, pid, Duration::from_secs(15));
+        let result = self.wait_stamps(&file, count, pid, Duration::from_secs(15));
         let result =
             result.map(|stamps| stamps.iter().map(|&(_, at)| at).max().unwrap_or(0).saturating_sub(spawned_at) as f64);
         self.kill_descendants();
@@ -916,13 +941,13 @@ impl Bench {
                 Ok(ns) => ours.push(ns),
                 Err(error) => errors.push(format!("sv-lite: {error}")),
             }
-            match self.spawn_baseline(run) {
+            match self.spawn_baseline(run, SPAWN_COUNT) {
                 Ok(ns) => theirs.push(ns),
                 Err(error) => errors.push(format!("spawner: {error}")),
             }
         }
         if ours.0.is_empty() || theirs.0.is_empty() {
-            rows.push(Row::failed("spawn 1000", &errors.join("; "), "≤ 1.2× spawner"));
+            rows.push(Row::failed("spawn 1000", &errors.join("; "), "≤ 1.1× spawner"));
             return;
         }
         for error in errors {
@@ -934,8 +959,8 @@ impl Bench {
             fmt_samples(&ours, Unit::Time),
             format!("spawner loop {}", fmt_samples(&theirs, Unit::Time)),
             fmt_ratio(r),
-            "≤ 1.2× spawner",
-            r.map(|r| r <= 1.2),
+            "≤ 1.1× spawner",
+            r.map(|r| r <= 1.1),
         ));
     }
 
@@ -980,6 +1005,30 @@ impl Bench {
         Ok(elapsed as f64)
     }
 
+    /// `runs` × `sv-lite ctl -s SOCKET status TARGET` as a whole process, each followed by
+    /// a run of the static `sv-lite --version`; pushes both times (ns).
+    fn ctl_against_exec(
+        &mut self,
+        socket: &Path,
+        target: &str,
+        runs: usize,
+        ctl: &mut Samples,
+        exec: &mut Samples,
+    ) -> Res<()> {
+        for _ in 0..runs {
+            let mut ctl_command = Command::new(&self.sv);
+            ctl_command.arg("ctl").arg("-s").arg(socket).args(["status", target]);
+            ctl_command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            let mut version = Command::new(&self.sv);
+            version.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            let ctl_ns = self.time_command(&mut ctl_command)?;
+            let exec_ns = self.time_command(&mut version)?;
+            ctl.push(ctl_ns);
+            exec.push(exec_ns);
+        }
+        Ok(())
+    }
+
     fn ctl_rows(&mut self, rows: &mut Vec<Row>) {
         self.progress(&format!("ctl and idle: starting {CTL_PROGRAMS} programs"));
         let daemon = match self.start_daemon("ctl", &Bench::sleep_programs(CTL_PROGRAMS), Stdio::null()) {
@@ -1019,27 +1068,9 @@ impl Bench {
 
         self.progress(&format!("ctl: {CTL_RUNS} × `ctl status p000:0`, {CTL_RUNS} × `sv-lite --version`"));
         let (mut ctl, mut exec) = (Samples::default(), Samples::default());
-        let mut error = None;
-        for _ in 0..CTL_RUNS {
-            let mut ctl_command = Command::new(&self.sv);
-            ctl_command.arg("ctl").arg("-s").arg(&daemon.socket).args(["status", "p000:0"]);
-            ctl_command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            let mut version = Command::new(&self.sv);
-            version.arg("--version").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-            match (self.time_command(&mut ctl_command), self.time_command(&mut version)) {
-                (Ok(a), Ok(b)) => {
-                    ctl.push(a);
-                    exec.push(b);
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    error = Some(e);
-                    break;
-                }
-            }
-        }
-        match error {
-            Some(error) => rows.push(Row::failed("ctl round trip", &error, "≤ 1.3× static exec")),
-            None => {
+        match self.ctl_against_exec(&daemon.socket, "p000:0", CTL_RUNS, &mut ctl, &mut exec) {
+            Err(error) => rows.push(Row::failed("ctl round trip", &error, "≤ 1.3× static exec")),
+            Ok(()) => {
                 let r = ratio(ctl.median(), exec.median());
                 rows.push(Row::new(
                     &format!("`ctl status NAME:0`, whole process, {CTL_PROGRAMS} programs"),
@@ -1187,6 +1218,198 @@ impl Bench {
                 }
             }
         }
+    }
+
+    // ---- 10,000 instances ----
+
+    /// One daemon with `SCALE_COUNT` instances of `stamp`, both streams discarded, in
+    /// `mode`: the time from its spawn to the last stamp, its memory once all have stamped
+    /// and are RUNNING, then (in the default mode) the ctl measures, then its shutdown.
+    fn scale_svlite(&mut self, run: usize, mode: CgroupMode, out: &mut ScaleSamples) -> Res<()> {
+        let file = self.dir.join(format!("scale-{}-{run}.stamps", mode.name()));
+        let _ = fs::remove_file(&file);
+        let argv = [path_str(&self.stamp), path_str(&file)];
+        let numprocs = format!("numprocs: {SCALE_COUNT}");
+        let programs =
+            Bench::program("stamp", &argv, &["starttime: 0", "stdout: discard", "stderr: discard", &numprocs]);
+        let daemon = self.start_daemon_with("scale", &programs, Stdio::null(), mode.flags())?;
+        let result = self.scale_measure(&daemon, &file, mode, out);
+        let result = result.map_err(|error| {
+            let rss = status_field(daemon.pid, "VmRSS")
+                .map(|kib| format!("; the daemon's VmRSS then: {:.2} MiB", kib as f64 / 1024.0))
+                .unwrap_or_default();
+            format!("{error}{rss}")
+        });
+        let shutdown = self.stop_daemon(&daemon, Duration::from_secs(120));
+        if let (Ok(()), Some(elapsed)) = (&result, shutdown) {
+            out.shutdown.push(elapsed.as_nanos() as f64);
+        }
+        let _ = fs::remove_file(&file);
+        result
+    }
+
+    fn scale_measure(&mut self, daemon: &Daemon, file: &Path, mode: CgroupMode, out: &mut ScaleSamples) -> Res<()> {
+        let stamps = match self.wait_stamps(file, SCALE_COUNT, daemon.pid, Duration::from_secs(20)) {
+            Ok(stamps) => stamps,
+            Err(error) => {
+                let status = self.status(daemon, Duration::from_secs(30));
+                let rows = status.map_or_else(|error| error, |rows| summarize(&rows, SCALE_COUNT, Duration::ZERO));
+                return Err(format!("{error}; status: {rows}"));
+            }
+        };
+        let last = stamps.iter().map(|&(_, at)| at).max().unwrap_or(0);
+        out.start.push(last.saturating_sub(daemon.spawned_at) as f64);
+        sleep_ms(300);
+        let rss = status_field(daemon.pid, "VmRSS").ok_or("cannot read VmRSS")?;
+        let pss = proc_field(&format!("/proc/{}/smaps_rollup", daemon.pid), "Pss").ok_or("cannot read Pss")?;
+        // Every stamp is in; the daemon must also see every instance RUNNING.
+        let rows = self.status(daemon, Duration::from_secs(30))?;
+        let running = rows.iter().filter(|row| row["state"] == "RUNNING").count();
+        if running < SCALE_COUNT {
+            return Err(format!("all stamps are in, but {}", summarize(&rows, SCALE_COUNT, Duration::ZERO)));
+        }
+        out.rss.push(rss as f64);
+        out.pss.push(pss as f64);
+        if mode == CgroupMode::Default {
+            self.ctl_against_exec(&daemon.socket, "stamp:0", SCALE_CTL_RUNS, &mut out.ctl, &mut out.exec)?;
+            let json = self.dir.join("scale-status.json");
+            let request = b"{\"op\":\"status\",\"targets\":[]}\n";
+            for _ in 0..SCALE_JSON_RUNS {
+                let stdout = File::create(&json).map_err(|error| format!("{}: {error}", json.display()))?;
+                let mut command = Command::new(&self.sv);
+                command.arg("ctl").arg("-s").arg(&daemon.socket).args(["status", "--json"]);
+                command.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::null());
+                out.json.push(self.time_command(&mut command)?);
+                out.json_socket.push(Bench::socket_round_trip(&daemon.socket, request)?);
+            }
+            out.json_bytes = fs::metadata(&json).map_or(0, |meta| meta.len());
+            let _ = fs::remove_file(&json);
+        }
+        if let Some(hwm) = status_field(daemon.pid, "VmHWM") {
+            out.hwm.push(hwm as f64);
+        }
+        self.check_daemon(daemon)
+    }
+
+    fn scale_rows(&mut self, rows: &mut Vec<Row>) {
+        let modes = [CgroupMode::Default, CgroupMode::NoCgroups];
+        let mut ours = [ScaleSamples::default(), ScaleSamples::default()];
+        let mut baseline = Samples::default();
+        let mut baseline_errors = Vec::new();
+        for run in 0..SCALE_RUNS {
+            // Three measures per run, in an order that rotates from run to run.
+            for step in 0..3 {
+                match (step + run) % 3 {
+                    2 => {
+                        self.progress(&format!("{SCALE_COUNT} instances, run {} of {SCALE_RUNS}: spawner", run + 1));
+                        match self.spawn_baseline(run, SCALE_COUNT) {
+                            Ok(ns) => baseline.push(ns),
+                            Err(error) => baseline_errors.push(error),
+                        }
+                    }
+                    index => {
+                        let mode = modes[index];
+                        self.progress(&format!(
+                            "{SCALE_COUNT} instances, run {} of {SCALE_RUNS}: sv-lite, {}",
+                            run + 1,
+                            mode.label()
+                        ));
+                        if let Err(error) = self.scale_svlite(run, mode, &mut ours[index]) {
+                            self.progress(&format!("  failed: {error}"));
+                            ours[index].errors.push(error);
+                        }
+                    }
+                }
+            }
+        }
+        for error in &baseline_errors {
+            self.note(format!("{SCALE_COUNT} × `stamp`: a spawner run failed: {error}"));
+        }
+        let baseline_text = format!("spawner loop {}", fmt_samples(&baseline, Unit::Time));
+        for (mode, samples) in modes.iter().zip(&ours) {
+            let metric = format!(
+                "start {SCALE_COUNT} (`stdout`, `stderr: discard`; {}): exec → last of {SCALE_COUNT} stamps",
+                mode.label()
+            );
+            let memory = format!("memory: daemon VmRSS · Pss, {SCALE_COUNT} discarded instances, {}", mode.label());
+            if samples.start.0.is_empty() {
+                let error = samples.errors.join("; ");
+                rows.push(Row::failed(&metric, &error, "≤ 1.3× spawner"));
+                rows.push(Row::failed(&memory, &error, "≤ 30 MiB RSS"));
+                continue;
+            }
+            for error in &samples.errors {
+                self.note(format!("{SCALE_COUNT} × `stamp`, {}: a run failed: {error}", mode.label()));
+            }
+            let r = ratio(samples.start.median(), baseline.median());
+            rows.push(Row::new(
+                &metric,
+                fmt_samples(&samples.start, Unit::Time),
+                baseline_text.clone(),
+                fmt_ratio(r),
+                "≤ 1.3× spawner",
+                r.map(|r| r <= 1.3),
+            ));
+            if samples.rss.0.is_empty() {
+                rows.push(Row::failed(&memory, &samples.errors.join("; "), "≤ 30 MiB RSS"));
+            } else {
+                rows.push(Row::new(
+                    &memory,
+                    format!("{} · {}", fmt_samples(&samples.rss, Unit::Kib), fmt_samples(&samples.pss, Unit::Kib)),
+                    "—".into(),
+                    "—".into(),
+                    "≤ 30 MiB RSS",
+                    samples.rss.median().map(|kib| kib <= 30.0 * 1024.0),
+                ));
+            }
+            self.note(format!(
+                "{SCALE_COUNT} × `stamp`, discarded streams, {}: SIGTERM → daemon exit {}; the daemon's peak RSS \
+                 (VmHWM) at the end of the run {}",
+                mode.label(),
+                fmt_samples(&samples.shutdown, Unit::Time),
+                fmt_samples(&samples.hwm, Unit::Kib)
+            ));
+        }
+        let default = &ours[0];
+        if default.ctl.0.is_empty() {
+            let error =
+                if default.errors.is_empty() { "no run got that far".to_string() } else { default.errors.join("; ") };
+            rows.push(Row::failed(
+                &format!("`ctl status NAME:0`, {SCALE_COUNT} instances"),
+                &error,
+                "≤ 1.3× static exec",
+            ));
+            rows.push(Row::failed(&format!("`ctl status --json`, all {SCALE_COUNT}"), &error, "≤ 100 ms"));
+            return;
+        }
+        let r = ratio(default.ctl.median(), default.exec.median());
+        rows.push(Row::new(
+            &format!("`ctl status NAME:0`, whole process, {SCALE_COUNT} instances"),
+            fmt_samples(&default.ctl, Unit::Time),
+            format!("exec of static `sv-lite --version` {}", fmt_samples(&default.exec, Unit::Time)),
+            fmt_ratio(r),
+            "≤ 1.3× static exec",
+            r.map(|r| r <= 1.3),
+        ));
+        rows.push(Row::new(
+            &format!(
+                "`ctl status --json`, all {SCALE_COUNT} instances, whole process (stdout → file, {:.1} MB)",
+                default.json_bytes as f64 / 1e6
+            ),
+            fmt_samples(&default.json, Unit::Time),
+            "—".into(),
+            "—".into(),
+            "≤ 100 ms",
+            default.json.median().map(|ns| ns <= 100e6),
+        ));
+        rows.push(Row::new(
+            &format!("ctl socket round trip alone, status of all {SCALE_COUNT} instances (one reply line)"),
+            fmt_samples(&default.json_socket, Unit::Time),
+            "—".into(),
+            "—".into(),
+            "(reported)",
+            None,
+        ));
     }
 
     // ---- log capture and forwarding ----
@@ -1517,6 +1740,58 @@ struct MemoryRun {
     shutdown: Option<Duration>,
 }
 
+/// Which way the daemon finds each instance's processes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CgroupMode {
+    /// A cgroup per instance where cgroup v2 can be written (the default).
+    Default,
+    /// `--no-cgroups`: the /proc fallback.
+    NoCgroups,
+}
+
+impl CgroupMode {
+    fn name(self) -> &'static str {
+        match self {
+            CgroupMode::Default => "cgroups",
+            CgroupMode::NoCgroups => "no-cgroups",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            CgroupMode::Default => "default (a cgroup per instance)",
+            CgroupMode::NoCgroups => "`--no-cgroups`",
+        }
+    }
+
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            CgroupMode::Default => &[],
+            CgroupMode::NoCgroups => &["--no-cgroups"],
+        }
+    }
+}
+
+/// What the 10,000-instance runs of one mode measured (times in ns, memory in KiB).
+#[derive(Default)]
+struct ScaleSamples {
+    /// Daemon spawn → last stamp.
+    start: Samples,
+    rss: Samples,
+    pss: Samples,
+    /// VmHWM at the end of a run, after the ctl measures.
+    hwm: Samples,
+    shutdown: Samples,
+    /// `ctl status stamp:0` and the static exec it is compared with, whole processes.
+    ctl: Samples,
+    exec: Samples,
+    /// `ctl status --json` of all, whole process; and the same request on the socket alone.
+    json: Samples,
+    json_socket: Samples,
+    json_bytes: u64,
+    errors: Vec<String>,
+}
+
 #[derive(Clone, Copy)]
 enum LogMode {
     Cat,
@@ -1760,10 +2035,21 @@ fn update_doc(path: &Path, block: &str) -> Res<()> {
     fs::write(path, new).map_err(|error| format!("{}: {error}", path.display()))
 }
 
-/// The parts of the bench, in the order `make bench` runs them.
-const SECTIONS: [&str; 8] = ["restart", "spawn", "ctl", "memory", "log", "forward", "shutdown", "binary"];
+/// The parts of the bench, in the order `make bench` runs them (`forward` only when named).
+const SECTIONS: [&str; 9] = ["restart", "spawn", "ctl", "memory", "scale", "log", "forward", "shutdown", "binary"];
 
-fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
+/// `BENCH_ONLY=scale,spawn`: the sections to run, or None (all of them) when unset or empty.
+fn bench_only() -> Res<Option<Vec<String>>> {
+    let Ok(text) = std::env::var("BENCH_ONLY") else { return Ok(None) };
+    let names: Vec<String> =
+        text.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect();
+    if let Some(unknown) = names.iter().find(|name| !SECTIONS.contains(&name.as_str())) {
+        return Err(format!("BENCH_ONLY: no section `{unknown}` (sections: {})", SECTIONS.join(", ")));
+    }
+    Ok((!names.is_empty()).then_some(names))
+}
+
+fn run(sv: PathBuf, section: Option<&str>) -> Res<()> {
     let started = Instant::now();
     let load_before = load_average();
     let sv =
@@ -1776,6 +2062,10 @@ fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
             .filter(|&mib| mib > 0)
             .ok_or(format!("BENCH_LOG_MIB={text:?} is not a positive number"))?,
         Err(_) => 1024,
+    };
+    let only = match section {
+        Some(section) => Some(vec![section.to_string()]),
+        None => bench_only()?,
     };
     become_subreaper();
     let dir = std::env::temp_dir().join(format!("sv-lite-bench-{}", std::process::id()));
@@ -1795,6 +2085,7 @@ fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
         dir: dir.clone(),
         log_dir: log_dir.clone(),
         daemon_nofile: None,
+        no_cgroups: std::env::var_os("BENCH_NO_CGROUPS").is_some(),
         reaped: HashMap::new(),
         notes: Vec::new(),
         started,
@@ -1802,29 +2093,32 @@ fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
     bench.progress(&format!("sv-lite {}; work dir {}", sv.display(), dir.display()));
 
     let mut rows = Vec::new();
-    let wanted = |section: &str| only.is_none_or(|only| only == section);
-    if wanted("restart") {
+    let wants = |section: &str| only.as_ref().is_none_or(|only| only.iter().any(|name| name == section));
+    if wants("restart") {
         bench.restart_rows(&mut rows);
     }
-    if wanted("spawn") {
+    if wants("spawn") {
         bench.spawn_rows(&mut rows);
     }
-    if wanted("ctl") {
+    if wants("ctl") {
         bench.ctl_rows(&mut rows);
     }
-    if wanted("memory") {
+    if wants("memory") {
         bench.memory_rows(&mut rows);
     }
-    if wanted("log") {
+    if wants("scale") {
+        bench.scale_rows(&mut rows);
+    }
+    if wants("log") {
         bench.log_rows(&mut rows, mib, false);
     }
-    if only == Some("forward") {
+    if only.as_ref().is_some_and(|only| only.iter().any(|name| name == "forward")) {
         bench.log_rows(&mut rows, mib, true);
     }
-    if wanted("shutdown") {
+    if wants("shutdown") {
         bench.shutdown_rows(&mut rows);
     }
-    if wanted("binary") {
+    if wants("binary") {
         bench.binary_row(&mut rows);
     }
     let left = bench.kill_descendants();
@@ -1845,7 +2139,11 @@ fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
     let header = vec![
         format!("Date: {}", utc_now()),
         format!("Machine: {}, {} cores, Linux {}; {}", cpu_model(), core_count(), kernel(), limits()),
-        format!("Binary: `{}`", sv.display()),
+        format!(
+            "Binary: `{}`{}",
+            sv.display(),
+            if bench.no_cgroups { ", every daemon but the 10,000-instance ones with `--no-cgroups`" } else { "" }
+        ),
         format!(
             "Load average (1, 5, 15 min) at the start {load_before}, at the end {}: other work on the machine \
              makes the time figures noisier",
@@ -1865,8 +2163,8 @@ fn run(sv: PathBuf, only: Option<&str>) -> Res<()> {
     ];
     let block = render(&rows, &header, &bench.notes);
     println!("{block}");
-    if only.is_some() {
-        progress("one section only: docs/BENCHMARKS.md left as it is");
+    if let Some(only) = only {
+        progress(&format!("only {}: docs/BENCHMARKS.md left as it was", only.join(",")));
         return Ok(());
     }
     let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
