@@ -84,12 +84,13 @@ impl Sampler {
             }
             usage.insert(root, Usage { cpu_seconds, cpu_percent, rss_bytes });
         }
-        // Bases of processes gone are dropped (a status of some instances only keeps the
-        // others').
-        self.last.retain(|pid, _| match &table {
-            Some(table) => table.procs.contains_key(pid),
-            None => std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        });
+        // Bases of processes gone are dropped when a reading covers most of what is remembered
+        // (a status of all): then only this reading's roots stay. A status of a few instances
+        // only adds its own, so its cost never grows with the number of instances.
+        if baseline && roots.len() * 2 >= self.last.len() {
+            let current: std::collections::HashSet<Pid> = roots.iter().map(|(pid, _)| *pid).collect();
+            self.last.retain(|pid, _| current.contains(pid));
+        }
         usage
     }
 }
