@@ -161,13 +161,15 @@ impl Cgroups {
     /// occupied one stays until a later call).
     pub fn forget(&mut self, keep: impl Fn(&str) -> bool) {
         let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let owners: HashMap<PathBuf, String> =
+            self.dirs.iter().map(|(instance, (dir, _))| (dir.clone(), instance.clone())).collect();
         for entry in entries.flatten() {
             // Instance names hold a `:`; the interface files (`cgroup.procs`...) do not.
             if !entry.file_name().to_string_lossy().contains(':') {
                 continue;
             }
             let path = entry.path();
-            let owner = self.dirs.iter().find(|(_, (dir, _))| *dir == path).map(|(instance, _)| instance.clone());
+            let owner = owners.get(&path).cloned();
             if owner.as_deref().is_some_and(&keep) {
                 continue;
             }

@@ -184,6 +184,9 @@ struct Driver {
     events: EventRing,
     /// Whole-tree stops of this turn, carried out with one `/proc` walk (`kill_trees`).
     tree_kills: Vec<(Pid, crate::spec::Signal, String)>,
+    /// Instances whose last `/proc` walk found processes outside their group: their sweep
+    /// walks again.
+    outside_group: HashSet<String>,
     /// One cgroup per instance, when they can be had (`cgroup.rs`); else `tree_method` says
     /// why the `/proc` walk is used.
     cgroups: Option<cgroup::Cgroups>,
@@ -374,6 +377,7 @@ impl Driver {
             watch,
             events: EventRing::default(),
             tree_kills: Vec::new(),
+            outside_group: HashSet::new(),
             cgroups,
             tree_method,
             spawn_slots,
@@ -525,7 +529,15 @@ impl Driver {
                 }
             }
             Action::SweepTree { pid, instance } => {
-                self.carry_out(Action::KillTree { pid, signal: crate::spec::Signal::KILL, instance })
+                let in_cgroup = self.cgroups.as_ref().is_some_and(|cgroups| cgroups.has(&instance));
+                if in_cgroup || self.outside_group.remove(&instance) {
+                    self.carry_out(Action::KillTree { pid, signal: crate::spec::Signal::KILL, instance });
+                } else if let Err(error) = sys::kill(pid, crate::spec::Signal::KILL, true) {
+                    // Without a cgroup, and when the stop's walk found nothing outside the
+                    // group, the group is all there is to sweep: no walk of /proc for each of
+                    // the 10,000 exits of a shutdown.
+                    log::debug!("{instance}: cannot sweep process group {pid}: {error}");
+                }
             }
             Action::KillTree { pid, signal, instance } => {
                 let result = match sys::kill(pid, signal, true) {
@@ -1302,6 +1314,9 @@ impl Driver {
         let stops: Vec<(Pid, String)> = kills.iter().map(|(pid, _, instance)| (*pid, instance.clone())).collect();
         for ((_, members), (_, signal, instance)) in usage::trees_members(&stops, sys::getpid()).into_iter().zip(&kills)
         {
+            if !members.is_empty() {
+                self.outside_group.insert(instance.clone());
+            }
             for other in members {
                 match sys::kill(other, *signal, false) {
                     Ok(_) => log::debug!("{instance}: sent {signal} to pid {other}, outside its process group"),
