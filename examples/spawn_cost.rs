@@ -53,17 +53,8 @@ fn run(count: usize) -> Result<(), String> {
         stderr: Sink::Discard,
         pid_file: None,
     };
-    let options = SpawnOptions {
-        stdin: Stream::Null,
-        stdout: Stream::Null,
-        stderr: Stream::Null,
-        foreground_tty: false,
-        extra_fds: &extra_fds,
-        listen_pid: false,
-        watchdog_pid: false,
-        cgroup_dir: None,
-        slots: None,
-    };
+    let options =
+        SpawnOptions { extra_fds: &extra_fds, ..SpawnOptions::streams(Stream::Null, Stream::Null, Stream::Null) };
     let variants = [
         ("posix_spawn (listen_pid: false)", options),
         ("clone + LISTEN_PID (listen_pid: true)", SpawnOptions { listen_pid: true, ..options }),

@@ -70,15 +70,8 @@ pub fn run(argv: Vec<String>) -> u8 {
     };
     let terminal = sys::isatty(libc::STDIN_FILENO);
     let options = SpawnOptions {
-        stdin: Stream::Inherit,
-        stdout: Stream::Inherit,
-        stderr: Stream::Inherit,
         foreground_tty: terminal,
-        extra_fds: &[],
-        listen_pid: false,
-        watchdog_pid: false,
-        cgroup_dir: None,
-        slots: None,
+        ..SpawnOptions::streams(Stream::Inherit, Stream::Inherit, Stream::Inherit)
     };
     let child = match sys::spawn(&launch, options) {
         Ok(child) => child,

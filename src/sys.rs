@@ -66,6 +66,25 @@ pub struct SpawnOptions<'a> {
     pub slots: Option<&'a SpawnSlots>,
 }
 
+impl<'a> SpawnOptions<'a> {
+    /// These standard streams, and nothing else: no extra descriptors, no pids in the
+    /// environment, no cgroup, no slots. Callers add what they need with `..`.
+    #[must_use]
+    pub fn streams(stdin: Stream, stdout: Stream, stderr: Stream) -> SpawnOptions<'a> {
+        SpawnOptions {
+            stdin,
+            stdout,
+            stderr,
+            foreground_tty: false,
+            extra_fds: &[],
+            listen_pid: false,
+            watchdog_pid: false,
+            cgroup_dir: None,
+            slots: None,
+        }
+    }
+}
+
 /// How many descriptors a spawn can pass through [`SpawnSlots`]: the three standard streams,
 /// a cgroup, and the rest for socket activation and readiness fds.
 pub const SPAWN_SLOTS: usize = 16;
@@ -1936,17 +1955,7 @@ mod tests {
     }
 
     fn options(extra_fds: &[(RawFd, RawFd)]) -> SpawnOptions<'_> {
-        SpawnOptions {
-            stdin: Stream::Null,
-            stdout: Stream::Null,
-            stderr: Stream::Inherit,
-            foreground_tty: false,
-            extra_fds,
-            listen_pid: false,
-            watchdog_pid: false,
-            cgroup_dir: None,
-            slots: None,
-        }
+        SpawnOptions { extra_fds, ..SpawnOptions::streams(Stream::Null, Stream::Null, Stream::Inherit) }
     }
 
     /// Everything written to `read_end` until every write end is closed.

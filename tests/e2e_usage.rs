@@ -54,7 +54,7 @@ fn status_shows_the_cpu_and_memory_of_the_whole_tree(cgroups: bool) {
         Launch { args, ..Launch::default() },
     );
     let info = d.ctl_ok(&["info"]).stdout;
-    let expected = if cgroups && cgroups_usable().is_some() { "cgroup v2" } else { "/proc walk" };
+    let expected = if cgroups && cgroups_required().is_some() { "cgroup v2" } else { "/proc walk" };
     assert!(info.contains(expected), "{expected} expected: {info}");
     let pid = d.wait_running("heavy:0");
     // Until the 50 MB are resident and some CPU was spent.

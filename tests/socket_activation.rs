@@ -43,15 +43,9 @@ connection.sendall(b'activated' if ok else repr(dict(os.environ)).encode())
     };
     let extra_fds = [(3, listener.as_raw_fd())];
     let options = SpawnOptions {
-        stdin: Stream::Null,
-        stdout: Stream::Inherit,
-        stderr: Stream::Inherit,
-        foreground_tty: false,
         extra_fds: &extra_fds,
         listen_pid: true,
-        watchdog_pid: false,
-        cgroup_dir: None,
-        slots: None,
+        ..SpawnOptions::streams(Stream::Null, Stream::Inherit, Stream::Inherit)
     };
     // The connection waits in the listen queue until the program accepts it.
     let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect before the program runs");

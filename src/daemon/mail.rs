@@ -535,7 +535,8 @@ fn close(registry: &Registry, mut delivery: Delivery) -> u64 {
 /// delivered.
 pub fn sendmail(path: &Path, message: &str) -> Result<Pid, String> {
     let argv = vec![path.to_string_lossy().into_owned(), "-t".to_string(), "-i".to_string()];
-    super::notify_out::spawn_fed(argv, Vec::new(), message.as_bytes()).map_err(|error| format!("sendmail: {error}"))
+    super::notify_out::spawn_fed(argv, Vec::new(), message.as_bytes(), None)
+        .map_err(|error| format!("sendmail: {error}"))
 }
 
 #[cfg(test)]

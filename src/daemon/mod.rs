@@ -588,7 +588,7 @@ impl Driver {
                 self.mailer.cancel(self.poll.registry(), id);
             }
             Action::RunHook { sink, argv, event } => {
-                let result = notify_out::run_hook(&argv, &event, &self.host);
+                let result = notify_out::run_hook(&argv, &event, &self.host, self.spawn_slots.as_ref());
                 if let Err(error) = &result {
                     log::debug!("notify hook {}: {error}", argv.first().map_or("", String::as_str));
                 }
@@ -636,16 +636,10 @@ impl Driver {
                 return;
             }
             ProbeCheck::Shell { launch } => {
+                // Through the slots too: a shell check per instance must not copy the table.
                 let options = SpawnOptions {
-                    stdin: Stream::Null,
-                    stdout: Stream::Null,
-                    stderr: Stream::Null,
-                    foreground_tty: false,
-                    extra_fds: &[],
-                    listen_pid: false,
-                    watchdog_pid: false,
-                    cgroup_dir: None,
-                    slots: None,
+                    slots: self.spawn_slots.as_ref(),
+                    ..SpawnOptions::streams(Stream::Null, Stream::Null, Stream::Null)
                 };
                 let input = match sys::spawn(&launch, options) {
                     Ok(child) => Input::ProbeSpawned { id, seq, pid: child.pid },

@@ -112,7 +112,12 @@ pub fn event_line(event: &Transition) -> String {
 /// # Errors
 ///
 /// Which step failed: the memfd, or the spawn.
-pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, String> {
+pub fn run_hook(
+    argv: &[String],
+    event: &Transition,
+    host: &str,
+    slots: Option<&sys::SpawnSlots>,
+) -> Result<Pid, String> {
     let wire = WireEvent::from_transition(event);
     let mut json = serde_json::to_vec(&wire).map_err(|error| format!("encode the event: {error}"))?;
     json.push(b'\n');
@@ -133,7 +138,7 @@ pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, 
         ("SV_TIME".to_string(), wire.time.clone()),
         ("SV_HOST".to_string(), host.to_string()),
     ];
-    spawn_fed(argv.to_vec(), env, &json)
+    spawn_fed(argv.to_vec(), env, &json, slots)
         .map_err(|error| format!("{}: {error}", argv.first().map_or("hook", String::as_str)))
 }
 
@@ -145,7 +150,12 @@ pub fn run_hook(argv: &[String], event: &Transition, host: &str) -> Result<Pid, 
 /// # Errors
 ///
 /// Which step failed: the memfd, or the spawn (`exec ...: No such file or directory`).
-pub fn spawn_fed(argv: Vec<String>, env: Vec<(String, String)>, input: &[u8]) -> Result<Pid, String> {
+pub fn spawn_fed(
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    input: &[u8],
+    slots: Option<&sys::SpawnSlots>,
+) -> Result<Pid, String> {
     let in_memory = || -> std::io::Result<std::fs::File> {
         let mut file = std::fs::File::from(sys::memfd("sv-lite-input")?);
         file.write_all(input)?;
@@ -163,15 +173,8 @@ pub fn spawn_fed(argv: Vec<String>, env: Vec<(String, String)>, input: &[u8]) ->
         pid_file: None,
     };
     let options = sys::SpawnOptions {
-        stdin: sys::Stream::Fd(stdin.as_raw_fd()),
-        stdout: sys::Stream::Null,
-        stderr: sys::Stream::Inherit,
-        foreground_tty: false,
-        extra_fds: &[],
-        listen_pid: false,
-        watchdog_pid: false,
-        cgroup_dir: None,
-        slots: None,
+        slots,
+        ..sys::SpawnOptions::streams(sys::Stream::Fd(stdin.as_raw_fd()), sys::Stream::Null, sys::Stream::Inherit)
     };
     // The child has its own copy of the memfd; ours closes here.
     sys::spawn(&launch, options).map(|child| child.pid).map_err(|error| error.to_string())
