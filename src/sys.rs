@@ -86,7 +86,8 @@ impl<'a> SpawnOptions<'a> {
 }
 
 /// How many descriptors a spawn can pass through [`SpawnSlots`]: the three standard streams,
-/// a cgroup, and the rest for socket activation and readiness fds.
+/// and the rest for socket activation and readiness fds. (A cgroup needs no slot: `clone3`
+/// reads the daemon's own descriptor of it.)
 pub const SPAWN_SLOTS: usize = 16;
 
 /// A run of descriptor numbers reserved at start-up, low in the table, through which every
@@ -98,7 +99,7 @@ pub const SPAWN_SLOTS: usize = 16;
 /// (`CLONE_FILES`, nothing copied), and its first act is
 /// `close_range(END, ~0, CLOSE_RANGE_UNSHARE)` (Linux 5.9): it takes a private table holding
 /// only the descriptors below `END`, where the slots are. The parent puts the child's pipe
-/// ends, listeners and cgroup into the slots just before the clone (`dup3`) and puts the filler
+/// ends, listeners and readiness fd into the slots just before the clone (`dup3`) and puts the filler
 /// (`/dev/null`, close-on-exec) back right after, so the numbers stay reserved.
 #[derive(Debug)]
 pub struct SpawnSlots {
@@ -642,7 +643,7 @@ enum Starter {
     /// posix_spawn with these file actions and attributes.
     Posix { actions: FileActions, attributes: SpawnAttributes },
     /// `spawn_cloned`, with these `(from, to)` dup2 calls (the standard streams first), the
-    /// end of the slots when sharing the table (else -1) and the `cgroup.procs` (else -1).
+    /// end of the slots when sharing the table (else -1) and the cgroup's directory (else -1).
     Cloned { dup2s: Vec<(RawFd, RawFd)>, unshare_below: RawFd, cgroup_dir: RawFd },
 }
 
@@ -734,8 +735,7 @@ struct ChildStack {
 
 impl ChildStack {
     fn new() -> io::Result<ChildStack> {
-        // SAFETY: sysconf takes an integer and returns one.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(4096);
+        let page = usize::try_from(page_size()).unwrap_or(4096).max(4096);
         let len = CLONE_STACK + page;
         // SAFETY: a new private anonymous mapping with no address hint touches no existing memory.
         let base = unsafe {

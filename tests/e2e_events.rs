@@ -16,17 +16,31 @@ fn ctl_events_follow_sees_every_transition_of_a_restart_in_order() {
         .args(["ctl", "-s"])
         .arg(&d.socket)
         .args(["events", "-f", "--json", "web"])
+        .env(TAG_VAR, &d.dir.tag)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("ctl events -f");
-    let mut lines = BufReader::new(follower.stdout.take().expect("stdout")).lines();
+    // Lines through a channel, so that a missing event fails at the deadline instead of
+    // blocking the read for good.
+    let stdout = follower.stdout.take().expect("stdout");
+    let (sender, received) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |end: Instant| {
+        received.recv_timeout(end.saturating_duration_since(Instant::now())).expect("a line before the deadline")
+    };
     // The recent ones first: web's start, and nothing of `other`.
     let mut seen: Vec<serde_json::Value> = Vec::new();
     let end = Instant::now() + WAIT;
     while !seen.iter().any(|event| event["to"] == "RUNNING") {
         assert!(Instant::now() < end, "no RUNNING event among {seen:?}");
-        let line = lines.next().expect("a line").expect("readable");
+        let line = next_line(end);
         seen.push(serde_json::from_str(&line).expect("one JSON object per line"));
     }
     assert!(seen.iter().all(|event| event["program"] == "web"), "{seen:?}");
@@ -34,7 +48,7 @@ fn ctl_events_follow_sees_every_transition_of_a_restart_in_order() {
     d.ctl_ok(&["restart", "web"]);
     while seen.len() < before + 3 {
         assert!(Instant::now() < end, "the restart's events: {:?}", &seen[before..]);
-        let line = lines.next().expect("a line").expect("readable");
+        let line = next_line(end);
         seen.push(serde_json::from_str(&line).expect("JSON"));
     }
     let restart: Vec<String> = seen[before..]

@@ -1502,6 +1502,7 @@ fn event_kind(to: StateName, note: instance::ChangeNote) -> EventKind {
         StateName::Running => EventKind::Running,
         StateName::Exited => EventKind::Exited,
         StateName::Backoff => EventKind::Backoff,
+        // FATAL returned above.
         StateName::Fatal => EventKind::Fatal,
         StateName::Stopping => EventKind::Stopping,
         StateName::Stopped | StateName::Unknown => EventKind::Stopped,

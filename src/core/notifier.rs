@@ -49,7 +49,9 @@ pub struct Mail {
 pub(crate) struct Notifier {
     sinks: Vec<Sink>,
     next_id: u64,
-    hooks: HashMap<Pid, RunningHook>,
+    /// In the order they started (at most `MAX_HOOKS`): time-outs found together are handled
+    /// in the same order every run, as a hash map's order would not be.
+    hooks: Vec<(Pid, RunningHook)>,
     /// Hooks asked for but not spawned yet (id → deadline is set on spawn).
     hooks_starting: usize,
     hook_queue: VecDeque<(usize, Transition)>,
@@ -133,7 +135,7 @@ impl Notifier {
             let window = sink.window_ends.filter(|_| !sink.gathered.is_empty() && sink.delivery.is_none());
             [delivery, window]
         });
-        sinks.chain(self.hooks.values().map(|hook| hook.kill_at)).flatten().min()
+        sinks.chain(self.hooks.iter().map(|(_, hook)| hook.kill_at)).flatten().min()
     }
 
     /// A transition happened: report it where `notify:` says.
@@ -180,7 +182,7 @@ impl Notifier {
                 None => {}
             }
         }
-        for (pid, hook) in &mut self.hooks {
+        for (pid, hook) in self.hooks.iter_mut() {
             if hook.kill_at.is_some_and(|at| at <= now) {
                 hook.kill_at = None;
                 actions.push_back(Action::Log {
@@ -259,7 +261,7 @@ impl Notifier {
                     Some(NotifySink::Exec(exec)) => exec.timeout,
                     _ => crate::spec::defaults::HOOK_TIMEOUT,
                 };
-                self.hooks.insert(pid, RunningHook { kill_at: Some(now + timeout), name });
+                self.hooks.push((pid, RunningHook { kill_at: Some(now + timeout), name }));
             }
             Err(error) => {
                 actions.push_back(Action::Log {
@@ -280,7 +282,8 @@ impl Notifier {
         status: ExitStatus,
         actions: &mut VecDeque<Action>,
     ) -> bool {
-        if let Some(hook) = self.hooks.remove(&pid) {
+        if let Some(index) = self.hooks.iter().position(|(running, _)| *running == pid) {
+            let (_, hook) = self.hooks.remove(index);
             if status != ExitStatus::Exited(0) {
                 actions.push_back(Action::Log {
                     level: log::Level::Warn,

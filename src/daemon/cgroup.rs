@@ -151,12 +151,6 @@ impl Cgroups {
         Some(GroupUsage { cpu_seconds: usec.saturating_sub(*base) as f64 / 1e6, memory_bytes })
     }
 
-    /// Whether instance cgroups carry `memory.current`.
-    #[must_use]
-    pub fn has_memory(&self) -> bool {
-        self.memory
-    }
-
     /// Removes the cgroups of instances that `keep` no longer wants, when they are empty (an
     /// occupied one stays until a later call).
     pub fn forget(&mut self, keep: impl Fn(&str) -> bool) {

@@ -271,7 +271,7 @@ pub fn read_process_stats() -> ProcessStats {
     // Fields after the command's closing parenthesis, from field 3 (state) on.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
     let field = |number: usize| fields.get(number - 3).and_then(|text| text.parse::<f64>().ok());
-    let ticks = clock_ticks();
+    let ticks = crate::sys::clock_ticks() as f64;
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |key: &str| -> Option<f64> {
         let value = status.lines().find_map(|line| line.strip_prefix(key))?;
@@ -311,18 +311,6 @@ fn escape(value: &str) -> String {
 
 fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
-}
-
-/// `AT_CLKTCK` from `/proc/self/auxv` (pairs of native words), else the usual 100.
-fn clock_ticks() -> f64 {
-    const AT_CLKTCK: usize = 17;
-    const WORD: usize = std::mem::size_of::<usize>();
-    let auxv = fs::read("/proc/self/auxv").unwrap_or_default();
-    let word = |bytes: &[u8]| bytes.try_into().map_or(0, usize::from_ne_bytes);
-    auxv.chunks_exact(2 * WORD)
-        .find(|pair| word(&pair[..WORD]) == AT_CLKTCK)
-        .map_or(100.0, |pair| word(&pair[WORD..]) as f64)
-        .max(1.0)
 }
 
 #[cfg(test)]
@@ -506,7 +494,7 @@ mod tests {
         assert!(stats.virtual_bytes.expect("VmSize") >= stats.resident_bytes.unwrap_or_default());
         assert!(stats.open_fds.expect("/proc/self/fd") >= 3.0);
         assert!(stats.cpu_seconds.expect("utime and stime") >= 0.0);
-        assert_eq!(clock_ticks(), 100.0, "AT_CLKTCK is 100 on every Linux we run on");
+        assert_eq!(crate::sys::clock_ticks() as f64, 100.0, "AT_CLKTCK is 100 on every Linux we run on");
     }
 
     /// promtool (Debian's `prometheus` package, installed by .ci/run) accepts the fixture, with

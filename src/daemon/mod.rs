@@ -540,6 +540,11 @@ impl Driver {
                 }
             }
             Action::KillTree { pid, signal, instance } => {
+                // The cgroup holds the whole tree, group included: each process gets the signal
+                // once (a second SIGTERM or SIGINT means "hurry" to some programs).
+                if self.kill_cgroup(&instance, signal) {
+                    return;
+                }
                 let result = match sys::kill(pid, signal, true) {
                     Ok(false) => sys::kill(pid, signal, false),
                     other => other,
@@ -547,11 +552,9 @@ impl Driver {
                 if let Err(error) = result {
                     log::debug!("{instance}: cannot send {signal} to process group {pid}: {error}");
                 }
-                if !self.kill_cgroup(&instance, signal) {
-                    // What left the group (setsid) or the tree (a double fork, adopted by us):
-                    // found by one /proc walk for every stop of this turn (`kill_trees`).
-                    self.tree_kills.push((pid, signal, instance));
-                }
+                // What left the group (setsid) or the tree (a double fork, adopted by us):
+                // found by one /proc walk for every stop of this turn (`kill_trees`).
+                self.tree_kills.push((pid, signal, instance));
             }
             Action::RunProbe { id, seq, check, snooze } => self.run_probe(id, seq, check, snooze),
             Action::CancelProbe { id, seq } => {
@@ -1065,6 +1068,13 @@ impl Driver {
     }
 
     fn handle_source(&mut self, token: Token) {
+        // Child output first: the busiest source, found by one map lookup, before the
+        // servers' own lookups.
+        match self.sources.get(&token) {
+            Some(Source::Child { .. }) => return self.read_child(token),
+            Some(Source::ReadyFd { .. }) => return self.read_ready_fd(token),
+            None => {}
+        }
         if self.http.as_ref().is_some_and(|(server, _)| server.owns(token)) {
             self.serve_http(token);
             return;
@@ -1086,13 +1096,8 @@ impl Driver {
         }
         if self.control.owns(token) {
             self.service_connection(token);
-            return;
         }
-        match self.sources.get(&token) {
-            Some(Source::Child { .. }) => self.read_child(token),
-            Some(Source::ReadyFd { .. }) => self.read_ready_fd(token),
-            None => {} // Spurious event for a source already gone.
-        }
+        // Otherwise a spurious event for a source already gone.
     }
 
     fn read_child(&mut self, token: Token) {
@@ -1404,7 +1409,7 @@ impl Driver {
                 }
             }
         }
-        let message = notify_out::compose_mail(mail, &self.host, &tails, id);
+        let message = notify_out::compose_mail(mail, &self.host, &tails, id, self.now.wall);
         let from = mail.spec.from.replace("%(host)s", &self.host);
         let result = match &mail.spec.via {
             MailVia::Smtp { addr, auth } => {

@@ -63,7 +63,7 @@ pub fn subject(mail: &Mail, host: &str) -> String {
 /// The whole message: headers, the counts, the events, and each instance's recent stderr and
 /// stdout (`tails`: instance, stream, bytes).
 #[must_use]
-pub fn compose_mail(mail: &Mail, host: &str, tails: &[(String, String, Vec<u8>)], id: u64) -> String {
+pub fn compose_mail(mail: &Mail, host: &str, tails: &[(String, String, Vec<u8>)], id: u64, now: SystemTime) -> String {
     let mut body = String::new();
     let total: u32 = mail.counts.iter().map(|(_, _, n)| n).sum();
     body.push_str(&format!("sv-lite on {host} reports {total} events.\n\n"));
@@ -92,7 +92,6 @@ pub fn compose_mail(mail: &Mail, host: &str, tails: &[(String, String, Vec<u8>)]
         }
     }
     let from = mail.spec.from.replace("%(host)s", host);
-    let now = SystemTime::now();
     let stamp = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |since| since.as_millis());
     let message_id = format!("<{stamp}.{id}.sv-lite@{host}>");
     super::mail::compose(&from, &mail.spec.to, &subject(mail, host), &body, now, &message_id)
