@@ -36,7 +36,7 @@ programs:
     cmd: sleep 300
   slow:
     cmd: sleep 300
-    starttime: 3
+    starttime: 8
 "
     ))
 }
@@ -108,9 +108,15 @@ fn hostile_http_clients_cost_only_themselves() {
             break; // Answered (431) and closed.
         }
     }
-    let garbage =
-        TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| stream.write_all(b"\x00\x01garbage\r\n\r\n"));
+    let garbage = TcpStream::connect(("127.0.0.1", port))
+        .and_then(|mut stream| stream.write_all(b"\x00\x01garbage\r\n\r\n").map(|()| stream));
     assert!(garbage.is_ok());
+    // Garbage is answered 400 and closed, not kept.
+    let mut garbage = garbage.expect("connected");
+    garbage.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut answer = String::new();
+    let _ = garbage.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
     // Meanwhile the endpoint and the control socket answer.
     assert_eq!(get(port, "/healthz").0, 200);
     assert_eq!(d.ctl(&["status"]).code, Some(0));

@@ -78,7 +78,8 @@ programs:
     // A few more rotations, then the files as they are.
     let before = fs::read_to_string(d.path("events.log.2")).unwrap_or_default();
     d.wait_for("another rotation", WAIT, || fs::read_to_string(d.path("events.log.2")).unwrap_or_default() != before);
-    d.ctl(&["stop", "flappy"]);
+    // Stopped and waited for, so that no rotation runs while the files are read.
+    d.ctl_ok(&["stop", "flappy"]);
     assert!(!d.path("events.log.3").exists(), "only two backups are kept");
     for name in ["events.log.2", "events.log.1"] {
         let text = fs::read_to_string(d.path(name)).unwrap();
